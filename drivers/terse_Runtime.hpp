@@ -1,0 +1,50 @@
+#pragma once
+// terse_Runtime.hpp: process-wide set-up of the terse program: MPI, then Kokkos, torn down in reverse.
+
+#include <mpi.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace terse {
+
+/// Initialises MPI (MPI_THREAD_FUNNELED) and Kokkos from the command line and finalises both on
+/// destruction. Kokkos's own flags (--kokkos-*) are consumed here; args() holds the rest for CLI11.
+class Runtime {
+ public:
+  Runtime(int& argc, char**& argv);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  /// The command line without Kokkos's flags, program name first.
+  const std::vector<std::string>& args() const { return args_; }
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  std::vector<std::string> args_;
+};
+
+/// Thrown for errors the user can fix (bad options, bad files); main() prints it and exits non-zero.
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int run_info(const Runtime& rt);
+
+struct DemoOptions {
+  std::size_t dim = 1 << 20;
+  int iterations = 250;
+  double lr = 5e-3;
+  double noise_std = 1.0;
+  double x0 = 1.0;
+  unsigned long long seed = 42;
+  int log_every = 50;
+};
+int run_demo(const Runtime& rt, const DemoOptions& opt);
+
+}  // namespace terse

@@ -1,0 +1,135 @@
+#pragma once
+// terse_Compat.hpp: the one place that knows the API differences between Kokkos 3.4 and Kokkos 4.x.
+//
+// Everything else in terse calls terse::compat::*; no other file tests KOKKOS_VERSION.
+//   math          Kokkos::Experimental::sqrt,... (3.4)          -> Kokkos::sqrt,... (3.7+, old names gone in 4.3)
+//   min/max       absent in 3.4                                  -> Kokkos::min/max (3.7+)
+//   popcount      Kokkos::Impl::bit_count (32-bit, 3.4)          -> Kokkos::popcount (4.1+)
+//   host/device   no KOKKOS_IF_ON_HOST in 3.4                    -> KOKKOS_IF_ON_HOST (3.6+)
+//   version       KOKKOS_VERSION only in 3.4                      -> KOKKOS_VERSION_GREATER_EQUAL (4.0+)
+//   threads flag  --kokkos-threads (3.4)                          -> --kokkos-num-threads (3.7+)
+
+#include <Kokkos_Core.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#if !defined(KOKKOS_VERSION) || KOKKOS_VERSION < 30400
+#error "terse needs Kokkos 3.4 or newer"
+#endif
+#if defined(KOKKOS_ENABLE_CXX14)
+#error "terse needs a Kokkos built for C++17 or newer; this one was built for C++14 (e.g. Debian's libtrilinos-kokkos-dev). Run scripts/setup.sh or point Kokkos_ROOT at a C++17 build."
+#endif
+
+#define TERSE_KOKKOS_AT_LEAST(major, minor, patch) (KOKKOS_VERSION >= ((major)*10000 + (minor)*100 + (patch)))
+
+#if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
+#include <Kokkos_BitManipulation.hpp>
+#else
+#include <impl/Kokkos_BitOps.hpp>
+#endif
+
+namespace terse {
+namespace compat {
+
+#if TERSE_KOKKOS_AT_LEAST(3, 7, 0)
+#define TERSE_IMPL_MATH_NS Kokkos
+#else
+#define TERSE_IMPL_MATH_NS Kokkos::Experimental
+#endif
+
+using TERSE_IMPL_MATH_NS::sqrt;
+using TERSE_IMPL_MATH_NS::fabs;
+using TERSE_IMPL_MATH_NS::exp;
+using TERSE_IMPL_MATH_NS::log;
+using TERSE_IMPL_MATH_NS::log1p;
+using TERSE_IMPL_MATH_NS::expm1;
+using TERSE_IMPL_MATH_NS::pow;
+using TERSE_IMPL_MATH_NS::lgamma;
+using TERSE_IMPL_MATH_NS::erf;
+using TERSE_IMPL_MATH_NS::erfc;
+using TERSE_IMPL_MATH_NS::cos;
+using TERSE_IMPL_MATH_NS::sin;
+using TERSE_IMPL_MATH_NS::floor;
+#undef TERSE_IMPL_MATH_NS
+
+template <class T>
+KOKKOS_INLINE_FUNCTION constexpr const T& min(const T& a, const T& b) {
+  return (b < a) ? b : a;
+}
+template <class T>
+KOKKOS_INLINE_FUNCTION constexpr const T& max(const T& a, const T& b) {
+  return (a < b) ? b : a;
+}
+
+/// Number of set bits of a 32- or 64-bit unsigned word, on host and device.
+KOKKOS_INLINE_FUNCTION int popcount(std::uint64_t w) {
+#if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
+  return Kokkos::popcount(w);
+#else
+  return Kokkos::Impl::bit_count(static_cast<unsigned>(w & 0xffffffffu)) +
+         Kokkos::Impl::bit_count(static_cast<unsigned>(w >> 32));
+#endif
+}
+KOKKOS_INLINE_FUNCTION int popcount(std::uint32_t w) {
+#if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
+  return Kokkos::popcount(w);
+#else
+  return Kokkos::Impl::bit_count(static_cast<unsigned>(w));
+#endif
+}
+
+/// "OpenMP;Serial": the execution spaces this Kokkos was built with, by name.
+inline std::vector<std::string> enabled_backends() {
+  std::vector<std::string> names;
+#if defined(KOKKOS_ENABLE_CUDA)
+  names.emplace_back("Cuda");
+#endif
+#if defined(KOKKOS_ENABLE_HIP)
+  names.emplace_back("HIP");
+#endif
+#if defined(KOKKOS_ENABLE_SYCL)
+  names.emplace_back("SYCL");
+#endif
+#if defined(KOKKOS_ENABLE_OPENMPTARGET)
+  names.emplace_back("OpenMPTarget");
+#endif
+#if defined(KOKKOS_ENABLE_OPENMP)
+  names.emplace_back("OpenMP");
+#endif
+#if defined(KOKKOS_ENABLE_THREADS)
+  names.emplace_back("Threads");
+#endif
+#if defined(KOKKOS_ENABLE_HPX)
+  names.emplace_back("HPX");
+#endif
+#if defined(KOKKOS_ENABLE_SERIAL)
+  names.emplace_back("Serial");
+#endif
+  return names;
+}
+
+/// "3.4.1" from KOKKOS_VERSION.
+inline std::string kokkos_version() {
+  return std::to_string(KOKKOS_VERSION / 10000) + "." + std::to_string(KOKKOS_VERSION / 100 % 100) + "." +
+         std::to_string(KOKKOS_VERSION % 100);
+}
+
+/// The command-line flag that sets the number of host threads in this Kokkos.
+inline const char* threads_flag() {
+#if TERSE_KOKKOS_AT_LEAST(3, 7, 0)
+  return "--kokkos-num-threads";
+#else
+  return "--kokkos-threads";
+#endif
+}
+
+/// Concurrency of an execution space instance (a static member in 3.4, a member function in 4.x).
+template <class ExecSpace>
+int concurrency(const ExecSpace& space) {
+  return space.concurrency();
+}
+
+}  // namespace compat
+}  // namespace terse

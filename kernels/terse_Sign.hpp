@@ -1,0 +1,181 @@
+#pragma once
+// terse_Sign.hpp: 1-bit sign compression. Packs fp32/fp64 vectors into 64-bit words, unpacks them to
+// +-scale, and applies x <- x - eta * scale * sign without materialising a vector of signs.
+//
+// Conventions (fixed for the whole project):
+//   * a value >= 0 (so -0.0 too, and NaN) encodes +1 as a set bit; a value < 0 encodes -1 as a clear bit;
+//   * coordinate i lives in bit (i % 64) of word (i / 64), least significant bit first, so the packed words
+//     read as bytes on a little-endian machine equal numpy.packbits(x >= 0, bitorder='little');
+//   * the unused high bits of the last word are 0.
+
+#include <terse_Compat.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace terse {
+
+/// The unit of packed sign vectors.
+using sign_word_t = std::uint64_t;
+inline constexpr int sign_word_bits = 64;
+
+/// Number of words that hold n packed signs.
+KOKKOS_INLINE_FUNCTION constexpr std::size_t packed_words(std::size_t n) {
+  return (n + sign_word_bits - 1) / sign_word_bits;
+}
+
+/// The bit a value encodes: 1 for +1 (x >= 0, -0.0, NaN), 0 for -1 (x < 0).
+template <class T>
+KOKKOS_INLINE_FUNCTION constexpr sign_word_t sign_bit(T x) {
+  return static_cast<sign_word_t>(!(x < T(0)));
+}
+
+/// +1 or -1 from a bit.
+template <class T>
+KOKKOS_INLINE_FUNCTION constexpr T sign_value(sign_word_t bit) {
+  return bit ? T(1) : T(-1);
+}
+
+namespace Impl {
+
+/// Host backends write whole words per iteration (contiguous, vectorisable); device backends map one
+/// thread to one coordinate so neighbouring threads touch neighbouring addresses.
+template <class ExecSpace>
+inline constexpr bool word_loops_v =
+    Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible;
+
+template <class ExecSpace, class View>
+constexpr void check_access() {
+  static_assert(Kokkos::is_view<View>::value, "terse kernels take Kokkos::View arguments");
+  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename View::memory_space>::accessible,
+                "the view's memory space is not accessible from the execution space");
+  static_assert(View::rank == 1, "terse sign kernels take rank-1 views");
+}
+
+template <class XView, class WView>
+struct SignPack {
+  XView x;
+  WView words;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    const std::size_t begin = w * sign_word_bits;
+    sign_word_t bits = 0;
+    if (begin + sign_word_bits <= n) {
+      for (int j = 0; j < sign_word_bits; ++j) bits |= sign_bit(x(begin + j)) << j;
+    } else {
+      for (std::size_t j = 0; begin + j < n; ++j) bits |= sign_bit(x(begin + j)) << j;
+    }
+    words(w) = bits;
+  }
+};
+
+/// y(i) = (bit i ? s : -s) for a whole word at a time (host backends).
+template <class WView, class YView>
+struct SignUnpackWords {
+  WView words;
+  YView y;
+  typename YView::non_const_value_type scale;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    using T = typename YView::non_const_value_type;
+    const std::size_t begin = w * sign_word_bits;
+    const sign_word_t bits = words(w);
+    const std::size_t count = compat::min<std::size_t>(sign_word_bits, n - begin);
+    for (std::size_t j = 0; j < count; ++j) y(begin + j) = ((bits >> j) & 1u) ? scale : T(-scale);
+  }
+};
+
+template <class WView, class YView>
+struct SignUnpackCoords {
+  WView words;
+  YView y;
+  typename YView::non_const_value_type scale;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    using T = typename YView::non_const_value_type;
+    y(i) = ((words(i / sign_word_bits) >> (i % sign_word_bits)) & 1u) ? scale : T(-scale);
+  }
+};
+
+/// x(i) -= step * sign_i, one word at a time (host backends).
+template <class WView, class XView>
+struct SignApplyWords {
+  WView words;
+  XView x;
+  typename XView::non_const_value_type step;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    using T = typename XView::non_const_value_type;
+    const std::size_t begin = w * sign_word_bits;
+    const sign_word_t bits = words(w);
+    const std::size_t count = compat::min<std::size_t>(sign_word_bits, n - begin);
+    for (std::size_t j = 0; j < count; ++j) x(begin + j) -= ((bits >> j) & 1u) ? step : T(-step);
+  }
+};
+
+template <class WView, class XView>
+struct SignApplyCoords {
+  WView words;
+  XView x;
+  typename XView::non_const_value_type step;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    using T = typename XView::non_const_value_type;
+    x(i) -= ((words(i / sign_word_bits) >> (i % sign_word_bits)) & 1u) ? step : T(-step);
+  }
+};
+
+}  // namespace Impl
+
+/// Packs the signs of x (fp32 or fp64) into words(0 .. packed_words(n)-1); n = x.extent(0).
+template <class ExecSpace, class XView, class WView>
+void sign_pack(const ExecSpace& space, const XView& x, const WView& words) {
+  Impl::check_access<ExecSpace, XView>();
+  Impl::check_access<ExecSpace, WView>();
+  static_assert(std::is_floating_point<typename XView::value_type>::value, "sign_pack packs fp32 or fp64");
+  static_assert(std::is_same<typename WView::value_type, sign_word_t>::value, "packed words are sign_word_t");
+  const std::size_t n = x.extent(0);
+  KOKKOS_ASSERT(words.extent(0) >= packed_words(n));
+  Kokkos::parallel_for("terse::sign_pack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                       Impl::SignPack<XView, WView>{x, words, n});
+}
+
+/// Unpacks n = y.extent(0) signs into y(i) = +scale or -scale.
+template <class ExecSpace, class WView, class YView>
+void sign_unpack(const ExecSpace& space, const WView& words, const YView& y,
+                 typename YView::non_const_value_type scale = 1) {
+  Impl::check_access<ExecSpace, WView>();
+  Impl::check_access<ExecSpace, YView>();
+  const std::size_t n = y.extent(0);
+  KOKKOS_ASSERT(words.extent(0) >= packed_words(n));
+  if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Kokkos::parallel_for("terse::sign_unpack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                         Impl::SignUnpackWords<WView, YView>{words, y, scale, n});
+  } else {
+    Kokkos::parallel_for("terse::sign_unpack", Kokkos::RangePolicy<ExecSpace>(space, 0, n),
+                         Impl::SignUnpackCoords<WView, YView>{words, y, scale});
+  }
+}
+
+/// Fused unpack-and-apply: x(i) <- x(i) - step * sign_i with sign_i = +-1 from the packed words.
+template <class ExecSpace, class WView, class XView>
+void sign_apply(const ExecSpace& space, const WView& words, const XView& x,
+                typename XView::non_const_value_type step) {
+  Impl::check_access<ExecSpace, WView>();
+  Impl::check_access<ExecSpace, XView>();
+  const std::size_t n = x.extent(0);
+  KOKKOS_ASSERT(words.extent(0) >= packed_words(n));
+  if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Kokkos::parallel_for("terse::sign_apply", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                         Impl::SignApplyWords<WView, XView>{words, x, step, n});
+  } else {
+    Kokkos::parallel_for("terse::sign_apply", Kokkos::RangePolicy<ExecSpace>(space, 0, n),
+                         Impl::SignApplyCoords<WView, XView>{words, x, step});
+  }
+}
+
+}  // namespace terse

@@ -1,0 +1,111 @@
+#pragma once
+// terse_Vote.hpp: majority vote over W packed sign vectors, computed on the packed words.
+//
+// For each coordinate, count = number of workers whose bit is set (+1). The vote is +1 when
+// count > W/2 and -1 when count < W/2; an exact tie (count == W/2, only possible for even W) gives 0,
+// reported as a clear vote bit and a set bit in the tie mask (seed 001 Sec. 4.2).
+//
+// The counting is bit-sliced: the counts of 64 coordinates are held as ceil(log2(W+1)) bit planes and
+// each worker's word is added with a ripple-carry adder, so W words cost O(W log W) word operations,
+// never an unpack to integers.
+
+#include <terse_Sign.hpp>
+
+namespace terse {
+
+/// Largest number of voters: counts up to 2^32 - 1 fit the bit planes.
+inline constexpr int vote_max_planes = 32;
+
+namespace Impl {
+
+template <class SignsView, class VoteView, class TieView>
+struct MajorityVote {
+  SignsView signs;  // (W, words)
+  VoteView vote;    // (words)
+  TieView tie;      // (words)
+  int n_voters;
+  int planes;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    sign_word_t count[vote_max_planes];
+    for (int l = 0; l < planes; ++l) count[l] = 0;
+    for (int v = 0; v < n_voters; ++v) {
+      sign_word_t carry = signs(v, w);
+      for (int l = 0; l < planes && carry; ++l) {
+        const sign_word_t t = count[l] & carry;
+        count[l] ^= carry;
+        carry = t;
+      }
+    }
+    // Compare the bit-sliced counts with K = floor(W/2), most significant plane first.
+    const unsigned half = static_cast<unsigned>(n_voters) / 2u;
+    sign_word_t greater = 0, equal = ~sign_word_t(0);
+    for (int l = planes - 1; l >= 0; --l) {
+      if ((half >> l) & 1u) {
+        equal &= count[l];
+      } else {
+        greater |= equal & count[l];
+        equal &= ~count[l];
+      }
+    }
+    vote(w) = greater;                                    // count > floor(W/2)
+    tie(w) = (n_voters % 2 == 0) ? equal : sign_word_t(0);  // count == W/2
+  }
+};
+
+}  // namespace Impl
+
+/// Number of bit planes that hold counts 0..n_voters.
+KOKKOS_INLINE_FUNCTION constexpr int vote_planes(int n_voters) {
+  int planes = 1;
+  while (planes < vote_max_planes && (static_cast<unsigned long long>(1) << planes) <= static_cast<unsigned long long>(n_voters)) ++planes;
+  return planes;
+}
+
+/// Majority vote of signs(v, :) over v = 0..W-1 into vote(:) (packed, set bit = +1) and tie(:)
+/// (set bit = exact tie, vote 0). Padding bits of the last word come out as 0 in vote and in tie only
+/// when W is odd; callers mask them with the dimension (sign_apply_voted does).
+template <class ExecSpace, class SignsView, class VoteView, class TieView>
+void majority_vote(const ExecSpace& space, const SignsView& signs, const VoteView& vote, const TieView& tie) {
+  static_assert(SignsView::rank == 2, "majority_vote takes a (voters, words) view");
+  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename SignsView::memory_space>::accessible, "");
+  Impl::check_access<ExecSpace, VoteView>();
+  Impl::check_access<ExecSpace, TieView>();
+  const int n_voters = static_cast<int>(signs.extent(0));
+  KOKKOS_ASSERT(n_voters >= 1);
+  KOKKOS_ASSERT(vote.extent(0) >= signs.extent(1) && tie.extent(0) >= signs.extent(1));
+  Kokkos::parallel_for("terse::majority_vote", Kokkos::RangePolicy<ExecSpace>(space, 0, signs.extent(1)),
+                       Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters,
+                                                                        vote_planes(n_voters)});
+}
+
+namespace Impl {
+
+template <class WView, class XView>
+struct SignApplyVoted {
+  WView vote, tie;
+  XView x;
+  typename XView::non_const_value_type step;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    using T = typename XView::non_const_value_type;
+    const std::size_t w = i / sign_word_bits;
+    const int b = static_cast<int>(i % sign_word_bits);
+    const T s = ((vote(w) >> b) & 1u) ? step : T(-step);
+    x(i) -= ((tie(w) >> b) & 1u) ? T(0) : s;
+  }
+};
+
+}  // namespace Impl
+
+/// x(i) <- x(i) - step * vote_i with vote_i in {+1, -1, 0 (tie)} from the packed vote and tie mask.
+template <class ExecSpace, class WView, class XView>
+void sign_apply_voted(const ExecSpace& space, const WView& vote, const WView& tie, const XView& x,
+                      typename XView::non_const_value_type step) {
+  Impl::check_access<ExecSpace, WView>();
+  Impl::check_access<ExecSpace, XView>();
+  Kokkos::parallel_for("terse::sign_apply_voted", Kokkos::RangePolicy<ExecSpace>(space, 0, x.extent(0)),
+                       Impl::SignApplyVoted<WView, XView>{vote, tie, x, step});
+}
+
+}  // namespace terse

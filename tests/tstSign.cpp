@@ -1,0 +1,118 @@
+// Sign packing, unpacking and fused apply against the scalar reference, on every backend.
+#include "terse_TestBackends.hpp"
+#include "terse_TestReference.hpp"
+
+#include <terse_Sign.hpp>
+
+#include <cmath>
+#include <limits>
+
+namespace {
+
+using namespace terse;
+using namespace terse::test;
+
+const std::size_t sizes[] = {0, 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4097, 100003};
+
+template <class ExecSpace>
+class SignPack : public ::testing::Test {};
+TYPED_TEST_SUITE(SignPack, ExecSpaces);
+
+template <class ExecSpace, class T>
+void check_pack(std::size_t n, unsigned seed) {
+  const auto x = mixed_values<T>(n, seed);
+  const auto xd = to_device<ExecSpace>(x, "x");
+  // Fill with garbage first so that a word the kernel does not write shows up.
+  Kokkos::View<sign_word_t*, typename ExecSpace::memory_space> words("words", packed_words(n));
+  Kokkos::deep_copy(words, ~sign_word_t(0));
+  sign_pack(ExecSpace(), xd, words);
+  const auto got = to_host(words);
+  const auto want = reference_pack(x);
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t w = 0; w < want.size(); ++w) ASSERT_EQ(got[w], want[w]) << "word " << w << " of n = " << n;
+}
+
+TYPED_TEST(SignPack, Float32MatchesScalarReference) {
+  for (auto n : sizes) check_pack<TypeParam, float>(n, 7 + static_cast<unsigned>(n));
+}
+
+TYPED_TEST(SignPack, Float64MatchesScalarReference) {
+  for (auto n : sizes) check_pack<TypeParam, double>(n, 11 + static_cast<unsigned>(n));
+}
+
+TYPED_TEST(SignPack, ConventionZeroNegativeZeroAndNaNArePlusOne) {
+  const std::vector<double> x = {1.0, -1.0, 0.0, -0.0, -2.5, 3.0, std::numeric_limits<double>::quiet_NaN(),
+                                 -std::numeric_limits<double>::denorm_min(), -std::numeric_limits<double>::infinity()};
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", 1);
+  sign_pack(TypeParam(), to_device<TypeParam>(x), words);
+  // bits (LSB first): +1 -1 +1 +1 -1 +1 +1 -1 -1, padding 0 -> 0b0'0110'1101
+  EXPECT_EQ(to_host(words)[0], sign_word_t(0b001101101));
+}
+
+TYPED_TEST(SignPack, UnusedBitsOfTheLastWordAreZero) {
+  const std::vector<float> x(70, 1.0f);
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", 2);
+  sign_pack(TypeParam(), to_device<TypeParam>(x), words);
+  const auto got = to_host(words);
+  EXPECT_EQ(got[0], ~sign_word_t(0));
+  EXPECT_EQ(got[1], sign_word_t(0x3f));
+}
+
+template <class ExecSpace, class T>
+void check_unpack_and_apply(std::size_t n, unsigned seed, T scale) {
+  const auto signs_src = mixed_values<T>(n, seed);
+  const auto words_ref = reference_pack(signs_src);
+  const auto words = to_device<ExecSpace>(words_ref, "words");
+
+  Kokkos::View<T*, typename ExecSpace::memory_space> y("y", n);
+  Kokkos::deep_copy(y, T(12345));
+  sign_unpack(ExecSpace(), words, y, scale);
+  const auto got = to_host(y);
+  for (std::size_t i = 0; i < n; ++i)
+    ASSERT_EQ(got[i], reference_bit(words_ref, i) ? scale : -scale) << "coordinate " << i << " of " << n;
+
+  const auto x0 = mixed_values<T>(n, seed + 1);
+  auto x = to_device<ExecSpace>(x0, "x");
+  sign_apply(ExecSpace(), words, x, scale);
+  const auto applied = to_host(x);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T want = x0[i] - (reference_bit(words_ref, i) ? scale : -scale);
+    ASSERT_EQ(applied[i], want) << "coordinate " << i << " of " << n;
+  }
+}
+
+TYPED_TEST(SignPack, UnpackAndApplyFloat32) {
+  for (auto n : sizes) {
+    check_unpack_and_apply<TypeParam, float>(n, 3 + static_cast<unsigned>(n), 1.0f);
+    check_unpack_and_apply<TypeParam, float>(n, 5 + static_cast<unsigned>(n), 0.375f);
+  }
+}
+
+TYPED_TEST(SignPack, UnpackAndApplyFloat64) {
+  for (auto n : sizes) {
+    check_unpack_and_apply<TypeParam, double>(n, 13 + static_cast<unsigned>(n), 1.0);
+    check_unpack_and_apply<TypeParam, double>(n, 17 + static_cast<unsigned>(n), 2.5e-3);
+  }
+}
+
+TYPED_TEST(SignPack, PackThenUnpackRoundTrips) {
+  const std::size_t n = 4099;
+  const auto x = mixed_values<double>(n, 99);
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", packed_words(n));
+  Kokkos::View<double*, typename TypeParam::memory_space> y("y", n);
+  sign_pack(TypeParam(), to_device<TypeParam>(x), words);
+  sign_unpack(TypeParam(), words, y, 1.0);
+  const auto got = to_host(y);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], (x[i] < 0) ? -1.0 : 1.0) << i;
+}
+
+TEST(Backends, OpenMPRunsWithSeveralThreads) {
+#if defined(KOKKOS_ENABLE_OPENMP)
+  // CTest runs the unit tests with OMP_NUM_THREADS=2: the OpenMP cases above must use real threads.
+  EXPECT_GE(Kokkos::OpenMP().concurrency(), 2) << "set OMP_NUM_THREADS >= 2";
+#else
+  GTEST_SKIP() << "Kokkos was built without OpenMP";
+#endif
+}
+
+}  // namespace
