@@ -2,6 +2,7 @@
 // traffic it resembles (sign pack: read-only; unpack: copy; fused apply and vote-apply: in-place update).
 #include "terse_BenchUtils.hpp"
 
+#include <terse_Compress.hpp>
 #include <terse_Sign.hpp>
 #include <terse_Vote.hpp>
 
@@ -67,5 +68,138 @@ BENCHMARK_TEMPLATE(BM_SignPack, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_SignPack, double) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_SignUnpack, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_SignApply, float) TERSE_SIZES;
+
+}  // namespace
+
+namespace {
+
+// --- compressors: one fused pass each --------------------------------------------------------------------
+
+template <class T>
+void fill_gaussian_like(const Kokkos::View<T*, Mem>& x, std::uint32_t salt) {
+  const CounterRng rng{salt, 0};
+  Kokkos::parallel_for("bench::fill", Kokkos::RangePolicy<Exec>(0, x.extent(0)),
+                       KOKKOS_LAMBDA(std::size_t i) { x(i) = static_cast<T>(rng.uniform(0, 0, i) - 0.5); });
+}
+
+// Scaled sign C(x) = ||x||_1/d sign(x): must read x and write the bits (read-only traffic).
+template <class T>
+void BM_ScaledSign(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> x("x", n);
+  fill_gaussian_like(x, 1);
+  SignMessage<Exec, T> msg(n);
+  SumWorkspace<Exec> ws(n);
+  const double bytes = sizeof(T) * double(n) + n / 8.0;
+  run_against_reference(state, Exec(), bytes, Reference::read, s, [&] { scaled_sign_compress(Exec(), x, msg, ws); });
+}
+
+// Error feedback p = g + e; c = C(p); e <- p - c: must read g and e, write e and the bits.
+template <class T>
+void BM_ErrorFeedback(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> g("g", n);
+  fill_gaussian_like(g, 2);
+  ErrorFeedback<Exec, T> ef(n);
+  ef.compress(Exec(), g);  // from the second call on, every call also applies the previous correction
+  const double bytes = 3.0 * sizeof(T) * double(n) + n / 8.0;
+  run_against_reference(state, Exec(), bytes, Reference::update, s, [&] { ef.compress(Exec(), g); });
+}
+
+// Markov sequence c = C(w - w_hat); w_hat <- w_hat + c: must read w and w_hat, write w_hat and the bits.
+template <class T>
+void BM_Markov(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> w("w", n);
+  fill_gaussian_like(w, 3);
+  MarkovCompressor<Exec, T> markov(n);
+  markov.compress(Exec(), w);
+  const double bytes = 3.0 * sizeof(T) * double(n) + n / 8.0;
+  run_against_reference(state, Exec(), bytes, Reference::update, s, [&] { markov.compress(Exec(), w); });
+}
+
+// Decoding y <- y + alpha * c: reads the bits, reads and writes y (in-place update traffic).
+template <class T>
+void BM_MessageAdd(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> x("x", n), y("y", n);
+  fill_gaussian_like(x, 4);
+  SignMessage<Exec, T> msg(n);
+  SumWorkspace<Exec> ws(n);
+  scaled_sign_compress(Exec(), x, msg, ws);
+  const double bytes = 2.0 * sizeof(T) * double(n) + n / 8.0;
+  run_against_reference(state, Exec(), bytes, Reference::update, s, [&] { message_add(Exec(), msg, y, T(0.5)); });
+}
+
+// --- majority vote: bit-sliced counting against unpacking to integers ---------------------------------------
+
+struct UnpackedVote {
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> signs;
+  Kokkos::View<sign_word_t*, Mem> vote, tie;
+  int voters;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    int count[64];
+    for (int j = 0; j < 64; ++j) count[j] = 0;
+    for (int v = 0; v < voters; ++v) {
+      const sign_word_t bits = signs(v, w);
+      for (int j = 0; j < 64; ++j) count[j] += static_cast<int>((bits >> j) & 1u);
+    }
+    sign_word_t out = 0, ties = 0;
+    for (int j = 0; j < 64; ++j) {
+      out |= static_cast<sign_word_t>(2 * count[j] > voters) << j;
+      ties |= static_cast<sign_word_t>(2 * count[j] == voters) << j;
+    }
+    vote(w) = out;
+    tie(w) = ties;
+  }
+};
+
+void vote_inputs(const Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem>& signs) {
+  const CounterRng rng{9, 0};
+  const std::size_t nw = signs.extent(1);
+  Kokkos::parallel_for("bench::vote_inputs", Kokkos::RangePolicy<Exec>(0, signs.extent(0) * nw),
+                       KOKKOS_LAMBDA(std::size_t k) {
+                         const auto r = rng.draw(0, 0, k);
+                         signs(k / nw, k % nw) = (sign_word_t(r.v[0]) << 32) | r.v[1];
+                       });
+}
+
+// Vote over W packed vectors of n coordinates: must read W n / 8 bytes and write 2 n / 8.
+void BM_MajorityVote(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const int voters = static_cast<int>(state.range(1));
+  const std::size_t nw = packed_words(n);
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> signs("signs", voters, nw);
+  Kokkos::View<sign_word_t*, Mem> vote("vote", nw), tie("tie", nw), vote2("vote2", nw), tie2("tie2", nw);
+  vote_inputs(signs);
+  std::vector<double> sliced, unpacked;
+  for (auto _ : state) {
+    const double t = fenced_seconds(Exec(), [&] { majority_vote(Exec(), signs, vote, tie); });
+    state.SetIterationTime(t);
+    sliced.push_back(t);
+    unpacked.push_back(fenced_seconds(Exec(), [&] {
+      Kokkos::parallel_for("bench::vote_unpacked", Kokkos::RangePolicy<Exec>(0, nw),
+                           UnpackedVote{signs, vote2, tie2, voters});
+    }));
+  }
+  const double bytes = (voters + 2.0) * nw * sizeof(sign_word_t);
+  state.SetBytesProcessed(static_cast<int64_t>(bytes * state.iterations()));
+  state.counters["median_GBps"] = bytes / median(sliced) * 1e-9;
+  state.counters["unpacked_median_GBps"] = bytes / median(unpacked) * 1e-9;
+  state.counters["speedup_vs_unpacked"] = median(unpacked) / median(sliced);
+}
+
+BENCHMARK_TEMPLATE(BM_ScaledSign, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_ErrorFeedback, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_Markov, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_MessageAdd, float) TERSE_SIZES;
+BENCHMARK(BM_MajorityVote)
+    ->ArgsProduct({{1 << 20, 1 << 26}, {3, 8, 32}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace terse::bench {
@@ -45,11 +46,22 @@ struct StreamReferences {
     Kokkos::parallel_for("terse::bench::stream_copy", Kokkos::RangePolicy<Exec>(exec, 0, n()),
                          KOKKOS_LAMBDA(std::size_t i) { b_(i) = a_(i); });
   }
-  float read(const Exec& exec) const {
-    auto a_ = a;
-    float sum = 0;
-    Kokkos::parallel_reduce("terse::bench::stream_read", Kokkos::RangePolicy<Exec>(exec, 0, n()),
-                            KOKKOS_LAMBDA(std::size_t i, float& acc) { acc += a_(i); }, sum);
+  /// Reads every element once: sums the bit patterns as integers (associative, so it vectorises; a float
+  /// sum in order would measure the adder's latency, not the memory).
+  std::uint64_t read(const Exec& exec) const {
+    Kokkos::View<const std::uint32_t*, Mem, Kokkos::MemoryTraits<Kokkos::Unmanaged>> bits(
+        reinterpret_cast<const std::uint32_t*>(a.data()), n());
+    const std::size_t len = n(), chunks = (len + 1023) / 1024;
+    std::uint64_t sum = 0;
+    Kokkos::parallel_reduce(
+        "terse::bench::stream_read", Kokkos::RangePolicy<Exec>(exec, 0, chunks),
+        KOKKOS_LAMBDA(std::size_t c, std::uint64_t& acc) {
+          std::uint32_t s = 0;
+          const std::size_t end = (c + 1) * 1024 < len ? (c + 1) * 1024 : len;
+          for (std::size_t i = c * 1024; i < end; ++i) s += bits(i);
+          acc += s;
+        },
+        sum);
     return sum;
   }
   void update(const Exec& exec) const {

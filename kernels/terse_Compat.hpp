@@ -5,7 +5,7 @@
 //   math          Kokkos::Experimental::sqrt,... (3.4)          -> Kokkos::sqrt,... (3.7+, old names gone in 4.3)
 //   min/max       absent in 3.4                                  -> Kokkos::min/max (3.7+)
 //   popcount      Kokkos::Impl::bit_count (32-bit, 3.4)          -> Kokkos::popcount (4.1+)
-//   host/device   no KOKKOS_IF_ON_HOST in 3.4                    -> KOKKOS_IF_ON_HOST (3.6+)
+//   host/device   no KOKKOS_IF_ON_HOST in 3.4                    -> TERSE_DEVICE_COMPILE (defined in device passes)
 //   version       KOKKOS_VERSION only in 3.4                      -> KOKKOS_VERSION_GREATER_EQUAL (4.0+)
 //   threads flag  --kokkos-threads (3.4)                          -> --kokkos-num-threads (3.7+)
 
@@ -23,6 +23,11 @@
 #endif
 
 #define TERSE_KOKKOS_AT_LEAST(major, minor, patch) (KOKKOS_VERSION >= ((major)*10000 + (minor)*100 + (patch)))
+
+/// Defined while compiling device code (Kokkos 3.4 has no KOKKOS_IF_ON_DEVICE).
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__) || defined(__SYCL_DEVICE_ONLY__)
+#define TERSE_DEVICE_COMPILE 1
+#endif
 
 #if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
 #include <Kokkos_BitManipulation.hpp>
@@ -67,6 +72,8 @@ KOKKOS_INLINE_FUNCTION constexpr const T& max(const T& a, const T& b) {
 KOKKOS_INLINE_FUNCTION int popcount(std::uint64_t w) {
 #if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
   return Kokkos::popcount(w);
+#elif !defined(TERSE_DEVICE_COMPILE) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_popcountll(w);  // one instruction with -mpopcnt; bit_count is 32-bit only in 3.4
 #else
   return Kokkos::Impl::bit_count(static_cast<unsigned>(w & 0xffffffffu)) +
          Kokkos::Impl::bit_count(static_cast<unsigned>(w >> 32));

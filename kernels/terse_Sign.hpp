@@ -63,7 +63,12 @@ struct SignPack {
     const std::size_t begin = w * sign_word_bits;
     sign_word_t bits = 0;
     if (begin + sign_word_bits <= n) {
-      for (int j = 0; j < sign_word_bits; ++j) bits |= sign_bit(x(begin + j)) << j;
+      // Two 32-bit halves: compilers vectorise this form (compare + variable shift + or-reduction).
+      for (int h = 0; h < 2; ++h) {
+        std::uint32_t half = 0;
+        for (int j = 0; j < 32; ++j) half |= static_cast<std::uint32_t>(sign_bit(x(begin + 32 * h + j))) << j;
+        bits |= static_cast<sign_word_t>(half) << (32 * h);
+      }
     } else {
       for (std::size_t j = 0; begin + j < n; ++j) bits |= sign_bit(x(begin + j)) << j;
     }
@@ -83,8 +88,14 @@ struct SignUnpackWords {
     using T = typename YView::non_const_value_type;
     const std::size_t begin = w * sign_word_bits;
     const sign_word_t bits = words(w);
-    const std::size_t count = compat::min<std::size_t>(sign_word_bits, n - begin);
-    for (std::size_t j = 0; j < count; ++j) y(begin + j) = ((bits >> j) & 1u) ? scale : T(-scale);
+    if (begin + sign_word_bits <= n) {
+      for (int h = 0; h < 2; ++h) {
+        const std::uint32_t half = static_cast<std::uint32_t>(bits >> (32 * h));
+        for (int j = 0; j < 32; ++j) y(begin + 32 * h + j) = ((half >> j) & 1u) ? scale : T(-scale);
+      }
+    } else {
+      for (std::size_t j = 0; begin + j < n; ++j) y(begin + j) = ((bits >> j) & 1u) ? scale : T(-scale);
+    }
   }
 };
 
@@ -112,8 +123,14 @@ struct SignApplyWords {
     using T = typename XView::non_const_value_type;
     const std::size_t begin = w * sign_word_bits;
     const sign_word_t bits = words(w);
-    const std::size_t count = compat::min<std::size_t>(sign_word_bits, n - begin);
-    for (std::size_t j = 0; j < count; ++j) x(begin + j) -= ((bits >> j) & 1u) ? step : T(-step);
+    if (begin + sign_word_bits <= n) {
+      for (int h = 0; h < 2; ++h) {
+        const std::uint32_t half = static_cast<std::uint32_t>(bits >> (32 * h));
+        for (int j = 0; j < 32; ++j) x(begin + 32 * h + j) -= ((half >> j) & 1u) ? step : T(-step);
+      }
+    } else {
+      for (std::size_t j = 0; begin + j < n; ++j) x(begin + j) -= ((bits >> j) & 1u) ? step : T(-step);
+    }
   }
 };
 

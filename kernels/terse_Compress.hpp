@@ -1,0 +1,551 @@
+#pragma once
+// terse_Compress.hpp: 1-bit compressors and the compressor memories built on them.
+//
+//   scaled sign     C(x) = (||x||_1 / d) sign(x)                          seed 004 Sec. 4 (footnote 2), seed 001 App. E
+//   stochastic sign C(x) = ||x||_2 * sign~(x), P[sign~(x)_i = +1] = 1/2 + x_i / (2 ||x||_2),
+//                   sign~(0) = 0                                          seed 001 App. E, Def. 3
+//   error feedback  p = g + e; c = C(p); e <- p - c                        seed 004 Sec. 4 (Karimireddy et al.)
+//   top-k           C(x) keeps the k largest |x_j| (terse_TopK.hpp)       seed 004 Sec. 7.2 (EF21 baseline)
+//   Markov sequence c = C(w - w_hat); w_hat <- w_hat + c (w_hat = 0 at first, so w_hat_0 = C(w_0))
+//                                                                         seed 004 Sec. 5 (Richtarik et al., EF21)
+//
+// The memories are templates on the compressor: ErrorFeedback<ExecSpace, T, ScaledSign> and
+// ErrorFeedback<ExecSpace, T, TopK>, MarkovCompressor<ExecSpace, T, ScaledSign> and <..., TopK>; each has
+// compress(space, input) returning its message_type, which message_add() decodes.
+//
+// A sign-compressed vector travels as a SignMessage: the packed signs (terse_Sign.hpp conventions) and one
+// scale, c_i = scale * (+-1); a top-k one as a SparseMessage of (index, value) pairs. message_add() decodes
+// either into an accumulator: y <- y + alpha * c.
+//
+// Every compression is one fused pass over the vectors: it packs the signs and, in the same pass, writes
+// the chunk sums of |p| (or p^2) that give the scale (a deterministic sum, terse_Reduce.hpp, so a run does
+// not depend on the thread count). The memory update that needs the scale (e <- p - c, w_hat <- w_hat + c)
+// is therefore applied lazily, at the start of the next pass over the same vector, in the same floating-point
+// operations as the eager form, so results are bitwise those of the eager algorithm; error() and estimate()
+// apply it at once when the state is needed (checkpoints, inspection).
+
+#include <terse_Random.hpp>
+#include <terse_Reduce.hpp>
+#include <terse_Sign.hpp>
+#include <terse_TopK.hpp>
+
+#include <string>
+
+namespace terse {
+
+/// Compressor tags for the memories below.
+struct ScaledSign {};  ///< C(x) = (||x||_1 / d) sign(x)
+struct TopK {};        ///< C(x) = the k entries of largest magnitude
+
+/// A sign-compressed vector: n packed signs and one scale on the device; c_i = scale * (+-1).
+template <class ExecSpace, class T>
+struct SignMessage {
+  using execution_space = ExecSpace;
+  using memory_space = typename ExecSpace::memory_space;
+  using value_type = T;
+
+  Kokkos::View<sign_word_t*, memory_space> words;
+  Kokkos::View<T, memory_space> scale;
+  std::size_t n = 0;
+
+  SignMessage() = default;
+  explicit SignMessage(std::size_t n_, const std::string& label = "terse::sign_message")
+      : words(label + ".words", packed_words(n_)), scale(label + ".scale"), n(n_) {}
+
+  /// Bits on the wire: one per coordinate plus the scale.
+  std::size_t payload_bits() const { return n + 8 * sizeof(T); }
+};
+
+namespace Impl {
+
+/// What the fused kernels sum besides packing the signs: |p_i|, in the vectors' own precision within a
+/// word (tree_sum64), in double across words.
+struct SumAbs {
+  template <class T>
+  KOKKOS_INLINE_FUNCTION static T term(T v) {
+    return compat::fabs(v);
+  }
+};
+
+/// One word per iteration: p_i = step(i [, c_prev_i]) for its 64 coordinates; writes the packed signs of p
+/// and the chunk sum of Sum::term(p_i) (the same tree as Impl::ChunkSum). With HasPrev, c_prev_i is the
+/// previous message's value (prev_scale * (+-1)), passed to the step for its lazy memory update.
+template <bool HasPrev, class Sum, class Step, class WView, class PView, class PrevWords, class PrevScale>
+struct FusedSignPass {
+  Step step;
+  WView words;
+  PView partials;
+  PrevWords prev_words;
+  PrevScale prev_scale;
+  std::size_t n;
+
+  template <class T>
+  KOKKOS_INLINE_FUNCTION T value(std::size_t i, sign_word_t prev_bits, int j, T s) const {
+    if constexpr (HasPrev) {
+      return step(i, ((prev_bits >> j) & 1u) ? s : T(-s));
+    } else {
+      (void)prev_bits, (void)j, (void)s;
+      return step(i);
+    }
+  }
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    using T = typename Step::value_type;
+    const std::size_t begin = w * sign_word_bits;
+    sign_word_t prev_bits = 0;
+    T s = 0;
+    if constexpr (HasPrev) {
+      prev_bits = prev_words(w);
+      s = prev_scale();
+    }
+    // Simple loops over the word's 64 values (values, signs, sums) rather than one loop: each vectorises.
+    T v[sign_word_bits];
+    T t[sign_word_bits];
+    sign_word_t bits = 0;
+    if (begin + sign_word_bits <= n) {
+      for (int h = 0; h < 2; ++h) {
+        const sign_word_t prev_half = prev_bits >> (32 * h);
+        for (int j = 0; j < 32; ++j) v[32 * h + j] = value(begin + 32 * h + j, prev_half, j, s);
+      }
+      for (int h = 0; h < 2; ++h) {
+        std::uint32_t half = 0;
+        for (int j = 0; j < 32; ++j) half |= static_cast<std::uint32_t>(sign_bit(v[32 * h + j])) << j;
+        bits |= static_cast<sign_word_t>(half) << (32 * h);
+      }
+      for (int j = 0; j < sign_word_bits; ++j) t[j] = Sum::term(v[j]);
+    } else {
+      for (int j = 0; j < sign_word_bits; ++j) {
+        if (begin + j < n) {
+          const T x = value(begin + j, prev_bits, j, s);
+          bits |= sign_bit(x) << j;
+          t[j] = Sum::term(x);
+        } else {
+          t[j] = T(0);
+        }
+      }
+    }
+    words(w) = bits;
+    partials(w) = tree_sum64(t);
+  }
+};
+
+/// p_i = x(i).
+template <class XView>
+struct PlainStep {
+  using value_type = typename XView::non_const_value_type;
+  static constexpr bool has_memory = false;
+  XView x;
+  KOKKOS_INLINE_FUNCTION value_type operator()(std::size_t i) const { return x(i); }
+};
+
+/// Error feedback: p_i = g(i) + e(i), stored in e (e holds p until the next pass subtracts c).
+template <class GView, class EView>
+struct ErrorFeedbackStep {
+  using value_type = typename EView::non_const_value_type;
+  static constexpr bool has_memory = true;
+  GView g;
+  EView e;
+  KOKKOS_INLINE_FUNCTION value_type operator()(std::size_t i) const {
+    const value_type p = g(i) + e(i);
+    e(i) = p;
+    return p;
+  }
+  KOKKOS_INLINE_FUNCTION value_type operator()(std::size_t i, value_type c_prev) const {
+    const value_type p = g(i) + (e(i) - c_prev);  // e_{t-1} = p_{t-1} - c_{t-1}, then p_t = g_t + e_{t-1}
+    e(i) = p;
+    return p;
+  }
+};
+
+/// Markov sequence: p_i = w(i) - w_hat(i) (w_hat lags one message behind until the next pass adds it).
+template <class WView, class HView>
+struct MarkovStep {
+  using value_type = typename HView::non_const_value_type;
+  static constexpr bool has_memory = true;
+  WView w;
+  HView w_hat;
+  KOKKOS_INLINE_FUNCTION value_type operator()(std::size_t i) const { return w(i) - w_hat(i); }
+  KOKKOS_INLINE_FUNCTION value_type operator()(std::size_t i, value_type c_prev) const {
+    const value_type h = w_hat(i) + c_prev;  // w_hat_{t-1} = w_hat_{t-2} + c_{t-1}
+    w_hat(i) = h;
+    return w(i) - h;
+  }
+};
+
+/// y(i) <- y(i) + alpha * c_i: decodes a message into an accumulator (alpha = -1 flushes e <- p - c).
+template <class WView, class ScaleView, class YView>
+struct MessageAdd {
+  WView words;
+  ScaleView scale;
+  YView y;
+  typename YView::non_const_value_type alpha;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    using T = typename YView::non_const_value_type;
+    const T step = alpha * static_cast<T>(scale());
+    const std::size_t begin = w * sign_word_bits;
+    const sign_word_t bits = words(w);
+    if (begin + sign_word_bits <= n) {
+      for (int h = 0; h < 2; ++h) {
+        const std::uint32_t half = static_cast<std::uint32_t>(bits >> (32 * h));
+        for (int j = 0; j < 32; ++j) y(begin + 32 * h + j) += ((half >> j) & 1u) ? step : T(-step);
+      }
+    } else {
+      for (std::size_t j = 0; begin + j < n; ++j) y(begin + j) += ((bits >> j) & 1u) ? step : T(-step);
+    }
+  }
+};
+
+/// The same, one coordinate per thread (device backends).
+template <class WView, class ScaleView, class YView>
+struct MessageAddCoords {
+  WView words;
+  ScaleView scale;
+  YView y;
+  typename YView::non_const_value_type alpha;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    using T = typename YView::non_const_value_type;
+    const T step = alpha * static_cast<T>(scale());
+    y(i) += ((words(i / sign_word_bits) >> (i % sign_word_bits)) & 1u) ? step : T(-step);
+  }
+};
+
+/// double(x(i))^2.
+template <class XView>
+struct SquareOf {
+  XView x;
+  KOKKOS_INLINE_FUNCTION double operator()(std::size_t i) const {
+    const double v = static_cast<double>(x(i));
+    return v * v;
+  }
+};
+
+template <class ExecSpace, class Sum, class Step, class T>
+void fused_sign_pass(const ExecSpace& space, const char* label, const Step& step, std::size_t n,
+                     const SignMessage<ExecSpace, T>& out, const SumWorkspace<ExecSpace>& ws,
+                     const SignMessage<ExecSpace, T>* prev) {
+  using Mem = typename ExecSpace::memory_space;
+  using Words = Kokkos::View<sign_word_t*, Mem>;
+  using Scale = Kokkos::View<T, Mem>;
+  using Partials = typename SumWorkspace<ExecSpace>::partials_type;
+  KOKKOS_ASSERT(out.n == n && n <= ws.capacity());
+  const auto policy = Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n));
+  if constexpr (Step::has_memory) {
+    if (prev) {
+      Kokkos::parallel_for(label, policy,
+                           FusedSignPass<true, Sum, Step, Words, Partials, Words, Scale>{
+                               step, out.words, ws.partials(), prev->words, prev->scale, n});
+      ws.finish(space, packed_words(n));
+      return;
+    }
+  }
+  {
+    Kokkos::parallel_for(label, policy,
+                         FusedSignPass<false, Sum, Step, Words, Partials, Words, Scale>{
+                             step, out.words, ws.partials(), Words(), Scale(), n});
+  }
+  ws.finish(space, packed_words(n));
+}
+
+/// scale() = sum / n (scaled sign) or sqrt(sum) (stochastic sign), rounded to T.
+template <class ExecSpace, class T>
+void set_scale(const ExecSpace& space, const SignMessage<ExecSpace, T>& m, const SumWorkspace<ExecSpace>& ws,
+               bool l2) {
+  auto sum = ws.result();
+  auto scale = m.scale;
+  const double inv_n = m.n ? 1.0 / static_cast<double>(m.n) : 0.0;
+  Kokkos::parallel_for(
+      "terse::compress_scale", Kokkos::RangePolicy<ExecSpace>(space, 0, 1), KOKKOS_LAMBDA(std::size_t) {
+        scale() = static_cast<T>(l2 ? compat::sqrt(sum()) : sum() * inv_n);
+      });
+}
+
+/// Stochastic sign bits: +1 with probability 1/2 + x_i / (2 norm); all +1 (and scale 0) when norm = 0.
+template <class XView, class WView, class SumView>
+struct StochasticSignPack {
+  XView x;
+  WView words;
+  SumView sum_squares;
+  CounterRng rng;
+  std::uint64_t iteration;
+  std::uint32_t worker;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    const double norm = compat::sqrt(sum_squares());
+    const std::size_t begin = w * sign_word_bits;
+    sign_word_t bits = 0;
+    for (int j = 0; j < sign_word_bits && begin + j < n; ++j) {
+      const std::size_t i = begin + j;
+      const bool plus = norm == 0.0 || rng.uniform(iteration, worker, i) < 0.5 + 0.5 * static_cast<double>(x(i)) / norm;
+      bits |= static_cast<sign_word_t>(plus) << j;
+    }
+    words(w) = bits;
+  }
+};
+
+}  // namespace Impl
+
+/// y <- y + alpha * c, c the message's vector (scale * (+-1)); y has extent m.n.
+template <class ExecSpace, class T, class YView>
+void message_add(const ExecSpace& space, const SignMessage<ExecSpace, T>& m, const YView& y,
+                 typename YView::non_const_value_type alpha = 1) {
+  Impl::check_access<ExecSpace, YView>();
+  KOKKOS_ASSERT(y.extent(0) == m.n);
+  using Words = decltype(m.words);
+  using Scale = decltype(m.scale);
+  if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Kokkos::parallel_for("terse::message_add", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(m.n)),
+                         Impl::MessageAdd<Words, Scale, YView>{m.words, m.scale, y, alpha, m.n});
+  } else {
+    Kokkos::parallel_for("terse::message_add", Kokkos::RangePolicy<ExecSpace>(space, 0, m.n),
+                         Impl::MessageAddCoords<Words, Scale, YView>{m.words, m.scale, y, alpha});
+  }
+}
+
+/// Scaled sign of x (seed 004): out = (||x||_1 / n) sign(x), one fused pass. ws: a SumWorkspace(n).
+template <class ExecSpace, class XView, class T>
+void scaled_sign_compress(const ExecSpace& space, const XView& x, const SignMessage<ExecSpace, T>& out,
+                          const SumWorkspace<ExecSpace>& ws) {
+  Impl::check_access<ExecSpace, XView>();
+  Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::scaled_sign", Impl::PlainStep<XView>{x}, x.extent(0),
+                                                 out, ws, static_cast<const SignMessage<ExecSpace, T>*>(nullptr));
+  Impl::set_scale(space, out, ws, false);
+}
+
+/// Stochastic sign of x (seed 001 App. E): out = ||x||_2 * sign~(x), unbiased. The random numbers are
+/// rng.uniform(iteration, worker, i), so the result is the same for any thread count. Two passes: the norm,
+/// then the signs.
+template <class ExecSpace, class XView, class T>
+void stochastic_sign_compress(const ExecSpace& space, const XView& x, const CounterRng& rng, std::uint64_t iteration,
+                              std::uint32_t worker, const SignMessage<ExecSpace, T>& out,
+                              const SumWorkspace<ExecSpace>& ws) {
+  Impl::check_access<ExecSpace, XView>();
+  const std::size_t n = x.extent(0);
+  KOKKOS_ASSERT(out.n == n);
+  deterministic_sum(space, Impl::SquareOf<XView>{x}, n, ws);
+  using Words = decltype(out.words);
+  using Sum = decltype(ws.result());
+  Kokkos::parallel_for("terse::stochastic_sign", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                       Impl::StochasticSignPack<XView, Words, Sum>{x, out.words, ws.result(), rng, iteration, worker, n});
+  Impl::set_scale(space, out, ws, true);
+}
+
+/// A top-k-compressed vector: k (index, value) pairs of an n-vector; c_j = value for j in indices, else 0.
+/// The views belong to the compressor's TopKWorkspace and stay valid until its next selection.
+template <class ExecSpace, class T>
+struct SparseMessage {
+  using execution_space = ExecSpace;
+  using memory_space = typename ExecSpace::memory_space;
+  using value_type = T;
+
+  Kokkos::View<std::uint32_t*, memory_space> indices;
+  Kokkos::View<T*, memory_space> values;
+  std::size_t n = 0;
+
+  std::size_t k() const { return indices.extent(0); }
+  /// Bits on the wire: a 32-bit index and a value per entry.
+  std::size_t payload_bits() const { return k() * (32 + 8 * sizeof(T)); }
+};
+
+/// y <- y + alpha * c for a top-k message.
+template <class ExecSpace, class T, class YView>
+void message_add(const ExecSpace& space, const SparseMessage<ExecSpace, T>& m, const YView& y,
+                 typename YView::non_const_value_type alpha = 1) {
+  KOKKOS_ASSERT(y.extent(0) == m.n);
+  top_k_scatter_add(space, m.indices, m.values, y, alpha);
+}
+
+/// Top-k of x (seed 004 Sec. 7.2): the message refers to ws's outputs.
+template <class ExecSpace, class XView, class T>
+SparseMessage<ExecSpace, T> top_k_compress(const ExecSpace& space, const XView& x, TopKWorkspace<ExecSpace, T>& ws) {
+  top_k_select(space, x, ws);
+  return SparseMessage<ExecSpace, T>{ws.indices(), ws.values(), ws.n()};
+}
+
+template <class ExecSpace, class T, class Compressor = ScaledSign>
+class ErrorFeedback;
+template <class ExecSpace, class T, class Compressor = ScaledSign>
+class MarkovCompressor;
+
+/// Error feedback with the scaled-sign compressor (seed 004 Sec. 4): compress(g) forms p = g + e, returns
+/// the message c = C(p) and leaves e = p - c. One pass over g and e per call.
+template <class ExecSpace, class T>
+class ErrorFeedback<ExecSpace, T, ScaledSign> {
+ public:
+  using memory_space = typename ExecSpace::memory_space;
+  using message_type = SignMessage<ExecSpace, T>;
+
+  explicit ErrorFeedback(std::size_t n, const std::string& label = "terse::error_feedback")
+      : e_(label + ".e", n),
+        msg_{message_type(n, label + ".c0"), message_type(n, label + ".c1")},
+        ws_(n) {}
+
+  std::size_t size() const { return e_.extent(0); }
+
+  /// c = C(g + e); e <- g + e - c. The message stays valid until the next call.
+  template <class GView>
+  const message_type& compress(const ExecSpace& space, const GView& g) {
+    Impl::check_access<ExecSpace, GView>();
+    KOKKOS_ASSERT(g.extent(0) == size());
+    const message_type* prev = pending_ ? &msg_[current_] : nullptr;
+    const int next = pending_ ? 1 - current_ : current_;
+    using Step = Impl::ErrorFeedbackStep<GView, Kokkos::View<T*, memory_space>>;
+    Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::error_feedback", Step{g, e_}, size(), msg_[next],
+                                                   ws_, prev);
+    Impl::set_scale(space, msg_[next], ws_, false);
+    current_ = next;
+    pending_ = true;
+    return msg_[current_];
+  }
+
+  /// The error e as the algorithm defines it (applies the pending e <- p - c now).
+  Kokkos::View<T*, memory_space> error(const ExecSpace& space) {
+    if (pending_) {
+      message_add(space, msg_[current_], e_, T(-1));
+      pending_ = false;
+    }
+    return e_;
+  }
+
+  const message_type& message() const { return msg_[current_]; }
+
+ private:
+  Kokkos::View<T*, memory_space> e_;
+  message_type msg_[2];
+  SumWorkspace<ExecSpace> ws_;
+  int current_ = 0;
+  bool pending_ = false;
+};
+
+/// Markov compression sequence with the scaled-sign compressor (seed 004 Sec. 5): compress(w) returns
+/// c = C(w - w_hat) and advances w_hat <- w_hat + c; w_hat starts at 0, so the first message is C(w_0).
+/// The receiving side keeps its own copy of w_hat and applies message_add(c) to it.
+template <class ExecSpace, class T>
+class MarkovCompressor<ExecSpace, T, ScaledSign> {
+ public:
+  using memory_space = typename ExecSpace::memory_space;
+  using message_type = SignMessage<ExecSpace, T>;
+
+  explicit MarkovCompressor(std::size_t n, const std::string& label = "terse::markov")
+      : w_hat_(label + ".w_hat", n),
+        msg_{message_type(n, label + ".c0"), message_type(n, label + ".c1")},
+        ws_(n) {}
+
+  std::size_t size() const { return w_hat_.extent(0); }
+
+  /// c = C(w - w_hat); w_hat <- w_hat + c. The message stays valid until the next call.
+  template <class WView>
+  const message_type& compress(const ExecSpace& space, const WView& w) {
+    Impl::check_access<ExecSpace, WView>();
+    KOKKOS_ASSERT(w.extent(0) == size());
+    const message_type* prev = pending_ ? &msg_[current_] : nullptr;
+    const int next = pending_ ? 1 - current_ : current_;
+    using Step = Impl::MarkovStep<WView, Kokkos::View<T*, memory_space>>;
+    Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::markov_compress", Step{w, w_hat_}, size(),
+                                                   msg_[next], ws_, prev);
+    Impl::set_scale(space, msg_[next], ws_, false);
+    current_ = next;
+    pending_ = true;
+    return msg_[current_];
+  }
+
+  /// w_hat as the algorithm defines it (applies the pending w_hat <- w_hat + c now).
+  Kokkos::View<T*, memory_space> estimate(const ExecSpace& space) {
+    if (pending_) {
+      message_add(space, msg_[current_], w_hat_, T(1));
+      pending_ = false;
+    }
+    return w_hat_;
+  }
+
+  const message_type& message() const { return msg_[current_]; }
+
+ private:
+  Kokkos::View<T*, memory_space> w_hat_;
+  message_type msg_[2];
+  SumWorkspace<ExecSpace> ws_;
+  int current_ = 0;
+  bool pending_ = false;
+};
+
+namespace Impl {
+
+/// d_i = w(i) - w_hat(i), for a selection without a temporary vector.
+template <class WView, class HView>
+struct Difference {
+  WView w;
+  HView w_hat;
+  KOKKOS_INLINE_FUNCTION typename HView::non_const_value_type operator()(std::size_t i) const {
+    return w(i) - w_hat(i);
+  }
+};
+
+}  // namespace Impl
+
+/// Error feedback with top-k: p = g + e (stored in e), c = top-k of p, then e <- p - c zeroes the k
+/// selected entries. e is always current (no lazy update).
+template <class ExecSpace, class T>
+class ErrorFeedback<ExecSpace, T, TopK> {
+ public:
+  using memory_space = typename ExecSpace::memory_space;
+  using message_type = SparseMessage<ExecSpace, T>;
+
+  ErrorFeedback(std::size_t n, std::size_t k, const std::string& label = "terse::error_feedback_top_k")
+      : e_(label + ".e", n), ws_(n, k) {}
+
+  std::size_t size() const { return e_.extent(0); }
+
+  template <class GView>
+  message_type compress(const ExecSpace& space, const GView& g) {
+    Impl::check_access<ExecSpace, GView>();
+    KOKKOS_ASSERT(g.extent(0) == size());
+    auto e = e_;
+    Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
+                         KOKKOS_LAMBDA(std::size_t i) { e(i) = g(i) + e(i); });
+    top_k_select(space, e_, ws_);
+    top_k_zero(space, ws_.indices(), e_);
+    return message();
+  }
+
+  Kokkos::View<T*, memory_space> error(const ExecSpace&) { return e_; }
+  message_type message() const { return message_type{ws_.indices(), ws_.values(), size()}; }
+
+ private:
+  Kokkos::View<T*, memory_space> e_;
+  TopKWorkspace<ExecSpace, T> ws_;
+};
+
+/// Markov sequence with top-k (EF21, seed 004 Sec. 5 and 7.2): c = top-k of (w - w_hat), w_hat <- w_hat + c.
+template <class ExecSpace, class T>
+class MarkovCompressor<ExecSpace, T, TopK> {
+ public:
+  using memory_space = typename ExecSpace::memory_space;
+  using message_type = SparseMessage<ExecSpace, T>;
+
+  MarkovCompressor(std::size_t n, std::size_t k, const std::string& label = "terse::markov_top_k")
+      : w_hat_(label + ".w_hat", n), ws_(n, k) {}
+
+  std::size_t size() const { return w_hat_.extent(0); }
+
+  template <class WView>
+  message_type compress(const ExecSpace& space, const WView& w) {
+    Impl::check_access<ExecSpace, WView>();
+    KOKKOS_ASSERT(w.extent(0) == size());
+    using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
+    top_k_select(space, Diff{w, w_hat_}, ws_);
+    top_k_scatter_add(space, ws_.indices(), ws_.values(), w_hat_, T(1));
+    return message();
+  }
+
+  Kokkos::View<T*, memory_space> estimate(const ExecSpace&) { return w_hat_; }
+  message_type message() const { return message_type{ws_.indices(), ws_.values(), size()}; }
+
+ private:
+  Kokkos::View<T*, memory_space> w_hat_;
+  TopKWorkspace<ExecSpace, T> ws_;
+};
+
+}  // namespace terse
