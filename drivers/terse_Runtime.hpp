@@ -1,6 +1,8 @@
 #pragma once
 // terse_Runtime.hpp: process-wide set-up of the terse program: MPI, then Kokkos, torn down in reverse.
 
+#include "terse_Error.hpp"
+
 #include <mpi.h>
 
 #include <stdexcept>
@@ -27,11 +29,6 @@ class Runtime {
   int rank_ = 0;
   int size_ = 1;
   std::vector<std::string> args_;
-};
-
-/// Thrown for errors the user can fix (bad options, bad files); main() prints it and exits non-zero.
-struct UserError : std::runtime_error {
-  using std::runtime_error::runtime_error;
 };
 
 int run_info(const Runtime& rt);

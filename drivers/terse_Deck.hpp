@@ -1,0 +1,163 @@
+#pragma once
+// terse_Deck.hpp: the input deck of `terse run DECK.yaml [--set section.key=value ...]`, parsed and checked.
+//
+// The contract is docs/deck.md: four sections (problem, optimizer, run, workers), every key with a type, a
+// default (or required) and a range, and the problems / algorithms that use it. parse_deck() refuses, with a
+// DeckError naming the file and `section.key` (and the line for YAML syntax errors), a deck with
+//   - a YAML syntax error, an empty deck, several YAML documents, a top level that is not a mapping,
+//   - an unknown or duplicated section or key (unknown names get a nearest-name suggestion),
+//   - a value of the wrong type (integers are plain decimal: 1000 is accepted, 1e3, 1000.0 and "1000" are
+//     not; numbers are YAML decimals or integers, never booleans, quoted strings, NaN or infinities),
+//   - a value out of its range, a missing required key,
+//   - a key that the chosen problem or algorithm does not use (e.g. optimizer.sync_period with sgd).
+// The algorithms and problems are those of the seed papers (seed 000: signSGD and majority vote, Alg. 1-2,
+// Prop. 3; seed 001: Alg. 1 Option 2; seed 002: Local AdaAlter, Alg. 3; seed 004: nonconvex logistic
+// regression eq. (7.1)); this file only reads their settings.
+//
+// After parsing, every key the chosen problem and algorithm use holds its value (the default resolved when the
+// deck does not give it); keys they do not use keep the struct's initial values. std::optional marks the
+// only values that may stay unknown: problem.dim of logistic (then the largest feature index of the data) and
+// of mlp (unused), problem.data (only with data_format libsvm), optimizer.lipschitz (only with adaptive).
+#include "terse_Error.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace terse {
+
+/// A deck the user must fix. what() reads "FILE: section.key: problem" (or "FILE:LINE:COL: YAML syntax error:
+/// ..."); main() prints it and exits with status 2 (it is a UserError).
+struct DeckError : UserError {
+  using UserError::UserError;
+};
+
+enum class ProblemKind { quadratic, rosenbrock, logistic, mlp };
+enum class NoiseCoords { first, all };
+enum class DataFormat { libsvm, fashion_mnist };
+enum class OptimizerKind {
+  sgd,
+  majority_vote,
+  stochastic_sign,
+  ef_signsgd,
+  amsgrad,
+  amsgrad_naive,
+  amsgrad_ef,
+  cd_adam,
+  ef21,
+  adagrad,
+  local_sgd,
+  local_adaalter
+};
+enum class LrSchedule { constant, inv_sqrt, adaptive };
+enum class VoteMode { workers, samples };
+enum class AcceptRule { always, descent };
+enum class Compressor { scaled_sign, top_k };
+
+/// The deck spelling of each enumerator ("majority_vote", "top_k", ...).
+const char* to_string(ProblemKind v);
+const char* to_string(NoiseCoords v);
+const char* to_string(DataFormat v);
+const char* to_string(OptimizerKind v);
+const char* to_string(LrSchedule v);
+const char* to_string(VoteMode v);
+const char* to_string(AcceptRule v);
+const char* to_string(Compressor v);
+
+/// Where the Debian package dataset-fashion-mnist installs its IDX files (the defaults of the *_images/labels).
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
+
+/// Section `problem`: the objective.
+struct ProblemConfig {
+  ProblemKind kind = ProblemKind::quadratic;  ///< required
+  /// quadratic: required; rosenbrock: 10 (>= 2); logistic: unset = the largest feature index; mlp: unused.
+  std::optional<std::int64_t> dim;
+  double x0 = 1.0;                             ///< quadratic 1.0, rosenbrock 0.0
+  double noise_std = 0.0;                      ///< quadratic, rosenbrock; >= 0
+  NoiseCoords noise_coords = NoiseCoords::all; ///< quadratic
+  double lambda = 0.1;                         ///< logistic; >= 0 (seed 004 eq. (7.1))
+  std::optional<std::string> data;             ///< logistic + libsvm: required; otherwise unset
+  DataFormat data_format = DataFormat::libsvm; ///< logistic
+  std::array<int, 2> classes{{0, 6}};          ///< logistic + fashion_mnist: (-1 class, +1 class), distinct, 0..9
+  std::int64_t hidden = 64;                    ///< mlp; >= 1
+  std::string train_images = std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz";  ///< mlp, logistic+fmnist
+  std::string train_labels = std::string(kFashionMnistDir) + "train-labels-idx1-ubyte.gz";  ///< mlp, logistic+fmnist
+  std::string test_images = std::string(kFashionMnistDir) + "t10k-images-idx3-ubyte.gz";    ///< mlp
+  std::string test_labels = std::string(kFashionMnistDir) + "t10k-labels-idx1-ubyte.gz";    ///< mlp
+};
+
+/// Section `optimizer`: the algorithm and its hyper-parameters.
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::sgd;  ///< required
+  double lr = 0.0;                          ///< required, > 0
+  LrSchedule lr_schedule = LrSchedule::constant;  ///< majority_vote
+  std::optional<double> lipschitz;          ///< majority_vote with adaptive: required, > 0; otherwise unset
+  VoteMode vote = VoteMode::workers;        ///< majority_vote
+  AcceptRule accept = AcceptRule::always;   ///< majority_vote
+  Compressor compressor = Compressor::scaled_sign;  ///< cd_adam (scaled_sign), ef21 (top_k)
+  double k_ratio = 0.016;                   ///< compressor top_k; in (0, 1]
+  double beta1 = 0.9;                       ///< amsgrad, amsgrad_naive, amsgrad_ef, cd_adam; in [0, 1)
+  double beta2 = 0.999;                     ///< same; in [0, 1)
+  double nu = 1e-8;                         ///< same; > 0
+  double eps = 1e-8;                        ///< adagrad, local_adaalter; > 0
+  std::int64_t sync_period = 1;             ///< local_sgd, local_adaalter; >= 1
+  double b0 = 1.0;                          ///< local_adaalter; > 0
+  std::int64_t warmup_steps = 0;            ///< local_adaalter; >= 0
+};
+
+/// Section `run`.
+struct RunConfig {
+  std::int64_t iterations = 0;  ///< required, >= 1
+  bool batch_full = false;      ///< `batch: full`: each worker's whole block, deterministic
+  std::int64_t batch = 1;       ///< samples per worker per iteration, >= 1; 0 when batch_full
+  std::uint64_t seed = 0;       ///< >= 0
+  std::int64_t log_every = 1;   ///< >= 1; default max(1, iterations / 100)
+  std::string output = "terse_history.h5";  ///< `--output` overrides (the driver sets this field)
+};
+
+/// Section `workers`.
+struct WorkersConfig {
+  std::int64_t per_rank = 1;  ///< >= 1; W = ranks x per_rank, worker w on rank floor(w / per_rank)
+};
+
+struct Deck {
+  std::string path;  ///< the deck's file name as given (or the name passed to parse_deck_string)
+  ProblemConfig problem;
+  OptimizerConfig optimizer;
+  RunConfig run;
+  WorkersConfig workers;
+};
+
+bool operator==(const ProblemConfig& a, const ProblemConfig& b);
+bool operator==(const OptimizerConfig& a, const OptimizerConfig& b);
+bool operator==(const RunConfig& a, const RunConfig& b);
+bool operator==(const WorkersConfig& a, const WorkersConfig& b);
+/// Equal paths and equal sections (every field, used or not).
+bool operator==(const Deck& a, const Deck& b);
+inline bool operator!=(const ProblemConfig& a, const ProblemConfig& b) { return !(a == b); }
+inline bool operator!=(const OptimizerConfig& a, const OptimizerConfig& b) { return !(a == b); }
+inline bool operator!=(const RunConfig& a, const RunConfig& b) { return !(a == b); }
+inline bool operator!=(const WorkersConfig& a, const WorkersConfig& b) { return !(a == b); }
+inline bool operator!=(const Deck& a, const Deck& b) { return !(a == b); }
+
+/// Reads, overrides and checks the deck at `path`. Each override is "section.key=value"; the value is parsed
+/// as YAML (`full`, `[0,6]`, `1e-3`) and replaces the deck's value (or adds the key) before any check, so an
+/// override is checked like a deck value. Later overrides of the same key win. Throws DeckError.
+Deck parse_deck(const std::string& path, const std::vector<std::string>& overrides = {});
+
+/// The same for deck text held in memory; `name` stands for the file name in messages and in Deck::path.
+Deck parse_deck_string(const std::string& yaml, const std::string& name,
+                       const std::vector<std::string>& overrides = {});
+
+/// The effective deck as YAML: every key the chosen problem and algorithm use, with its value after defaults
+/// and overrides (keys they do not use, and unset optionals, are left out). parse_deck_string() of this text
+/// gives back an equal Deck (when given the same name); doubles are written with enough digits to round-trip.
+std::string effective_config_yaml(const Deck& deck);
+
+/// Every "section.key" the parser accepts, in the order of docs/deck.md.
+std::vector<std::string> accepted_keys();
+
+}  // namespace terse

@@ -1,0 +1,74 @@
+#pragma once
+// terse_History.hpp: the HDF5 output of `terse run`, written collectively with parallel HDF5.
+//
+// Layout (the driver issue fixes it; docs/hdf5.md describes it):
+//   /history/iteration      int64   updates done (a row at 0, every run.log_every updates, at the end)
+//   /history/loss           float64 full objective at the model (local methods: at the workers' average)
+//   /history/grad_norm_sq   float64 ||grad f||^2 of the full objective (NaN where not computable)
+//   /history/lr             float64 step size of the last update
+//   /history/bits_up        float64 cumulative payload bits per worker, worker -> server
+//   /history/bits_down      float64 cumulative payload bits per worker, server -> worker
+//   /history/wall_time      float64 seconds since the first iteration started
+//   /history/test_accuracy  float64 (mlp only)
+//   /final/x                float32 the model, written by slices from every rank
+//   attributes of /: algorithm, problem, config (the effective deck, YAML), workers, ranks, kokkos_backend,
+//   terse_version
+//
+// The file is written under a temporary name in the destination's directory and renamed over the
+// destination by close() only when it is complete, so an interrupted run never leaves a file that looks
+// finished. History rows are appended to extendible datasets and flushed as they come, so the temporary file
+// holds every row written so far.
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace terse {
+
+struct HistoryRow {
+  std::int64_t iteration = 0;
+  double loss = 0, grad_norm_sq = 0, lr = 0, bits_up = 0, bits_down = 0, wall_time = 0, test_accuracy = 0;
+};
+
+struct HistoryAttributes {
+  std::string algorithm, problem, config, kokkos_backend, terse_version;
+  std::int64_t workers = 0, ranks = 0;
+};
+
+class HistoryWriter {
+ public:
+  /// Collective over comm. Creates the temporary file next to `path`; throws UserError (naming the path)
+  /// when the directory is missing or not writable.
+  HistoryWriter(MPI_Comm comm, const std::string& path, const HistoryAttributes& attributes,
+                bool with_test_accuracy);
+  ~HistoryWriter();
+  HistoryWriter(const HistoryWriter&) = delete;
+  HistoryWriter& operator=(const HistoryWriter&) = delete;
+
+  /// Collective: appends one row (every rank passes the same values; rank 0 writes them) and flushes.
+  void append(const HistoryRow& row);
+
+  /// Collective: writes /final/x of global length d; this rank holds x[begin, begin + count).
+  void write_final_x(std::uint64_t d, std::uint64_t begin, const float* values, std::uint64_t count);
+
+  /// Collective: closes the file and renames it to its final name.
+  void close();
+
+  const std::string& path() const { return path_; }
+  const std::string& temporary_path() const { return tmp_path_; }
+  std::size_t rows() const { return rows_; }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0;
+  std::string path_, tmp_path_;
+  long long file_ = -1;  // hid_t, kept opaque here so that this header does not include hdf5.h
+  std::vector<long long> datasets_;
+  std::vector<std::string> names_;
+  std::size_t rows_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace terse
