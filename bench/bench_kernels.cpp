@@ -95,6 +95,23 @@ void BM_ScaledSign(benchmark::State& state) {
   run_against_reference(state, Exec(), bytes, Reference::read, s, [&] { scaled_sign_compress(Exec(), x, msg, ws); });
 }
 
+// Stochastic sign ||x||_2 sign~(x): must read x (twice here: the norm, then the random signs) and write the
+// bits; counted as one read, so the ratio shows the cost of the second pass and of the generator.
+template <class T>
+void BM_StochasticSign(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> x("x", n);
+  fill_gaussian_like(x, 5);
+  SignMessage<Exec, T> msg(n);
+  SumWorkspace<Exec> ws(n);
+  const CounterRng rng{1, static_cast<std::uint32_t>(RandomStream::stochastic_sign)};
+  std::uint64_t k = 0;
+  const double bytes = sizeof(T) * double(n) + n / 8.0;
+  run_against_reference(state, Exec(), bytes, Reference::read, s,
+                        [&] { stochastic_sign_compress(Exec(), x, rng, k++, 0, msg, ws); });
+}
+
 // Error feedback p = g + e; c = C(p); e <- p - c: must read g and e, write e and the bits.
 template <class T>
 void BM_ErrorFeedback(benchmark::State& state) {
@@ -194,6 +211,7 @@ void BM_MajorityVote(benchmark::State& state) {
 }
 
 BENCHMARK_TEMPLATE(BM_ScaledSign, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_StochasticSign, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_ErrorFeedback, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_Markov, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_MessageAdd, float) TERSE_SIZES;

@@ -10,11 +10,6 @@ for the majority vote, the speedup over unpacking to integers and summing.
 import json
 import sys
 
-REFERENCE = {  # which STREAM-like reference each kernel family is compared with (bench_*.cpp)
-    "BM_StreamCopy": "copy", "BM_StreamRead": "read", "BM_StreamUpdate": "update",
-    "BM_SignPack": "read", "BM_SignUnpack": "copy", "BM_SignApply": "update",
-    "BM_ScaledSign": "read", "BM_ErrorFeedback": "update", "BM_Markov": "update", "BM_MessageAdd": "update",
-}
 
 
 def main(path):
@@ -39,7 +34,7 @@ def main(path):
         if "ratio_to_ref" not in b:
             continue
         n = name.split("/")[1] if "/" in name else "?"
-        ref = REFERENCE.get(family, b.get("reference", "?"))
+        ref = b.get("label", "?").replace("vs ", "")  # run_against_reference labels the reference
         print(f"| `{name.split('/')[0]}` | {n} | {b['median_GBps']:.2f} | {ref} | {b['ref_median_GBps']:.2f} | "
               f"{b['ratio_to_ref']:.2f} |")
     if votes:

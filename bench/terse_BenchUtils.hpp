@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <string>
 #include <cstdint>
 #include <vector>
 
@@ -76,6 +77,16 @@ struct StreamReferences {
 
 enum class Reference { copy, read, update };
 
+inline const char* reference_name(Reference r) {
+  switch (r) {
+    case Reference::copy: return "copy";
+    case Reference::read: return "read";
+    case Reference::update: return "update";
+  }
+  return "?";
+}
+
+
 /// Runs the benchmark loop: each iteration times `kernel` (manual time) and then the chosen reference.
 /// Reports bytes/s of the kernel, the reference's median bytes/s and the ratio of the medians.
 template <class Kernel>
@@ -99,15 +110,8 @@ void run_against_reference(benchmark::State& state, const Exec& exec, double ker
   state.counters["median_GBps"] = k * 1e-9;
   state.counters["ref_median_GBps"] = r * 1e-9;
   state.counters["ratio_to_ref"] = k / r;
+  state.SetLabel(std::string("vs ") + reference_name(ref));
 }
 
-inline const char* reference_name(Reference r) {
-  switch (r) {
-    case Reference::copy: return "copy";
-    case Reference::read: return "read";
-    case Reference::update: return "update";
-  }
-  return "?";
-}
 
 }  // namespace terse::bench

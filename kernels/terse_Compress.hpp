@@ -59,7 +59,7 @@ struct SignMessage {
 namespace Impl {
 
 /// What the fused kernels sum besides packing the signs: |p_i|, in the vectors' own precision within a
-/// word (tree_sum64), in double across words.
+/// word (lane_sum64), in double across words.
 struct SumAbs {
   template <class T>
   KOKKOS_INLINE_FUNCTION static T term(T v) {
@@ -68,7 +68,7 @@ struct SumAbs {
 };
 
 /// One word per iteration: p_i = step(i [, c_prev_i]) for its 64 coordinates; writes the packed signs of p
-/// and the chunk sum of Sum::term(p_i) (the same tree as Impl::ChunkSum). With HasPrev, c_prev_i is the
+/// and the chunk sum of Sum::term(p_i) (lane_sum64, as Impl::ChunkSum). With HasPrev, c_prev_i is the
 /// previous message's value (prev_scale * (+-1)), passed to the step for its lazy memory update.
 template <bool HasPrev, class Sum, class Step, class WView, class PView, class PrevWords, class PrevScale>
 struct FusedSignPass {
@@ -79,8 +79,8 @@ struct FusedSignPass {
   PrevScale prev_scale;
   std::size_t n;
 
-  template <class T>
-  KOKKOS_INLINE_FUNCTION T value(std::size_t i, sign_word_t prev_bits, int j, T s) const {
+  template <class T, class Bits>
+  KOKKOS_INLINE_FUNCTION T value(std::size_t i, Bits prev_bits, int j, T s) const {
     if constexpr (HasPrev) {
       return step(i, ((prev_bits >> j) & 1u) ? s : T(-s));
     } else {
@@ -98,13 +98,13 @@ struct FusedSignPass {
       prev_bits = prev_words(w);
       s = prev_scale();
     }
-    // Simple loops over the word's 64 values (values, signs, sums) rather than one loop: each vectorises.
+    // Simple loops over the word's 64 values (values, signs, sums) rather than one loop, and 32-bit halves
+    // of the words: each loop vectorises.
     T v[sign_word_bits];
-    T t[sign_word_bits];
     sign_word_t bits = 0;
     if (begin + sign_word_bits <= n) {
       for (int h = 0; h < 2; ++h) {
-        const sign_word_t prev_half = prev_bits >> (32 * h);
+        const std::uint32_t prev_half = static_cast<std::uint32_t>(prev_bits >> (32 * h));
         for (int j = 0; j < 32; ++j) v[32 * h + j] = value(begin + 32 * h + j, prev_half, j, s);
       }
       for (int h = 0; h < 2; ++h) {
@@ -112,20 +112,20 @@ struct FusedSignPass {
         for (int j = 0; j < 32; ++j) half |= static_cast<std::uint32_t>(sign_bit(v[32 * h + j])) << j;
         bits |= static_cast<sign_word_t>(half) << (32 * h);
       }
-      for (int j = 0; j < sign_word_bits; ++j) t[j] = Sum::term(v[j]);
     } else {
       for (int j = 0; j < sign_word_bits; ++j) {
         if (begin + j < n) {
-          const T x = value(begin + j, prev_bits, j, s);
-          bits |= sign_bit(x) << j;
-          t[j] = Sum::term(x);
+          v[j] = value(begin + j, prev_bits, j, s);
+          bits |= sign_bit(v[j]) << j;
         } else {
-          t[j] = T(0);
+          v[j] = T(0);
         }
       }
     }
+    T t[sign_word_bits];
+    for (int j = 0; j < sign_word_bits; ++j) t[j] = Sum::term(v[j]);
     words(w) = bits;
-    partials(w) = tree_sum64(t);
+    partials(w) = lane_sum64(t);
   }
 };
 
@@ -275,12 +275,18 @@ struct StochasticSignPack {
 
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
     const double norm = compat::sqrt(sum_squares());
+    const double half_inv_norm = norm == 0.0 ? 0.0 : 0.5 / norm;
     const std::size_t begin = w * sign_word_bits;
     sign_word_t bits = 0;
-    for (int j = 0; j < sign_word_bits && begin + j < n; ++j) {
-      const std::size_t i = begin + j;
-      const bool plus = norm == 0.0 || rng.uniform(iteration, worker, i) < 0.5 + 0.5 * static_cast<double>(x(i)) / norm;
-      bits |= static_cast<sign_word_t>(plus) << j;
+    // Coordinate i uses rng.uniform_lane(iteration, worker, i): one Philox draw serves four coordinates.
+    for (int q = 0; q < sign_word_bits / 4 && begin + 4 * q < n; ++q) {
+      const Philox4x32 r = rng.draw(iteration, worker, begin / 4 + q);
+      for (int lane = 0; lane < 4 && begin + 4 * q + lane < n; ++lane) {
+        const std::size_t i = begin + 4 * q + lane;
+        const double p_plus = 0.5 + half_inv_norm * static_cast<double>(x(i));
+        const bool plus = norm == 0.0 || CounterRng::lane_to_uniform(r.v[lane]) < p_plus;
+        bits |= static_cast<sign_word_t>(plus) << (4 * q + lane);
+      }
     }
     words(w) = bits;
   }
@@ -315,9 +321,9 @@ void scaled_sign_compress(const ExecSpace& space, const XView& x, const SignMess
   Impl::set_scale(space, out, ws, false);
 }
 
-/// Stochastic sign of x (seed 001 App. E): out = ||x||_2 * sign~(x), unbiased. The random numbers are
-/// rng.uniform(iteration, worker, i), so the result is the same for any thread count. Two passes: the norm,
-/// then the signs.
+/// Stochastic sign of x (seed 001 App. E): out = ||x||_2 * sign~(x), unbiased (up to the 2^-32 resolution
+/// of the uniforms). Coordinate i is +1 when rng.uniform_lane(iteration, worker, i) < 1/2 + x_i / (2 ||x||),
+/// so the result is the same for any thread count. Two passes: the norm, then the signs.
 template <class ExecSpace, class XView, class T>
 void stochastic_sign_compress(const ExecSpace& space, const XView& x, const CounterRng& rng, std::uint64_t iteration,
                               std::uint32_t worker, const SignMessage<ExecSpace, T>& out,

@@ -68,6 +68,16 @@ struct CounterRng {
     return to_uniform(r.v[0], r.v[1]);
   }
 
+  /// Uniform double in (0, 1) with 32 random bits, four coordinates per draw: coordinate `index` takes lane
+  /// index % 4 of draw(iteration, worker, index / 4). For kernels that need one cheap uniform per coordinate.
+  KOKKOS_INLINE_FUNCTION static double lane_to_uniform(std::uint32_t bits) {
+    return (static_cast<double>(bits) + 0.5) * (1.0 / 4294967296.0);
+  }
+  KOKKOS_INLINE_FUNCTION double uniform_lane(std::uint64_t iteration, std::uint32_t worker, std::uint64_t index) const {
+    const Philox4x32 r = draw(iteration, worker, index / 4);
+    return lane_to_uniform(r.v[index % 4]);
+  }
+
   /// Standard normal N(0, 1) by the Box-Muller transform of two uniforms of one draw.
   KOKKOS_INLINE_FUNCTION double normal(std::uint64_t iteration, std::uint32_t worker, std::uint64_t index) const {
     const Philox4x32 r = draw(iteration, worker, index);

@@ -34,12 +34,12 @@ std::vector<T> gaussian(std::size_t n, unsigned seed, double scale = 1.0) {
 }
 
 // The scale of a scaled-sign message: the kernel sums |p_i| in T within each word of 64 (relative error of
-// a sum of terms of one sign below 3 * 2^-24 = 1.8e-7 in fp32) and in double across words (below
+// a sum of terms of one sign below 7 * 2^-24 = 4.2e-7 in fp32) and in double across words (below
 // n/64 * 2^-53); the scale is then rounded to T (3e-8 in fp32). The scalar reference sums in double in
-// index order (n * 2^-53, 1.1e-11 for n = 1e5). Tolerances: 3e-7 in fp32, 2e-11 in fp64.
+// index order (n * 2^-53, 1.1e-11 for n = 1e5). Tolerances: 5e-7 in fp32, 2e-11 in fp64.
 template <class T>
 double scale_tolerance() {
-  return std::is_same<T, float>::value ? 3e-7 : 2e-11;
+  return std::is_same<T, float>::value ? 5e-7 : 2e-11;
 }
 
 TYPED_TEST(Compress, DeterministicSumMatchesScalarSumAndIsTheSameOnEveryBackend) {
@@ -121,7 +121,7 @@ TYPED_TEST(Compress, StochasticSignMatchesTheDefinitionAndIsReproducible) {
   std::size_t checked = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double p = 0.5 + 0.5 * double(x[i]) / norm;
-    const double u = rng.uniform(12, 3, i);
+    const double u = rng.uniform_lane(12, 3, i);
     if (std::fabs(u - p) < 1e-9) continue;
     ASSERT_EQ(reference_bit(words, i), u < p) << i;
     ++checked;
