@@ -1,1 +1,218 @@
-#pragma once // placeholder: being written
+#pragma once
+// terse_Problem.hpp: the optimisation problems of `terse run` (deck section `problem`, docs/deck.md).
+//
+//   quadratic   f(x) = 0.5 ||x||^2 with Gaussian gradient noise (seed 000 Sec. III: noise N(0, 100^2) on the
+//               first coordinate, batch 256). Sample b of worker w at iteration k has the gradient
+//               x + noise_std * xi_b, xi_b ~ N(0, I) on every coordinate (noise_coords: all) or on coordinate 0
+//               only (noise_coords: first); a batch averages B samples, so the noise variance is noise_std^2/B.
+//   rosenbrock  f(x) = sum_{i=1}^{d-1} f_i(x), f_i(x) = 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2 (seed 001 Sec. 5.1).
+//               Sample b: grad f_i(x) + noise_std * xi_b with i uniform in 1..d-1 and xi_b ~ N(0, I) (the seed's
+//               g^(x) = grad f_i(x) + xi). Scaling: E[g^] = grad f(x) / (d - 1) (the seed calls g^ "biased");
+//               sample_gradient_scale() returns 1 / (d - 1). local_loss_sum/finish_* give f and grad f, unscaled.
+//               `batch: full` is the noise-free mean over all d - 1 components, grad f / (d - 1).
+//   logistic    f(x) = 1/N sum_i log(1 + exp(-y_i a_i^T x)) + lambda sum_j x_j^2 / (1 + x_j^2), y_i = +-1
+//               (seed 004 eq. (7.1)). Sample: one row of the worker's block, drawn uniformly with replacement;
+//               its gradient is -y_i sigma(-y_i a_i^T x) a_i + lambda grad R(x) (the regulariser is in every
+//               sample's gradient, so a worker's stochastic gradient is unbiased for its block's objective).
+//   mlp         one hidden layer: logits = W2 relu(W1 a + b1) + b2, softmax cross-entropy, f = mean over the
+//               training rows (Fashion-MNIST: 784 pixels / 255, 10 classes). Parameters in x, in this order:
+//               W1 (hidden x 784, row h at h*784), b1 (hidden), W2 (10 x hidden, row k at offset + k*hidden),
+//               b2 (10); dim = 784 h + h + 10 h + 10. Initial model: W1 ~ U(-1/sqrt(784), 1/sqrt(784)),
+//               W2 ~ U(-1/sqrt(hidden), 1/sqrt(hidden)), biases 0, from CounterRng (stream initial_model).
+//               Reports the test accuracy (argmax of the logits, ties to the smaller class).
+//
+// Workers and ranks. W logical workers; worker w owns rows floor(w N / W) .. floor((w+1) N / W) - 1 (row_block).
+// A Problem is built on each rank for the contiguous workers first .. first + count - 1 (WorkerRange) and
+// holds only their rows. The problem classes know nothing of MPI: the driver combines ranks like this:
+//   f(x)      = finish_loss(MPI_Allreduce(SUM, local_loss_sum(x)), x)
+//   grad f(x) : g = local_grad_sum(x) on each rank, MPI_Allreduce(SUM) of g (float), then finish_grad(g, x)
+//   accuracy  = MPI_Allreduce(SUM, *local_test_correct(x)) / test_rows()   (mlp; test rows are split over
+//               the workers like the training rows, each rank counts the correct ones of its workers' rows)
+// Synthetic problems (quadratic, rosenbrock) have no rows: the rank that holds worker 0 returns the whole f and
+// grad f from the local_* calls, the others 0; finish_* leave the sum as it is.
+//
+// Randomness and determinism. Every random number comes from CounterRng keyed by (seed, stream, iteration k,
+// worker w, index): sample selection (stream sample_selection, index b: the b-th sample of the batch,
+// CounterRng::below over the worker's block, or over 1..d-1 for rosenbrock), gradient noise (stream
+// gradient_noise, index b * d + j), the mlp's initial weights (stream initial_model, iteration 0, worker 0,
+// index = parameter). So worker w's stochastic gradient is a pure function of (seed, k, w, x, batch): the same
+// bits whatever rank computes it and however many threads. No kernel uses floating-point atomics or
+// parallel_reduce of floating-point values: every output (a coordinate of a gradient) is computed by one
+// thread that sums its terms sequentially in a fixed order (rows or samples in increasing order, in double;
+// the mlp's hidden pre-activations in 8 interleaved partial sums over the pixels, combined by a fixed tree),
+// and scalar sums (losses) use deterministic_sum (terse_Reduce.hpp), whose summation tree depends on the
+// length only. Results are bitwise equal for Serial and OpenMP at any thread count (tested). Local sums over
+// a rank's rows depend on the rank layout only through the order of the driver's MPI_Allreduce.
+//
+// Cost per call (B = batch size): quadratic O(d) plus B normals per noisy coordinate (noise_coords: all draws
+// B d normals: slow for large d and B); rosenbrock O(B d); logistic O(B d) for a sampled batch (dense chunks of
+// the samples' gradients, see Memory), O(nnz + d) for `full` and the local sums; mlp O(B 784 hidden) in chunks
+// of 256 rows (2 x 10^7 flops for B = 256, hidden = 64).
+//
+// Kernels: named functors in terse_Problem.cpp, launched with RangePolicy on the problem's execution space
+// instance; every public member function returns with its results complete (it fences the space). The objects
+// hold workspaces: not thread-safe, one caller at a time. Workspaces are allocated in the constructor (their
+// size depends on dim, the local rows and a fixed chunk size, never on the batch size), none in the calls.
+//
+// Memory per rank (floats are 4 bytes, n = this rank's rows, nnz = their stored entries, d = dim):
+//   quadratic, rosenbrock: nothing but the deterministic-sum buffers (d / 64 doubles).
+//   logistic: CSR of the local rows (8 (n+1) + 8 nnz + 4 n bytes), a CSC copy per local worker (8 count (d+1)
+//             + 8 nnz bytes: parallel-over-columns gradients), per-row loss and coefficient (16 n bytes), a
+//             dense chunk of c rows for sampled batches (4 c d bytes, c = clamp(2^22 / d, 1, 64): 16 MiB at most)
+//             and a double accumulator (8 d bytes).
+//   mlp:      the local training rows, dense (4 * 784 n bytes: 188 MB for all 60000 Fashion-MNIST rows), the
+//             local test rows likewise, per-row losses (8 n), chunk workspaces of 256 rows (8 * 256 (2 hidden +
+//             10) bytes) and a double accumulator (8 d bytes). make_problem reads the IDX files as bytes and
+//             converts only the local rows.
+#include "terse_Data.hpp"
+#include "terse_Deck.hpp"
+
+#include <terse_Compat.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace terse {
+
+/// Samples per worker per iteration (`run.batch`), or the worker's whole block (`batch: full`).
+struct Batch {
+  bool full = false;
+  std::int64_t size = 1;  ///< >= 1 unless full
+};
+
+/// run.batch of a deck.
+inline Batch batch_of(const RunConfig& run) { return Batch{run.batch_full, run.batch_full ? 0 : run.batch}; }
+
+/// The W logical workers and the contiguous ones that live on this rank.
+struct WorkerRange {
+  int total = 1;  ///< W
+  int first = 0;  ///< the first worker of this rank
+  int count = 1;  ///< workers on this rank
+  int end() const { return first + count; }
+  bool holds(int w) const { return w >= first && w < first + count; }
+};
+
+/// Rank `rank` of `ranks` with per_rank workers each (workers.per_rank): W = ranks * per_rank, first = rank *
+/// per_rank (worker w lives on rank floor(w / per_rank)).
+WorkerRange workers_of_rank(int rank, int ranks, std::int64_t per_rank);
+
+/// One rank's share of an optimisation problem (see the top of this file). ExecSpace: where the kernels run;
+/// the driver uses the default, the tests also Serial and OpenMP to compare them bitwise.
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+class Problem {
+ public:
+  using execution_space = ExecSpace;
+  using memory_space = typename ExecSpace::memory_space;
+  using vector_type = Kokkos::View<float*, memory_space>;              ///< a model or a gradient, length dim()
+  using const_vector_type = Kokkos::View<const float*, memory_space>;
+  using matrix_type = Kokkos::View<float**, Kokkos::LayoutRight, memory_space>;  ///< (samples, dim)
+
+  virtual ~Problem() = default;
+
+  virtual ProblemKind kind() const = 0;
+  /// One line for the log, e.g. "logistic regression (seed 004 eq. (7.1)) on FILE: N rows, d features, ...".
+  virtual std::string description() const = 0;
+  /// d, the length of the model.
+  virtual std::size_t dim() const = 0;
+  /// N, the global number of training rows; 0 for the synthetic problems.
+  virtual std::uint64_t rows() const = 0;
+  /// Rows of worker w's block (w on this rank); 0 for the synthetic problems.
+  virtual std::uint64_t worker_rows(int w) const = 0;
+  /// Rows of the matrix per_sample_gradients() fills: batch.size, or for `full` the block's rows (logistic,
+  /// mlp), d - 1 (rosenbrock: one per component f_i) or 1 (quadratic: the noise-free gradient).
+  virtual std::int64_t batch_rows(int w, const Batch& batch) const = 0;
+  /// s with E[stochastic_gradient] = s * grad f for a worker holding all rows: 1 / (d - 1) for rosenbrock
+  /// (seed 001's g^), 1 for the others.
+  virtual double sample_gradient_scale() const { return 1.0; }
+
+  /// The initial model (the same on every rank): quadratic and rosenbrock x0 in every coordinate, logistic 0,
+  /// mlp seeded random weights.
+  virtual void initial_model(const vector_type& x, std::uint64_t seed) = 0;
+
+  /// Sum of the per-row losses over this rank's rows (synthetic: f on the rank of worker 0, 0 elsewhere).
+  virtual double local_loss_sum(const const_vector_type& x) = 0;
+  /// Sum of the per-row loss gradients over this rank's rows into g (synthetic: grad f on the rank of worker
+  /// 0, zeros elsewhere). The regulariser is not in it.
+  virtual void local_grad_sum(const const_vector_type& x, const vector_type& g) = 0;
+  /// f(x) from the sum of local_loss_sum over all ranks: sum / N plus the regulariser (logistic).
+  virtual double finish_loss(double global_sum, const const_vector_type& x) = 0;
+  /// grad f(x) in place from the sum of local_grad_sum over all ranks: g / N plus the regulariser's gradient.
+  virtual void finish_grad(const vector_type& g, const const_vector_type& x) = 0;
+
+  /// Worker w's stochastic gradient at iteration k into g: the mean of the batch's per-sample gradients (see
+  /// per_sample_gradients), or for `full` the exact mean over its whole block (no sampling, no noise).
+  virtual void stochastic_gradient(const const_vector_type& x, int w, std::uint64_t k, const Batch& batch,
+                                   std::uint64_t seed, const vector_type& g) = 0;
+  /// The per-sample gradients of the same batch: G(b, :) for b = 0 .. batch_rows(w, batch) - 1 (the same rows
+  /// and noise as stochastic_gradient with these arguments, whose result is their mean up to the order of
+  /// floating-point sums). For majority vote over samples (seed 000 Alg. 2) and the eta* estimate (Prop. 3).
+  virtual void per_sample_gradients(const const_vector_type& x, int w, std::uint64_t k, const Batch& batch,
+                                    std::uint64_t seed, const matrix_type& G) = 0;
+
+  /// Global number of test rows (mlp), 0 when the problem has no test set.
+  virtual std::uint64_t test_rows() const { return 0; }
+  /// Number of this rank's test rows classified correctly (mlp), nullopt when the problem has no test set.
+  virtual std::optional<std::uint64_t> local_test_correct(const const_vector_type& /*x*/) { return std::nullopt; }
+
+  /// The workers of this rank.
+  const WorkerRange& workers() const { return workers_; }
+  const ExecSpace& space() const { return space_; }
+
+  /// f(x) and grad f(x) when this rank holds every worker (one rank, or tests); throws std::logic_error otherwise.
+  double loss(const const_vector_type& x) {
+    require_all_workers("loss");
+    return finish_loss(local_loss_sum(x), x);
+  }
+  void gradient(const const_vector_type& x, const vector_type& g) {
+    require_all_workers("gradient");
+    local_grad_sum(x, g);
+    finish_grad(g, x);
+  }
+  /// Test accuracy when this rank holds every worker (mlp), nullopt when the problem has no test set.
+  std::optional<double> test_accuracy(const const_vector_type& x) {
+    require_all_workers("test_accuracy");
+    const auto correct = local_test_correct(x);
+    if (!correct || test_rows() == 0) return std::nullopt;
+    return static_cast<double>(*correct) / static_cast<double>(test_rows());
+  }
+
+ protected:
+  explicit Problem(const WorkerRange& workers, const ExecSpace& space = ExecSpace()) : workers_(workers), space_(space) {}
+
+  WorkerRange workers_;
+  ExecSpace space_;
+
+ private:
+  void require_all_workers(const char* what) const {
+    if (workers_.first != 0 || workers_.count != workers_.total)
+      throw std::logic_error(std::string("terse::Problem::") + what +
+                             ": this rank does not hold every worker; combine local sums with MPI_Allreduce");
+  }
+};
+
+/// The problem a deck describes, for the workers of this rank: reads the data files (each rank reads them and
+/// keeps the rows of its workers). Throws DataError for bad data files or more workers than rows, UserError for
+/// a `dim` smaller than the data's (fashion_mnist), std::invalid_argument for a bad WorkerRange.
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+std::unique_ptr<Problem<ExecSpace>> make_problem(const ProblemConfig& config, const WorkerRange& workers);
+
+/// The problems from values in memory (make_problem calls these; tests too).
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+std::unique_ptr<Problem<ExecSpace>> make_quadratic(std::int64_t dim, double x0, double noise_std, NoiseCoords coords,
+                                                   const WorkerRange& workers);
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+std::unique_ptr<Problem<ExecSpace>> make_rosenbrock(std::int64_t dim, double x0, double noise_std,
+                                                    const WorkerRange& workers);
+/// data: all N rows (this rank keeps its workers' rows); labels -1/+1, or two distinct values mapped by
+/// binary_labels(); dimension data.dim.
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+std::unique_ptr<Problem<ExecSpace>> make_logistic(const SparseDataset& data, double lambda, const WorkerRange& workers);
+/// train, test: all rows (this rank keeps its workers' share of each); the same dim and num_classes (<= 16).
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const DenseDataset& test, std::int64_t hidden,
+                                             const WorkerRange& workers);
+
+}  // namespace terse
