@@ -87,6 +87,15 @@ KOKKOS_INLINE_FUNCTION int popcount(std::uint32_t w) {
 #endif
 }
 
+#if defined(KOKKOS_ENABLE_HIP)
+/// The HIP execution space (Kokkos::Experimental::HIP before 4.0).
+#if TERSE_KOKKOS_AT_LEAST(4, 0, 0)
+using HIP = Kokkos::HIP;
+#else
+using HIP = Kokkos::Experimental::HIP;
+#endif
+#endif
+
 /// "OpenMP;Serial": the execution spaces this Kokkos was built with, by name.
 inline std::vector<std::string> enabled_backends() {
   std::vector<std::string> names;

@@ -22,7 +22,8 @@
 // not depend on the thread count). The memory update that needs the scale (e <- p - c, w_hat <- w_hat + c)
 // is therefore applied lazily, at the start of the next pass over the same vector, in the same floating-point
 // operations as the eager form, so results are bitwise those of the eager algorithm; error() and estimate()
-// apply it at once when the state is needed (checkpoints, inspection).
+// apply it at once when the state is needed (checkpoints, inspection). A memory reads its previous message's
+// scale on the device: call it with one execution space instance (one stream) throughout.
 
 #include <terse_Random.hpp>
 #include <terse_Reduce.hpp>
@@ -230,7 +231,8 @@ void fused_sign_pass(const ExecSpace& space, const char* label, const Step& step
   using Words = Kokkos::View<sign_word_t*, Mem>;
   using Scale = Kokkos::View<T, Mem>;
   using Partials = typename SumWorkspace<ExecSpace>::partials_type;
-  KOKKOS_ASSERT(out.n == n && n <= ws.capacity());
+  Impl::require(out.n == n, "terse: the message was made for another dimension");
+  Impl::require(n <= ws.capacity(), "terse: the SumWorkspace is smaller than the vector");
   const auto policy = Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n));
   if constexpr (Step::has_memory) {
     if (prev) {
@@ -299,7 +301,7 @@ template <class ExecSpace, class T, class YView>
 void message_add(const ExecSpace& space, const SignMessage<ExecSpace, T>& m, const YView& y,
                  typename YView::non_const_value_type alpha = 1) {
   Impl::check_access<ExecSpace, YView>();
-  KOKKOS_ASSERT(y.extent(0) == m.n);
+  Impl::require(y.extent(0) == m.n, "terse::message_add: y's extent differs from the message's dimension");
   using Words = decltype(m.words);
   using Scale = decltype(m.scale);
   if constexpr (Impl::word_loops_v<ExecSpace>) {
@@ -330,7 +332,7 @@ void stochastic_sign_compress(const ExecSpace& space, const XView& x, const Coun
                               const SumWorkspace<ExecSpace>& ws) {
   Impl::check_access<ExecSpace, XView>();
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(out.n == n);
+  Impl::require(out.n == n, "terse::stochastic_sign_compress: the message was made for another dimension");
   deterministic_sum(space, Impl::SquareOf<XView>{x}, n, ws);
   using Words = decltype(out.words);
   using Sum = decltype(ws.result());
@@ -360,7 +362,7 @@ struct SparseMessage {
 template <class ExecSpace, class T, class YView>
 void message_add(const ExecSpace& space, const SparseMessage<ExecSpace, T>& m, const YView& y,
                  typename YView::non_const_value_type alpha = 1) {
-  KOKKOS_ASSERT(y.extent(0) == m.n);
+  Impl::require(y.extent(0) == m.n, "terse::message_add: y's extent differs from the message's dimension");
   top_k_scatter_add(space, m.indices, m.values, y, alpha);
 }
 
@@ -395,7 +397,7 @@ class ErrorFeedback<ExecSpace, T, ScaledSign> {
   template <class GView>
   const message_type& compress(const ExecSpace& space, const GView& g) {
     Impl::check_access<ExecSpace, GView>();
-    KOKKOS_ASSERT(g.extent(0) == size());
+    Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
     const message_type* prev = pending_ ? &msg_[current_] : nullptr;
     const int next = pending_ ? 1 - current_ : current_;
     using Step = Impl::ErrorFeedbackStep<GView, Kokkos::View<T*, memory_space>>;
@@ -446,7 +448,7 @@ class MarkovCompressor<ExecSpace, T, ScaledSign> {
   template <class WView>
   const message_type& compress(const ExecSpace& space, const WView& w) {
     Impl::check_access<ExecSpace, WView>();
-    KOKKOS_ASSERT(w.extent(0) == size());
+    Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
     const message_type* prev = pending_ ? &msg_[current_] : nullptr;
     const int next = pending_ ? 1 - current_ : current_;
     using Step = Impl::MarkovStep<WView, Kokkos::View<T*, memory_space>>;
@@ -507,7 +509,7 @@ class ErrorFeedback<ExecSpace, T, TopK> {
   template <class GView>
   message_type compress(const ExecSpace& space, const GView& g) {
     Impl::check_access<ExecSpace, GView>();
-    KOKKOS_ASSERT(g.extent(0) == size());
+    Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
     auto e = e_;
     Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
                          KOKKOS_LAMBDA(std::size_t i) { e(i) = g(i) + e(i); });
@@ -539,7 +541,7 @@ class MarkovCompressor<ExecSpace, T, TopK> {
   template <class WView>
   message_type compress(const ExecSpace& space, const WView& w) {
     Impl::check_access<ExecSpace, WView>();
-    KOKKOS_ASSERT(w.extent(0) == size());
+    Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
     using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
     top_k_select(space, Diff{w, w_hat_}, ws_);
     top_k_scatter_add(space, ws_.indices(), ws_.values(), w_hat_, T(1));

@@ -50,17 +50,21 @@ struct CounterRng {
 
   KOKKOS_INLINE_FUNCTION Philox4x32 draw(std::uint64_t iteration, std::uint32_t worker,
                                          std::uint64_t index) const {
-    // counter: index (64 bits), iteration (low 32 bits), worker; key: seed mixed with the stream.
-    return philox4x32(static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32),
+    // counter: index (low 32 bits), index high bits + iteration high bits, iteration (low 32 bits), worker;
+    // key: the 64-bit seed, its low word mixed with the stream. Distinct for every (seed, stream, iteration,
+    // worker, index) with index < 2^32 and iteration < 2^32; beyond that, index and iteration high words share
+    // one counter word (a run of 2^32 iterations over 2^32-coordinate vectors would be needed to collide).
+    return philox4x32(static_cast<std::uint32_t>(index),
+                      static_cast<std::uint32_t>(index >> 32) ^ (static_cast<std::uint32_t>(iteration >> 32) * 0x9E3779B9u),
                       static_cast<std::uint32_t>(iteration), worker,
-                      static_cast<std::uint32_t>(seed) ^ (stream * 0x85EBCA6Bu),
-                      static_cast<std::uint32_t>(seed >> 32) ^ static_cast<std::uint32_t>(iteration >> 32));
+                      static_cast<std::uint32_t>(seed) ^ (stream * 0x85EBCA6Bu), static_cast<std::uint32_t>(seed >> 32));
   }
 
-  /// Uniform double in (0, 1) (never 0 or 1), 53 random bits.
+  /// Uniform double in (0, 1) (never 0 or 1): the 52 high random bits, centred in their cells, so every
+  /// value k + 1/2 over 2^52 is exact and the largest is 1 - 2^-53.
   KOKKOS_INLINE_FUNCTION static double to_uniform(std::uint32_t hi, std::uint32_t lo) {
-    const std::uint64_t bits = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 11;
-    return (static_cast<double>(bits) + 0.5) * (1.0 / 9007199254740992.0);
+    const std::uint64_t bits = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 12;
+    return (static_cast<double>(bits) + 0.5) * (1.0 / 4503599627370496.0);
   }
 
   KOKKOS_INLINE_FUNCTION double uniform(std::uint64_t iteration, std::uint32_t worker, std::uint64_t index) const {

@@ -15,6 +15,7 @@
 #include <terse_Compat.hpp>
 
 #include <cstddef>
+#include <stdexcept>
 #include <utility>
 
 namespace terse {
@@ -123,7 +124,7 @@ class SumWorkspace {
 /// `KOKKOS_INLINE_FUNCTION value operator()(std::size_t i) const`.
 template <class ExecSpace, class Term>
 void deterministic_sum(const ExecSpace& space, const Term& term, std::size_t n, const SumWorkspace<ExecSpace>& ws) {
-  KOKKOS_ASSERT(n <= ws.capacity());
+  if (n > ws.capacity()) throw std::invalid_argument("terse::deterministic_sum: n exceeds the SumWorkspace's capacity");
   const std::size_t chunks = sum_chunks(n);
   Kokkos::parallel_for("terse::deterministic_sum", Kokkos::RangePolicy<ExecSpace>(space, 0, chunks),
                        Impl::ChunkSum<Term, typename SumWorkspace<ExecSpace>::partials_type>{term, ws.partials(), n});

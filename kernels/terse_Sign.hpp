@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 
 namespace terse {
@@ -39,11 +40,17 @@ KOKKOS_INLINE_FUNCTION constexpr T sign_value(sign_word_t bit) {
 
 namespace Impl {
 
-/// Host backends write whole words per iteration (contiguous, vectorisable); device backends map one
-/// thread to one coordinate so neighbouring threads touch neighbouring addresses.
+/// Host backends (execution spaces that can reach host memory: Serial, OpenMP, Threads) write whole words
+/// per iteration (contiguous, vectorisable); device backends map one thread to one coordinate so that
+/// neighbouring threads touch neighbouring addresses. (Chosen by the execution space, not its memory space,
+/// which is host-accessible for CUDA UVM too.) sign_pack has one thread per word on every backend.
 template <class ExecSpace>
-inline constexpr bool word_loops_v =
-    Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible;
+inline constexpr bool word_loops_v = Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
+
+/// Argument checks that hold in release builds too (KOKKOS_ASSERT is compiled out with NDEBUG).
+inline void require(bool condition, const char* what) {
+  if (!condition) throw std::invalid_argument(what);
+}
 
 template <class ExecSpace, class View>
 constexpr void check_access() {
@@ -156,7 +163,7 @@ void sign_pack(const ExecSpace& space, const XView& x, const WView& words) {
   static_assert(std::is_floating_point<typename XView::value_type>::value, "sign_pack packs fp32 or fp64");
   static_assert(std::is_same<typename WView::value_type, sign_word_t>::value, "packed words are sign_word_t");
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(words.extent(0) >= packed_words(n));
+  Impl::require(words.extent(0) >= packed_words(n), "terse::sign_pack: words.extent(0) < packed_words(x.extent(0))");
   Kokkos::parallel_for("terse::sign_pack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                        Impl::SignPack<XView, WView>{x, words, n});
 }
@@ -168,7 +175,7 @@ void sign_unpack(const ExecSpace& space, const WView& words, const YView& y,
   Impl::check_access<ExecSpace, WView>();
   Impl::check_access<ExecSpace, YView>();
   const std::size_t n = y.extent(0);
-  KOKKOS_ASSERT(words.extent(0) >= packed_words(n));
+  Impl::require(words.extent(0) >= packed_words(n), "terse::sign_unpack: words.extent(0) < packed_words(y.extent(0))");
   if constexpr (Impl::word_loops_v<ExecSpace>) {
     Kokkos::parallel_for("terse::sign_unpack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                          Impl::SignUnpackWords<WView, YView>{words, y, scale, n});
@@ -185,7 +192,7 @@ void sign_apply(const ExecSpace& space, const WView& words, const XView& x,
   Impl::check_access<ExecSpace, WView>();
   Impl::check_access<ExecSpace, XView>();
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(words.extent(0) >= packed_words(n));
+  Impl::require(words.extent(0) >= packed_words(n), "terse::sign_apply: words.extent(0) < packed_words(x.extent(0))");
   if constexpr (Impl::word_loops_v<ExecSpace>) {
     Kokkos::parallel_for("terse::sign_apply", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                          Impl::SignApplyWords<WView, XView>{words, x, step, n});

@@ -78,7 +78,7 @@ struct TopKKey<float> {
   static constexpr int bits = 31;
   KOKKOS_INLINE_FUNCTION static type of(float x) {
     type u;
-    memcpy(&u, &x, sizeof(u));
+    std::memcpy(&u, &x, sizeof(u));
     return u & 0x7fffffffu;
   }
 };
@@ -89,7 +89,7 @@ struct TopKKey<double> {
   static constexpr int bits = 63;
   KOKKOS_INLINE_FUNCTION static type of(double x) {
     type u;
-    memcpy(&u, &x, sizeof(u));
+    std::memcpy(&u, &x, sizeof(u));
     return u & 0x7fffffffffffffffull;
   }
 };

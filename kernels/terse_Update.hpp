@@ -95,7 +95,7 @@ inline constexpr std::size_t update_block_size = 4096;
 
 template <class ExecSpace>
 inline constexpr bool update_blocks_v =
-    Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible;
+    Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
 
 /// Runs f.apply(i, coefs) over one block of coordinates, with coefs held in a local copy.
 template <class Functor>
@@ -329,9 +329,15 @@ inline double adaalter_warmup_lr(double lr, long step, long warmup_steps) {
 }
 
 /// t' = mod(t-1, H) + 1 of seed 002 Alg. 3: the number of local steps since the last sync, 1..H.
-inline long adaalter_local_index(long step, long sync_period) { return (step - 1) % sync_period + 1; }
+inline long adaalter_local_index(long step, long sync_period) {
+  if (sync_period < 1) throw std::invalid_argument("terse: sync_period must be >= 1");
+  return (step - 1) % sync_period + 1;
+}
 
 /// Whether iteration t (1-based) of seed 002 Alg. 3 ends with a sync: mod(t, H) == 0.
-inline bool adaalter_is_sync_step(long step, long sync_period) { return step % sync_period == 0; }
+inline bool adaalter_is_sync_step(long step, long sync_period) {
+  if (sync_period < 1) throw std::invalid_argument("terse: sync_period must be >= 1");
+  return step % sync_period == 0;
+}
 
 }  // namespace terse

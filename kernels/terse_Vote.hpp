@@ -13,7 +13,7 @@
 
 namespace terse {
 
-/// Largest number of voters: counts up to 2^32 - 1 fit the bit planes.
+/// Bit planes of the counts: enough for any int number of voters.
 inline constexpr int vote_max_planes = 32;
 
 namespace Impl {
@@ -63,17 +63,19 @@ KOKKOS_INLINE_FUNCTION constexpr int vote_planes(int n_voters) {
 }
 
 /// Majority vote of signs(v, :) over v = 0..W-1 into vote(:) (packed, set bit = +1) and tie(:)
-/// (set bit = exact tie, vote 0). Padding bits of the last word come out as 0 in vote and in tie only
-/// when W is odd; callers mask them with the dimension (sign_apply_voted does).
+/// (set bit = exact tie, vote 0). With zero padding bits in the inputs (the packing convention) the padding
+/// bits of vote and tie are 0 too.
 template <class ExecSpace, class SignsView, class VoteView, class TieView>
 void majority_vote(const ExecSpace& space, const SignsView& signs, const VoteView& vote, const TieView& tie) {
   static_assert(SignsView::rank == 2, "majority_vote takes a (voters, words) view");
   static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename SignsView::memory_space>::accessible, "");
   Impl::check_access<ExecSpace, VoteView>();
   Impl::check_access<ExecSpace, TieView>();
+  Impl::require(signs.extent(0) >= 1 && signs.extent(0) < (std::size_t(1) << 31),
+                "terse::majority_vote: needs 1 .. 2^31 - 1 voters");
   const int n_voters = static_cast<int>(signs.extent(0));
-  KOKKOS_ASSERT(n_voters >= 1);
-  KOKKOS_ASSERT(vote.extent(0) >= signs.extent(1) && tie.extent(0) >= signs.extent(1));
+  Impl::require(vote.extent(0) >= signs.extent(1) && tie.extent(0) >= signs.extent(1),
+                "terse::majority_vote: vote and tie need signs.extent(1) words");
   Kokkos::parallel_for("terse::majority_vote", Kokkos::RangePolicy<ExecSpace>(space, 0, signs.extent(1)),
                        Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters,
                                                                         vote_planes(n_voters)});
@@ -104,6 +106,8 @@ void sign_apply_voted(const ExecSpace& space, const WView& vote, const WView& ti
                       typename XView::non_const_value_type step) {
   Impl::check_access<ExecSpace, WView>();
   Impl::check_access<ExecSpace, XView>();
+  Impl::require(vote.extent(0) >= packed_words(x.extent(0)) && tie.extent(0) >= packed_words(x.extent(0)),
+                "terse::sign_apply_voted: vote and tie need packed_words(x.extent(0)) words");
   Kokkos::parallel_for("terse::sign_apply_voted", Kokkos::RangePolicy<ExecSpace>(space, 0, x.extent(0)),
                        Impl::SignApplyVoted<WView, XView>{vote, tie, x, step});
 }

@@ -2,6 +2,8 @@
 // terse_TestBackends.hpp: the execution spaces the unit tests run on (every enabled backend), and small
 // helpers to move test data between the host and a backend's memory space.
 
+#include <terse_Compat.hpp>
+
 #include <Kokkos_Core.hpp>
 #include <gtest/gtest.h>
 
@@ -34,12 +36,19 @@ using ExecSpaceTuple = decltype(std::tuple_cat(
     std::declval<std::tuple<Kokkos::Cuda>>(),
 #endif
 #if defined(KOKKOS_ENABLE_HIP)
-    std::declval<std::tuple<Kokkos::Experimental::HIP>>(),
+    std::declval<std::tuple<terse::compat::HIP>>(),
 #endif
     std::declval<std::tuple<>>()));
 
 /// ::testing::Types<every enabled execution space>
 using ExecSpaces = Impl::ToTypes<ExecSpaceTuple>::type;
+
+/// A one-thread host backend to compare other backends and thread counts with.
+#if defined(KOKKOS_ENABLE_SERIAL)
+using ReferenceHost = Kokkos::Serial;
+#else
+using ReferenceHost = Kokkos::DefaultHostExecutionSpace;
+#endif
 
 /// A device view of the space's memory filled from a host vector.
 template <class ExecSpace, class T>

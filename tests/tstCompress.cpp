@@ -5,8 +5,10 @@
 
 #include <terse_Compress.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <type_traits>
 
 namespace {
 
@@ -52,8 +54,8 @@ TYPED_TEST(Compress, DeterministicSumMatchesScalarSumAndIsTheSameOnEveryBackend)
     double ref = 0, ref_abs = 0;
     for (double v : x) ref += v, ref_abs += std::fabs(v);
     EXPECT_NEAR(got, ref, 1e-15 * n * ref_abs + 1e-300) << "n = " << n;
-    // Bitwise the same as on the host's default backend (another thread count, or Serial vs OpenMP).
-    using Host = Kokkos::DefaultHostExecutionSpace;
+    // Bitwise the same as on Serial (one thread, against the typed backend's threads).
+    using Host = ReferenceHost;
     SumWorkspace<Host> ws_h(n);
     auto xh = to_device<Host>(x);
     deterministic_sum(Host(), xh, n, ws_h);
@@ -131,8 +133,8 @@ TYPED_TEST(Compress, StochasticSignMatchesTheDefinitionAndIsReproducible) {
   Kokkos::deep_copy(scale, msg.scale);
   EXPECT_NEAR(scale, norm, 1.2e-7 * norm);
 
-  // The same on the host's default backend (other threads): bitwise.
-  using Host = Kokkos::DefaultHostExecutionSpace;
+  // The same on Serial (one thread, against the typed backend's threads): bitwise.
+  using Host = ReferenceHost;
   SignMessage<Host, float> msg_h(n);
   SumWorkspace<Host> ws_h(n);
   stochastic_sign_compress(Host(), to_device<Host>(x), rng, 12, 3, msg_h, ws_h);

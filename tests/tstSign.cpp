@@ -49,6 +49,26 @@ TYPED_TEST(SignPack, ConventionZeroNegativeZeroAndNaNArePlusOne) {
   EXPECT_EQ(to_host(words)[0], sign_word_t(0b001101101));
 }
 
+TYPED_TEST(SignPack, NegativeNaNIsPlusOneInBothPrecisions) {
+  // -NaN has its sign bit set but is not < 0: it encodes +1, like every NaN.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> xd = {-nan, nan, -1.0, std::copysign(nan, -1.0)};
+  const std::vector<float> xf = {-std::numeric_limits<float>::quiet_NaN(), -1.0f,
+                                 std::copysign(std::numeric_limits<float>::quiet_NaN(), -1.0f)};
+  ASSERT_TRUE(std::signbit(xd[3]) && std::signbit(xf[2]));
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", 1);
+  sign_pack(TypeParam(), to_device<TypeParam>(xd), words);
+  EXPECT_EQ(to_host(words)[0], sign_word_t(0b1011));
+  sign_pack(TypeParam(), to_device<TypeParam>(xf), words);
+  EXPECT_EQ(to_host(words)[0], sign_word_t(0b101));
+}
+
+TYPED_TEST(SignPack, TooFewWordsIsRefused) {
+  const std::vector<float> x(65, 1.0f);
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", 1);
+  EXPECT_THROW(sign_pack(TypeParam(), to_device<TypeParam>(x), words), std::invalid_argument);
+}
+
 TYPED_TEST(SignPack, UnusedBitsOfTheLastWordAreZero) {
   const std::vector<float> x(70, 1.0f);
   Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", 2);

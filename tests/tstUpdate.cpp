@@ -39,7 +39,7 @@ template <class ExecSpace, class T>
 using DView = Kokkos::View<T*, typename ExecSpace::memory_space>;
 
 template <class ExecSpace>
-constexpr bool bitwise_v = Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename ExecSpace::memory_space>::accessible;
+constexpr bool bitwise_v = Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
 
 /// Bitwise on host backends; 8 ulps of the largest |want| on device backends (see the top of the file).
 template <class ExecSpace, class T>
