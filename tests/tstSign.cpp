@@ -136,3 +136,33 @@ TEST(Backends, OpenMPRunsWithSeveralThreads) {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace terse;
+using namespace terse::test;
+
+// The one-thread-per-coordinate functors that device backends use, run here on the host backends so that
+// CPU-only CI checks them against the same scalar reference.
+TYPED_TEST(SignPack, DevicePathFunctorsMatchTheReference) {
+  const std::size_t n = 1000;
+  const auto src = mixed_values<float>(n, 55);
+  const auto ref = reference_pack(src);
+  const auto words = to_device<TypeParam>(ref, "words");
+  using Words = decltype(words);
+  using Vec = Kokkos::View<float*, typename TypeParam::memory_space>;
+  Vec y("y", n);
+  Kokkos::parallel_for(Kokkos::RangePolicy<TypeParam>(0, n), terse::Impl::SignUnpackCoords<Words, Vec>{words, y, 0.5f});
+  const auto x0 = mixed_values<float>(n, 56);
+  auto x = to_device<TypeParam>(x0, "x");
+  Kokkos::parallel_for(Kokkos::RangePolicy<TypeParam>(0, n), terse::Impl::SignApplyCoords<Words, Vec>{words, x, 0.25f});
+  const auto got_y = to_host(y);
+  const auto got_x = to_host(x);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float s = reference_bit(ref, i) ? 1.0f : -1.0f;
+    ASSERT_EQ(got_y[i], 0.5f * s) << i;
+    ASSERT_EQ(got_x[i], x0[i] - 0.25f * s) << i;
+  }
+}
+
+}  // namespace
