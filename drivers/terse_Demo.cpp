@@ -1,9 +1,9 @@
 // `terse demo`: majority-vote signSGD (seed 000 Alg. 1, seed 001 Alg. 2) on the noisy quadratic
 // f(x) = 0.5 ||x||^2, one worker per MPI rank, 1 bit per coordinate on the wire.
 #include "terse_Exchange.hpp"
+#include "terse_Problem.hpp"
 #include "terse_Runtime.hpp"
 
-#include <terse_Random.hpp>
 #include <terse_Sign.hpp>
 #include <terse_Vote.hpp>
 
@@ -12,49 +12,27 @@
 
 namespace terse {
 
-namespace {
-
-/// g(i) = x(i) + noise_std * N(0,1), the stochastic gradient of 0.5 ||x||^2.
-template <class XView, class GView>
-struct NoisyQuadraticGradient {
-  XView x;
-  GView g;
-  CounterRng rng;
-  double noise_std;
-  std::uint64_t iteration;
-  std::uint32_t worker;
-
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
-    using T = typename GView::non_const_value_type;
-    g(i) = x(i) + static_cast<T>(noise_std * rng.normal(iteration, worker, i));
-  }
-};
-
-template <class View>
-double half_norm_sq(const View& x) {
-  double sum = 0;
-  Kokkos::parallel_reduce(
-      "terse::demo::loss", Kokkos::RangePolicy<typename View::execution_space>(0, x.extent(0)),
-      KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += 0.5 * double(x(i)) * double(x(i)); }, sum);
-  return sum;
-}
-
-}  // namespace
 
 int run_demo(const Runtime& rt, const DemoOptions& opt) {
   using Exec = Kokkos::DefaultExecutionSpace;
   using Mem = Exec::memory_space;
   const std::size_t d = opt.dim;
-  const std::size_t nw = packed_words(d);
   const int P = rt.size();
   Exec exec;
 
   Kokkos::View<float*, Mem> x("x", d), g("g", d);
   SignExchange exchange(MPI_COMM_WORLD, d, 1);  // one worker per rank; the server sharded over the ranks
-  Kokkos::deep_copy(x, static_cast<float>(opt.x0));
-
-  const CounterRng rng{opt.seed, static_cast<std::uint32_t>(RandomStream::gradient_noise)};
-  const double loss0 = half_norm_sq(x);
+  // The driver's quadratic problem: worker w = this rank; its noise comes from (seed, iteration, w).
+  const auto problem = make_quadratic<Exec>(static_cast<std::int64_t>(d), opt.x0, opt.noise_std, NoiseCoords::all,
+                                            workers_of_rank(rt.rank(), P, 1));
+  problem->initial_model(x, opt.seed);
+  const auto loss_of = [&] {
+    const double local = problem->local_loss_sum(x);
+    double global = 0;
+    MPI_Allreduce(&local, &global, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return problem->finish_loss(global, x);
+  };
+  const double loss0 = loss_of();
   if (rt.rank() == 0) {
     std::printf("terse demo: majority-vote signSGD, %d workers (MPI ranks), d = %zu, %d iterations, lr = %g, "
                 "noise std = %g, backend %s\n",
@@ -67,16 +45,13 @@ int run_demo(const Runtime& rt, const DemoOptions& opt) {
   Kokkos::Timer timer;
   double loss = loss0;
   for (int k = 0; k < opt.iterations; ++k) {
-    Kokkos::parallel_for("terse::demo::gradient", Kokkos::RangePolicy<Exec>(exec, 0, d),
-                         NoisyQuadraticGradient<decltype(x), decltype(g)>{x, g, rng, opt.noise_std,
-                                                                           static_cast<std::uint64_t>(k),
-                                                                           static_cast<std::uint32_t>(rt.rank())});
+    problem->stochastic_gradient(x, rt.rank(), static_cast<std::uint64_t>(k), Batch{false, 1}, opt.seed, g);
     sign_pack(exec, g, exchange.local_signs(0));
     exchange.vote(exec);
     sign_apply_voted(exec, exchange.vote_words(), exchange.tie_words(), x, static_cast<float>(opt.lr));
 
     if ((k + 1) % opt.log_every == 0 || k + 1 == opt.iterations) {
-      loss = half_norm_sq(x);
+      loss = loss_of();
       const double elapsed = timer.seconds();
       const double rate = (k + 1) / elapsed;
       if (rt.rank() == 0) {

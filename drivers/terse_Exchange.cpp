@@ -35,6 +35,7 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
     slice_displs_[r] = static_cast<int>(s.begin);
   }
   local_ = decltype(local_)("terse::exchange::local_signs", R_, nw_);
+  local_h_ = Kokkos::create_mirror_view(local_);
   send_h_ = decltype(send_h_)("terse::exchange::send", R_ * nw_);
   recv_h_ = decltype(recv_h_)("terse::exchange::recv", W_, slice_.size());
   recv_ = decltype(recv_)("terse::exchange::recv_device", W_, slice_.size());
@@ -50,8 +51,8 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
 
 void SignExchange::vote(const Exec& space) {
   // Pack the send buffer by destination: [rank r][local worker l][words of slice r].
-  auto local_h = Kokkos::create_mirror_view(Kokkos::HostSpace(), local_);  // no copy when local_ is on the host
-  Kokkos::deep_copy(space, local_h, local_);
+  auto local_h = local_h_;
+  Kokkos::deep_copy(space, local_h, local_);  // no copy when local_ is on the host
   space.fence();  // MPI reads the buffers next
   auto send = send_h_;
   const std::size_t nw = nw_;

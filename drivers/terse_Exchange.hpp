@@ -63,6 +63,7 @@ class SignExchange {
   WordSlice slice_;
   std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_, slice_counts_, slice_displs_;
   Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> local_;     // (R, nw)
+  typename decltype(local_)::HostMirror local_h_;                    // the same memory on host backends
   Kokkos::View<sign_word_t*, Kokkos::HostSpace> send_h_;            // (R * nw), ordered by destination rank
   Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Kokkos::HostSpace> recv_h_;  // (W, slice)
   Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> recv_;      // (W, slice) on the device
