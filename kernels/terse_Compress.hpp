@@ -173,44 +173,12 @@ struct MarkovStep {
   }
 };
 
-/// y(i) <- y(i) + alpha * c_i: decodes a message into an accumulator (alpha = -1 flushes e <- p - c).
-template <class WView, class ScaleView, class YView>
-struct MessageAdd {
-  WView words;
+/// The step factor * scale() of a sign apply, read on the device from a message's scale.
+template <class ScaleView, class T>
+struct ScaledStep {
   ScaleView scale;
-  YView y;
-  typename YView::non_const_value_type alpha;
-  std::size_t n;
-
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
-    using T = typename YView::non_const_value_type;
-    const T step = alpha * static_cast<T>(scale());
-    const std::size_t begin = w * sign_word_bits;
-    const sign_word_t bits = words(w);
-    if (begin + sign_word_bits <= n) {
-      for (int h = 0; h < 2; ++h) {
-        const std::uint32_t half = static_cast<std::uint32_t>(bits >> (32 * h));
-        for (int j = 0; j < 32; ++j) y(begin + 32 * h + j) += ((half >> j) & 1u) ? step : T(-step);
-      }
-    } else {
-      for (std::size_t j = 0; begin + j < n; ++j) y(begin + j) += ((bits >> j) & 1u) ? step : T(-step);
-    }
-  }
-};
-
-/// The same, one coordinate per thread (device backends).
-template <class WView, class ScaleView, class YView>
-struct MessageAddCoords {
-  WView words;
-  ScaleView scale;
-  YView y;
-  typename YView::non_const_value_type alpha;
-
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
-    using T = typename YView::non_const_value_type;
-    const T step = alpha * static_cast<T>(scale());
-    y(i) += ((words(i / sign_word_bits) >> (i % sign_word_bits)) & 1u) ? step : T(-step);
-  }
+  T factor;
+  KOKKOS_INLINE_FUNCTION T operator()() const { return factor * static_cast<T>(scale()); }
 };
 
 /// double(x(i))^2.
@@ -302,15 +270,10 @@ void message_add(const ExecSpace& space, const SignMessage<ExecSpace, T>& m, con
                  typename YView::non_const_value_type alpha = 1) {
   Impl::check_access<ExecSpace, YView>();
   Impl::require(y.extent(0) == m.n, "terse::message_add: y's extent differs from the message's dimension");
-  using Words = decltype(m.words);
-  using Scale = decltype(m.scale);
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
-    Kokkos::parallel_for("terse::message_add", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(m.n)),
-                         Impl::MessageAdd<Words, Scale, YView>{m.words, m.scale, y, alpha, m.n});
-  } else {
-    Kokkos::parallel_for("terse::message_add", Kokkos::RangePolicy<ExecSpace>(space, 0, m.n),
-                         Impl::MessageAddCoords<Words, Scale, YView>{m.words, m.scale, y, alpha});
-  }
+  // y + alpha c = y - (-alpha scale) sign: the same floating-point operations (negation is exact).
+  using T2 = typename YView::non_const_value_type;
+  Impl::launch_sign_apply(space, "terse::message_add", m.words, y,
+                          Impl::ScaledStep<decltype(m.scale), T2>{m.scale, T2(-alpha)});
 }
 
 /// Scaled sign of x (seed 004): out = (||x||_1 / n) sign(x), one fused pass. ws: a SumWorkspace(n).

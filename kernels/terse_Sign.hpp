@@ -118,16 +118,25 @@ struct SignUnpackCoords {
   }
 };
 
+/// The step of a sign apply: a value known on the host (sign_apply), or one computed on the device from a
+/// message's scale (message_add in terse_Compress.hpp).
+template <class T>
+struct ConstantStep {
+  T value;
+  KOKKOS_INLINE_FUNCTION T operator()() const { return value; }
+};
+
 /// x(i) -= step * sign_i, one word at a time (host backends).
-template <class WView, class XView>
+template <class WView, class XView, class Step = ConstantStep<typename XView::non_const_value_type>>
 struct SignApplyWords {
   WView words;
   XView x;
-  typename XView::non_const_value_type step;
+  Step step_of;
   std::size_t n;
 
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
     using T = typename XView::non_const_value_type;
+    const T step = step_of();
     const std::size_t begin = w * sign_word_bits;
     const sign_word_t bits = words(w);
     if (begin + sign_word_bits <= n) {
@@ -141,17 +150,33 @@ struct SignApplyWords {
   }
 };
 
-template <class WView, class XView>
+/// The same, one coordinate per thread (device backends).
+template <class WView, class XView, class Step = ConstantStep<typename XView::non_const_value_type>>
 struct SignApplyCoords {
   WView words;
   XView x;
-  typename XView::non_const_value_type step;
+  Step step_of;
 
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
     using T = typename XView::non_const_value_type;
+    const T step = step_of();
     x(i) -= ((words(i / sign_word_bits) >> (i % sign_word_bits)) & 1u) ? step : T(-step);
   }
 };
+
+/// x(i) -= step_of() * sign_i over the n = x.extent(0) coordinates, by words or by coordinates.
+template <class ExecSpace, class WView, class XView, class Step>
+void launch_sign_apply(const ExecSpace& space, const char* label, const WView& words, const XView& x,
+                       const Step& step_of) {
+  const std::size_t n = x.extent(0);
+  if constexpr (word_loops_v<ExecSpace>) {
+    Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                         SignApplyWords<WView, XView, Step>{words, x, step_of, n});
+  } else {
+    Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, n),
+                         SignApplyCoords<WView, XView, Step>{words, x, step_of});
+  }
+}
 
 }  // namespace Impl
 
@@ -193,13 +218,8 @@ void sign_apply(const ExecSpace& space, const WView& words, const XView& x,
   Impl::check_access<ExecSpace, XView>();
   const std::size_t n = x.extent(0);
   Impl::require(words.extent(0) >= packed_words(n), "terse::sign_apply: words.extent(0) < packed_words(x.extent(0))");
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
-    Kokkos::parallel_for("terse::sign_apply", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
-                         Impl::SignApplyWords<WView, XView>{words, x, step, n});
-  } else {
-    Kokkos::parallel_for("terse::sign_apply", Kokkos::RangePolicy<ExecSpace>(space, 0, n),
-                         Impl::SignApplyCoords<WView, XView>{words, x, step});
-  }
+  Impl::launch_sign_apply(space, "terse::sign_apply", words, x,
+                          Impl::ConstantStep<typename XView::non_const_value_type>{step});
 }
 
 }  // namespace terse
