@@ -2,6 +2,8 @@
 
 #include <terse_Vote.hpp>
 
+#include <algorithm>
+#include <stdexcept>
 #include <string>
 
 namespace terse {
@@ -11,21 +13,42 @@ WordSlice server_slice(std::size_t nw, int P, int r) {
                    nw * static_cast<std::size_t>(r + 1) / static_cast<std::size_t>(P)};
 }
 
+CoordSlice server_coords(std::size_t d, int P, int r) {
+  const WordSlice s = server_slice(packed_words(d), P, r);
+  return CoordSlice{std::min(d, s.begin * sign_word_bits), std::min(d, s.end * sign_word_bits)};
+}
+
+namespace {
+/// A host view of the same memory when V lives on the host, else a new host allocation.
+template <class V>
+auto host_buffer(const V& v) {
+  return Kokkos::create_mirror_view(Kokkos::HostSpace(), v);
+}
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------------------
+// SignExchange
+// ------------------------------------------------------------------------------------------------------------
+
 SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
     : comm_(comm), R_(local_workers), d_(d), nw_(packed_words(d)) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &P_);
   W_ = P_ * R_;
   slice_ = server_slice(nw_, P_, rank_);
+  coords_ = server_coords(d_, P_, rank_);
   send_counts_.resize(P_);
   send_displs_.resize(P_);
   recv_counts_.resize(P_);
   recv_displs_.resize(P_);
   slice_counts_.resize(P_);
   slice_displs_.resize(P_);
+  coord_counts_.resize(P_);
+  coord_displs_.resize(P_);
   int offset = 0;
   for (int r = 0; r < P_; ++r) {
     const WordSlice s = server_slice(nw_, P_, r);
+    const CoordSlice c = server_coords(d_, P_, r);
     send_counts_[r] = static_cast<int>(R_ * s.size());
     send_displs_[r] = offset;
     offset += send_counts_[r];
@@ -33,26 +56,34 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
     recv_displs_[r] = static_cast<int>(r * R_ * slice_.size());
     slice_counts_[r] = static_cast<int>(s.size());
     slice_displs_[r] = static_cast<int>(s.begin);
+    coord_counts_[r] = static_cast<int>(c.size());
+    coord_displs_[r] = static_cast<int>(c.begin);
   }
   local_ = decltype(local_)("terse::exchange::local_signs", R_, nw_);
   local_h_ = Kokkos::create_mirror_view(local_);
+  local_scales_ = Kokkos::View<float*, Mem>("terse::exchange::local_scales", R_);
+  local_scales_h_ = Kokkos::create_mirror_view(local_scales_);
   send_h_ = decltype(send_h_)("terse::exchange::send", R_ * nw_);
   recv_h_ = decltype(recv_h_)("terse::exchange::recv", W_, slice_.size());
   recv_ = decltype(recv_)("terse::exchange::recv_device", W_, slice_.size());
+  scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", W_);
+  scales_h_ = host_buffer(scales_);
   vote_slice_ = Words("terse::exchange::vote_slice", slice_.size());
   tie_slice_ = Words("terse::exchange::tie_slice", slice_.size());
   vote_ = Words("terse::exchange::vote", nw_);
   tie_ = Words("terse::exchange::tie", nw_);
-  vote_slice_h_ = Kokkos::create_mirror_view(Kokkos::HostSpace(), vote_slice_);
-  tie_slice_h_ = Kokkos::create_mirror_view(Kokkos::HostSpace(), tie_slice_);
-  vote_h_ = Kokkos::create_mirror_view(Kokkos::HostSpace(), vote_);
-  tie_h_ = Kokkos::create_mirror_view(Kokkos::HostSpace(), tie_);
+  words_slice_h_ = decltype(words_slice_h_)("terse::exchange::words_slice_h", slice_.size());
+  words_h_ = decltype(words_h_)("terse::exchange::words_h", nw_);
+  values_slice_h_ = decltype(values_slice_h_)("terse::exchange::values_slice_h", coords_.size());
+  values_h_ = decltype(values_h_)("terse::exchange::values_h", d_);
 }
 
-void SignExchange::vote(const Exec& space) {
+void SignExchange::uplink(const Exec& space, bool with_scales) {
+  last_bytes_ = 0;
   // Pack the send buffer by destination: [rank r][local worker l][words of slice r].
   auto local_h = local_h_;
   Kokkos::deep_copy(space, local_h, local_);  // no copy when local_ is on the host
+  if (with_scales) Kokkos::deep_copy(space, local_scales_h_, local_scales_);
   space.fence();  // MPI reads the buffers next
   auto send = send_h_;
   const std::size_t nw = nw_;
@@ -64,32 +95,200 @@ void SignExchange::vote(const Exec& space) {
         const WordSlice s = server_slice(nw, P, r);
         for (std::size_t j = 0; j < s.size(); ++j) send(displs[r] + l * s.size() + j) = local_h(l, s.begin + j);
       });
+  Kokkos::DefaultHostExecutionSpace().fence();
   MPI_Alltoallv(send_h_.data(), send_counts_.data(), send_displs_.data(), MPI_UINT64_T, recv_h_.data(),
                 recv_counts_.data(), recv_displs_.data(), MPI_UINT64_T, comm_);
-
-  // The server's slice: received in worker order (rank q's local workers are workers q R .. q R + R - 1).
-  Kokkos::deep_copy(space, recv_, recv_h_);
-  majority_vote(space, recv_, vote_slice_, tie_slice_);
-  Kokkos::deep_copy(space, vote_slice_h_, vote_slice_);
-  const bool ties = W_ % 2 == 0;
-  if (ties) Kokkos::deep_copy(space, tie_slice_h_, tie_slice_);
-  space.fence();
-  MPI_Allgatherv(vote_slice_h_.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, vote_h_.data(),
-                 slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
-  if (ties) {
-    MPI_Allgatherv(tie_slice_h_.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, tie_h_.data(),
-                   slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
-  }
-  Kokkos::deep_copy(space, vote_, vote_h_);
-  if (ties) Kokkos::deep_copy(space, tie_, tie_h_);
-
-  // Bytes handed to MPI: the uplink words sent to other ranks, and the slice sent to every other rank.
   std::uint64_t bytes = 0;
   for (int r = 0; r < P_; ++r)
     if (r != rank_) bytes += static_cast<std::uint64_t>(send_counts_[r]) * sizeof(sign_word_t);
-  bytes += static_cast<std::uint64_t>(P_ - 1) * slice_.size() * sizeof(sign_word_t) * (ties ? 2 : 1);
-  last_bytes_ = bytes;
-  total_bytes_ += bytes;
+  if (with_scales) {
+    MPI_Allgather(local_scales_h_.data(), R_, MPI_FLOAT, scales_h_.data(), R_, MPI_FLOAT, comm_);
+    bytes += static_cast<std::uint64_t>(P_ - 1) * R_ * sizeof(float);
+    Kokkos::deep_copy(space, scales_, scales_h_);
+  }
+  count(bytes);
+  // The server's slice, received in worker order (rank q's local workers are workers q R .. q R + R - 1).
+  Kokkos::deep_copy(space, recv_, recv_h_);
+}
+
+void SignExchange::vote(const Exec& space) {
+  uplink(space, false);
+  majority_vote(space, recv_, vote_slice_, tie_slice_);
+  gather_words(space, vote_slice_, vote_);
+  if (W_ % 2 == 0) gather_words(space, tie_slice_, tie_);
+}
+
+void SignExchange::gather_words(const Exec& space, const Words& slice_words, const Words& full) {
+  if (slice_words.extent(0) != slice_.size() || full.extent(0) != nw_)
+    throw std::invalid_argument("terse::SignExchange::gather_words: views of the wrong extent");
+  auto slice_h = Kokkos::subview(words_slice_h_, std::make_pair<std::size_t, std::size_t>(0, slice_.size()));
+  Kokkos::deep_copy(space, slice_h, slice_words);
+  space.fence();
+  MPI_Allgatherv(words_slice_h_.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, words_h_.data(),
+                 slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
+  count(static_cast<std::uint64_t>(P_ - 1) * slice_.size() * sizeof(sign_word_t));
+  Kokkos::deep_copy(space, full, words_h_);
+}
+
+void SignExchange::gather_values(const Exec& space, const Kokkos::View<float*, Mem>& slice_values,
+                                 const Kokkos::View<float*, Mem>& full) {
+  if (slice_values.extent(0) != coords_.size() || full.extent(0) != d_)
+    throw std::invalid_argument("terse::SignExchange::gather_values: views of the wrong extent");
+  Kokkos::deep_copy(space, values_slice_h_, slice_values);
+  space.fence();
+  MPI_Allgatherv(values_slice_h_.data(), static_cast<int>(coords_.size()), MPI_FLOAT, values_h_.data(),
+                 coord_counts_.data(), coord_displs_.data(), MPI_FLOAT, comm_);
+  count(static_cast<std::uint64_t>(P_ - 1) * coords_.size() * sizeof(float));
+  Kokkos::deep_copy(space, full, values_h_);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// SparseExchange
+// ------------------------------------------------------------------------------------------------------------
+
+SparseExchange::SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k)
+    : comm_(comm), R_(local_workers), d_(d), k_(k) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &P_);
+  W_ = P_ * R_;
+  coords_ = server_coords(d_, P_, rank_);
+  for (int r = 0; r < P_; ++r) all_coords_.push_back(server_coords(d_, P_, r));
+  send_counts_.resize(P_);
+  send_displs_.resize(P_);
+  recv_counts_.resize(P_);
+  recv_displs_.resize(P_);
+  cand_counts_.resize(P_);
+  cand_displs_.resize(P_);
+  pair_counts_send_.resize(static_cast<std::size_t>(P_) * R_);
+  pair_counts_recv_.resize(static_cast<std::size_t>(P_) * R_);
+  worker_offsets_.assign(W_ + 1, 0);
+  for (int l = 0; l < R_; ++l) {
+    idx_h_.emplace_back("terse::sparse_exchange::idx_h", k_);
+    val_h_.emplace_back("terse::sparse_exchange::val_h", k_);
+  }
+  send_idx_h_ = decltype(send_idx_h_)("terse::sparse_exchange::send_idx", R_ * k_);
+  send_val_h_ = decltype(send_val_h_)("terse::sparse_exchange::send_val", R_ * k_);
+  // A slice receives at most min(k, slice) pairs from each worker.
+  const std::size_t per_worker = std::min(k_, coords_.size());
+  recv_idx_h_ = decltype(recv_idx_h_)("terse::sparse_exchange::recv_idx_h", W_ * per_worker);
+  recv_val_h_ = decltype(recv_val_h_)("terse::sparse_exchange::recv_val_h", W_ * per_worker);
+  recv_idx_ = Indices("terse::sparse_exchange::recv_idx", W_ * per_worker);
+  recv_val_ = Values("terse::sparse_exchange::recv_val", W_ * per_worker);
+  int offset = 0;
+  for (int r = 0; r < P_; ++r) {
+    cand_counts_[r] = static_cast<int>(candidate_count(r));
+    cand_displs_[r] = offset;
+    offset += cand_counts_[r];
+  }
+  candidates_ = static_cast<std::size_t>(offset);
+  my_idx_h_ = decltype(my_idx_h_)("terse::sparse_exchange::my_idx", candidate_count(rank_));
+  my_val_h_ = decltype(my_val_h_)("terse::sparse_exchange::my_val", candidate_count(rank_));
+  cand_idx_h_ = decltype(cand_idx_h_)("terse::sparse_exchange::cand_idx_h", candidates_);
+  cand_val_h_ = decltype(cand_val_h_)("terse::sparse_exchange::cand_val_h", candidates_);
+  cand_idx_ = Indices("terse::sparse_exchange::cand_idx", candidates_);
+  cand_val_ = Values("terse::sparse_exchange::cand_val", candidates_);
+}
+
+std::size_t SparseExchange::candidate_count(int rank) const { return std::min(k_, all_coords_[rank].size()); }
+
+void SparseExchange::uplink(const Exec& space, const std::vector<Indices>& indices, const std::vector<Values>& values) {
+  if (static_cast<int>(indices.size()) != R_ || static_cast<int>(values.size()) != R_)
+    throw std::invalid_argument("terse::SparseExchange::uplink: one message per local worker");
+  for (int l = 0; l < R_; ++l) {
+    if (indices[l].extent(0) > k_ || values[l].extent(0) != indices[l].extent(0))
+      throw std::invalid_argument("terse::SparseExchange::uplink: a message has more than k pairs");
+    auto ih = Kokkos::subview(idx_h_[l], std::make_pair<std::size_t, std::size_t>(0, indices[l].extent(0)));
+    auto vh = Kokkos::subview(val_h_[l], std::make_pair<std::size_t, std::size_t>(0, values[l].extent(0)));
+    Kokkos::deep_copy(space, ih, indices[l]);
+    Kokkos::deep_copy(space, vh, values[l]);
+  }
+  space.fence();
+  // Split each worker's ascending indices by destination slice: [rank r][local worker l][pairs].
+  std::size_t pos = 0;
+  for (int r = 0; r < P_; ++r) {
+    send_displs_[r] = static_cast<int>(pos);
+    for (int l = 0; l < R_; ++l) {
+      const std::size_t n = indices[l].extent(0);
+      const std::uint32_t* first = idx_h_[l].data();
+      const std::uint32_t* lo = std::lower_bound(first, first + n, static_cast<std::uint32_t>(all_coords_[r].begin));
+      const std::uint32_t* hi = std::lower_bound(first, first + n, static_cast<std::uint32_t>(all_coords_[r].end));
+      const std::size_t a = static_cast<std::size_t>(lo - first), b = static_cast<std::size_t>(hi - first);
+      for (std::size_t j = a; j < b; ++j, ++pos) {
+        send_idx_h_(pos) = idx_h_[l](j);
+        send_val_h_(pos) = val_h_[l](j);
+      }
+      pair_counts_send_[static_cast<std::size_t>(r) * R_ + l] = static_cast<int>(b - a);
+    }
+    send_counts_[r] = static_cast<int>(pos) - send_displs_[r];
+  }
+  MPI_Alltoall(pair_counts_send_.data(), R_, MPI_INT, pair_counts_recv_.data(), R_, MPI_INT, comm_);
+  std::size_t total = 0;
+  for (int q = 0; q < P_; ++q) {
+    recv_displs_[q] = static_cast<int>(total);
+    int from_q = 0;
+    for (int l = 0; l < R_; ++l) {
+      worker_offsets_[q * R_ + l] = total;
+      total += static_cast<std::size_t>(pair_counts_recv_[static_cast<std::size_t>(q) * R_ + l]);
+      from_q += pair_counts_recv_[static_cast<std::size_t>(q) * R_ + l];
+    }
+    recv_counts_[q] = from_q;
+  }
+  worker_offsets_[W_] = total;
+  MPI_Alltoallv(send_idx_h_.data(), send_counts_.data(), send_displs_.data(), MPI_UINT32_T, recv_idx_h_.data(),
+                recv_counts_.data(), recv_displs_.data(), MPI_UINT32_T, comm_);
+  MPI_Alltoallv(send_val_h_.data(), send_counts_.data(), send_displs_.data(), MPI_FLOAT, recv_val_h_.data(),
+                recv_counts_.data(), recv_displs_.data(), MPI_FLOAT, comm_);
+  for (int r = 0; r < P_; ++r)
+    if (r != rank_)
+      total_bytes_ += static_cast<std::uint64_t>(send_counts_[r]) * (sizeof(std::uint32_t) + sizeof(float)) +
+                      static_cast<std::uint64_t>(R_) * sizeof(int);
+  Kokkos::deep_copy(space, recv_idx_, recv_idx_h_);
+  Kokkos::deep_copy(space, recv_val_, recv_val_h_);
+  // Indices relative to the slice.
+  auto idx = recv_idx_;
+  const auto begin = static_cast<std::uint32_t>(coords_.begin);
+  Kokkos::parallel_for(
+      "terse::sparse_exchange::localize", Kokkos::RangePolicy<Exec>(space, 0, total),
+      KOKKOS_LAMBDA(std::size_t j) { idx(j) -= begin; });
+}
+
+void SparseExchange::gather_candidates(const Exec& space, const Indices& indices, const Values& values) {
+  const std::size_t mine = candidate_count(rank_);
+  if (indices.extent(0) != mine || values.extent(0) != mine)
+    throw std::invalid_argument("terse::SparseExchange::gather_candidates: candidate_count(rank) pairs expected");
+  Kokkos::deep_copy(space, my_idx_h_, indices);
+  Kokkos::deep_copy(space, my_val_h_, values);
+  space.fence();
+  for (std::size_t j = 0; j < mine; ++j) my_idx_h_(j) += static_cast<std::uint32_t>(coords_.begin);
+  MPI_Allgatherv(my_idx_h_.data(), static_cast<int>(mine), MPI_UINT32_T, cand_idx_h_.data(), cand_counts_.data(),
+                 cand_displs_.data(), MPI_UINT32_T, comm_);
+  MPI_Allgatherv(my_val_h_.data(), static_cast<int>(mine), MPI_FLOAT, cand_val_h_.data(), cand_counts_.data(),
+                 cand_displs_.data(), MPI_FLOAT, comm_);
+  total_bytes_ += static_cast<std::uint64_t>(P_ - 1) * mine * (sizeof(std::uint32_t) + sizeof(float));
+  Kokkos::deep_copy(space, cand_idx_, cand_idx_h_);
+  Kokkos::deep_copy(space, cand_val_, cand_val_h_);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+
+std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokkos::View<float*, ExchangeMem>& v,
+                            const Kokkos::View<float*, Kokkos::HostSpace>& host) {
+  int P = 1;
+  MPI_Comm_size(comm, &P);
+  const int n = static_cast<int>(v.extent(0));
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, ExchangeMem>::accessible) {
+    (void)host;
+    space.fence();
+    MPI_Allreduce(MPI_IN_PLACE, v.data(), n, MPI_FLOAT, MPI_SUM, comm);
+  } else {
+    if (host.extent(0) < v.extent(0)) throw std::invalid_argument("terse::allreduce_sum: host buffer too small");
+    auto h = Kokkos::subview(host, std::make_pair<std::size_t, std::size_t>(0, v.extent(0)));
+    Kokkos::deep_copy(space, h, v);
+    space.fence();
+    MPI_Allreduce(MPI_IN_PLACE, h.data(), n, MPI_FLOAT, MPI_SUM, comm);
+    Kokkos::deep_copy(space, v, h);
+  }
+  return P > 1 ? static_cast<std::uint64_t>(n) * sizeof(float) : 0;
 }
 
 }  // namespace terse

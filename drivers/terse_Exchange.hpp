@@ -1,15 +1,30 @@
 #pragma once
-// terse_Exchange.hpp: the communication plan of the sign methods, with the server role sharded across
-// ranks. Rank r serves the packed words [floor(r nw / P), floor((r+1) nw / P)) of every message.
+// terse_Exchange.hpp: the MPI communication plans of `terse run`, with the server role sharded across ranks.
 //
-//   uplink   MPI_Alltoallv: each rank sends slice r of each of its workers' packed signs to rank r, and
-//            MPI_Allgather of the workers' scales (one value per worker);
-//   server   rank r aggregates its slice over all W workers (majority vote, or the mean of scale * sign);
-//   downlink MPI_Allgatherv of the aggregated slices (the vote bits, plus the tie mask when W is even).
+// Rank r of P serves the packed words [floor(r nw / P), floor((r+1) nw / P)) of every message, that is the
+// coordinates [64 floor(r nw / P), min(64 floor((r+1) nw / P), d)) (its "slice"; slices start on word
+// boundaries, and a rank's slice may be empty when P > nw).
 //
-// So a rank hands MPI about 2 (d/8) (P-1)/P bytes per iteration for one worker per rank, whatever P is,
-// instead of 4 d bytes for an fp32 allreduce. Buffers live in host memory: a device backend's views are
-// copied through host mirrors (no GPU-aware MPI assumed). Everything is allocated once, in the constructor.
+//   SignExchange    sign messages (1 bit per coordinate, plus one fp32 scale per message when scaled):
+//     uplink        MPI_Alltoallv: each rank sends slice r of each of its workers' packed signs to rank r;
+//                   MPI_Allgather of the workers' scales (one value per worker);
+//     vote          uplink, majority vote of the slice over all W workers, downlink of the vote bits (plus the
+//                   tie mask when W is even) by MPI_Allgatherv: about 2 (d/8)(P-1)/P bytes per rank and
+//                   iteration for one worker per rank, whatever P is, instead of 4 d for an fp32 allreduce;
+//     gather_words  MPI_Allgatherv of packed slices (the server's compressed downlink);
+//     gather_values MPI_Allgatherv of fp32 slices (a mean sent back uncompressed).
+//   SparseExchange  top-k messages (k pairs of a 32-bit index and an fp32 value):
+//     uplink        MPI_Alltoall of the per-worker counts of each destination slice, then MPI_Alltoallv of
+//                   the indices and the values: each pair goes to the rank that serves its coordinate;
+//     gather_candidates  MPI_Allgatherv of each rank's local top-k of its slice, from which every rank selects
+//                   the global top-k (the union of the slices' top-k holds it).
+//   allreduce_sum   MPI_Allreduce of an fp32 vector: the uncompressed baselines.
+//
+// What the server receives is ordered by worker (rank q's local workers are workers qR .. qR + R - 1), so an
+// aggregate summed in that order does not depend on how workers map to ranks. Buffers pass through host
+// mirrors (no GPU-aware MPI assumed; on host backends the mirrors are the views themselves); the execution
+// space is fenced before MPI reads a buffer. Everything is allocated once, in the constructors. Every class
+// counts the bytes it hands to MPI (sent to other ranks).
 
 #include <terse_Compat.hpp>
 #include <terse_Sign.hpp>
@@ -28,10 +43,20 @@ struct WordSlice {
 };
 WordSlice server_slice(std::size_t nw, int P, int r);
 
+/// Coordinates [begin, end) of d that rank r of P serves (the words of server_slice, cut at d).
+struct CoordSlice {
+  std::size_t begin = 0, end = 0;
+  std::size_t size() const { return end - begin; }
+};
+CoordSlice server_coords(std::size_t d, int P, int r);
+
+using ExchangeExec = Kokkos::DefaultExecutionSpace;
+using ExchangeMem = ExchangeExec::memory_space;
+
 class SignExchange {
  public:
-  using Exec = Kokkos::DefaultExecutionSpace;
-  using Mem = Exec::memory_space;
+  using Exec = ExchangeExec;
+  using Mem = ExchangeMem;
   using Words = Kokkos::View<sign_word_t*, Mem>;
 
   /// d coordinates, `local_workers` workers on this rank (the same on every rank), W = P * local_workers.
@@ -41,35 +66,119 @@ class SignExchange {
   std::size_t words() const { return nw_; }
   int workers() const { return W_; }
   const WordSlice& slice() const { return slice_; }
+  const CoordSlice& coords() const { return coords_; }
 
-  /// The packed signs of local worker l (extent words()); fill them, then call vote().
+  /// The packed signs of local worker l (extent words()) and its message's scale; fill them, then call
+  /// uplink() or vote().
   Words local_signs(int l) const { return Kokkos::subview(local_, l, Kokkos::ALL); }
+  Kokkos::View<float, Mem> local_scale(int l) const { return Kokkos::subview(local_scales_, l); }
+
+  /// Collective. On return received() holds every worker's signs of this rank's slice, (W, slice words),
+  /// and, with_scales, received_scales() every worker's scale (W).
+  void uplink(const Exec& space, bool with_scales);
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> received() const { return recv_; }
+  Kokkos::View<float*, Mem> received_scales() const { return scales_; }
 
   /// Uplink, sharded majority vote, downlink: on return vote_words()/tie_words() hold the full vote
   /// (ties only for even W). Collective.
   void vote(const Exec& space);
-
   Words vote_words() const { return vote_; }
   Words tie_words() const { return tie_; }
 
-  /// Bytes this rank handed to MPI (sent) in the last vote(), and in total.
+  /// Collective: every rank's slice words (slice().size() of them in `slice_words`) into `full` (words()).
+  void gather_words(const Exec& space, const Words& slice_words, const Words& full);
+  /// Collective: every rank's slice values (coords().size()) into `full` (dim()).
+  void gather_values(const Exec& space, const Kokkos::View<float*, Mem>& slice_values,
+                     const Kokkos::View<float*, Mem>& full);
+
+  /// Bytes this rank handed to MPI since the last uplink() began, and in total.
   std::uint64_t last_bytes_sent() const { return last_bytes_; }
+  std::uint64_t total_bytes_sent() const { return total_bytes_; }
+
+ private:
+  void count(std::uint64_t bytes) {
+    last_bytes_ += bytes;
+    total_bytes_ += bytes;
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0, P_ = 1, R_ = 1, W_ = 1;
+  std::size_t d_ = 0, nw_ = 0;
+  WordSlice slice_;
+  CoordSlice coords_;
+  std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_, slice_counts_, slice_displs_,
+      coord_counts_, coord_displs_;
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> local_;     // (R, nw)
+  typename decltype(local_)::HostMirror local_h_;                    // the same memory on host backends
+  Kokkos::View<float*, Mem> local_scales_;                           // (R)
+  typename decltype(local_scales_)::HostMirror local_scales_h_;
+  Kokkos::View<sign_word_t*, Kokkos::HostSpace> send_h_;            // (R * nw), ordered by destination rank
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Kokkos::HostSpace> recv_h_;  // (W, slice)
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> recv_;      // (W, slice) on the device
+  Kokkos::View<float*, Kokkos::HostSpace> scales_h_;                 // (W)
+  Kokkos::View<float*, Mem> scales_;                                 // (W)
+  Words vote_slice_, tie_slice_, vote_, tie_;
+  Kokkos::View<sign_word_t*, Kokkos::HostSpace> words_slice_h_, words_h_;
+  Kokkos::View<float*, Kokkos::HostSpace> values_slice_h_, values_h_;
+  std::uint64_t last_bytes_ = 0, total_bytes_ = 0;
+};
+
+class SparseExchange {
+ public:
+  using Exec = ExchangeExec;
+  using Mem = ExchangeMem;
+  using Indices = Kokkos::View<std::uint32_t*, Mem>;
+  using Values = Kokkos::View<float*, Mem>;
+
+  /// d coordinates, local_workers per rank, at most k pairs per message (and per slice in the downlink).
+  SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k);
+
+  int workers() const { return W_; }
+  const CoordSlice& coords() const { return coords_; }
+
+  /// Collective. indices/values of local worker l: count pairs each, indices ascending (top-k outputs are).
+  /// On return received_indices()/received_values() hold, worker by worker (w = 0 .. W-1, worker w's pairs
+  /// at positions worker_offsets()[w] .. worker_offsets()[w+1] - 1), the pairs of this rank's slice, with
+  /// indices relative to coords().begin.
+  void uplink(const Exec& space, const std::vector<Indices>& indices, const std::vector<Values>& values);
+  Indices received_indices() const { return recv_idx_; }
+  Values received_values() const { return recv_val_; }
+  const std::vector<std::size_t>& worker_offsets() const { return worker_offsets_; }
+
+  /// Collective: this rank's candidates (count = candidate_count(rank) pairs, indices relative to its slice)
+  /// into candidate_indices()/candidate_values() (global indices, ascending: ranks in order, each rank's in
+  /// index order), candidates() of them in all.
+  void gather_candidates(const Exec& space, const Indices& indices, const Values& values);
+  std::size_t candidate_count(int rank) const;
+  std::size_t candidates() const { return candidates_; }
+  Indices candidate_indices() const { return cand_idx_; }
+  Values candidate_values() const { return cand_val_; }
+
   std::uint64_t total_bytes_sent() const { return total_bytes_; }
 
  private:
   MPI_Comm comm_;
   int rank_ = 0, P_ = 1, R_ = 1, W_ = 1;
-  std::size_t d_ = 0, nw_ = 0;
-  WordSlice slice_;
-  std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_, slice_counts_, slice_displs_;
-  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> local_;     // (R, nw)
-  typename decltype(local_)::HostMirror local_h_;                    // the same memory on host backends
-  Kokkos::View<sign_word_t*, Kokkos::HostSpace> send_h_;            // (R * nw), ordered by destination rank
-  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Kokkos::HostSpace> recv_h_;  // (W, slice)
-  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> recv_;      // (W, slice) on the device
-  Words vote_slice_, tie_slice_, vote_, tie_;
-  Kokkos::View<sign_word_t*, Kokkos::HostSpace> vote_slice_h_, tie_slice_h_, vote_h_, tie_h_;
-  std::uint64_t last_bytes_ = 0, total_bytes_ = 0;
+  std::size_t d_ = 0, k_ = 0;
+  CoordSlice coords_;
+  std::vector<CoordSlice> all_coords_;
+  std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_, cand_counts_, cand_displs_;
+  std::vector<int> pair_counts_send_, pair_counts_recv_;  // (P * R): per destination, per local worker
+  std::vector<std::size_t> worker_offsets_;
+  std::vector<Kokkos::View<std::uint32_t*, Kokkos::HostSpace>> idx_h_;
+  std::vector<Kokkos::View<float*, Kokkos::HostSpace>> val_h_;
+  Kokkos::View<std::uint32_t*, Kokkos::HostSpace> send_idx_h_, recv_idx_h_, cand_idx_h_, my_idx_h_;
+  Kokkos::View<float*, Kokkos::HostSpace> send_val_h_, recv_val_h_, cand_val_h_, my_val_h_;
+  Indices recv_idx_, cand_idx_;
+  Values recv_val_, cand_val_;
+  std::size_t candidates_ = 0;
+  std::uint64_t total_bytes_ = 0;
 };
+
+/// Collective: v <- sum of v over the ranks of comm (MPI_Allreduce, fp32), through `host` (a host buffer of
+/// v's extent; unused on host backends). Returns the bytes handed to MPI by the usual ring/recursive-doubling
+/// bound, 2 (P-1)/P * 4 n, for the traffic count.
+std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokkos::View<float*, ExchangeMem>& v,
+                            const Kokkos::View<float*, Kokkos::HostSpace>& host);
 
 }  // namespace terse

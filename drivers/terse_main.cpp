@@ -1,4 +1,6 @@
-// terse: the command-line program. Subcommands: info, demo.
+// terse: the command-line program. Subcommands: run, info, demo.
+#include "terse_Deck.hpp"
+#include "terse_Run.hpp"
 #include "terse_Runtime.hpp"
 
 #include <terse_Version.hpp>
@@ -16,6 +18,25 @@ int main(int argc, char* argv[]) {
                  "Kokkos flags (--kokkos-...) are passed through to Kokkos."};
     app.set_version_flag("--version", std::string("terse ") + TERSE_VERSION_STRING);
     app.require_subcommand(1);
+
+    std::string deck_path, output;
+    std::vector<std::string> overrides;
+    auto* run = app.add_subcommand(
+        "run",
+        "Run the algorithm a YAML deck describes (docs/deck.md) on the MPI ranks of the job, e.g.\n"
+        "  mpiexec -n 4 terse run inputs/quadratic_majority_vote.yaml --set run.iterations=500\n"
+        "Rank 0 prints progress (iteration, loss, |grad f|^2, lr, it/s, ETA, bits sent per worker); the history\n"
+        "and the final model go to an HDF5 file (docs/hdf5.md). A bad deck, data file or output path stops the\n"
+        "run before the first iteration with a message naming the file and key or line (exit status 2).");
+    run->add_option("DECK", deck_path, "The input deck (YAML)")->required();
+    run->add_option("--set", overrides,
+                    "Override a deck key, section.key=value (the value is YAML: --set run.batch=full, "
+                    "--set problem.classes=[0,6]); repeatable")
+        ->type_name("SECTION.KEY=VALUE")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    run->add_option("--output", output, "HDF5 history file (overrides run.output; default terse_history.h5)")
+        ->type_name("FILE.h5");
 
     auto* info = app.add_subcommand("info", "Print the versions and parallel configuration terse runs with");
 
@@ -40,6 +61,11 @@ int main(int argc, char* argv[]) {
       if (rt.rank() == 0) status = app.exit(e);
       else status = e.get_exit_code();
       return status;
+    }
+    if (*run) {
+      terse::Deck deck = terse::parse_deck(deck_path, overrides);
+      if (!output.empty()) deck.run.output = output;
+      terse::run_deck(MPI_COMM_WORLD, deck);
     }
     if (*info) status = terse::run_info(rt);
     if (*demo) status = terse::run_demo(rt, demo_opt);

@@ -447,6 +447,7 @@ namespace Impl {
 /// d_i = w(i) - w_hat(i), for a selection without a temporary vector.
 template <class WView, class HView>
 struct Difference {
+  using non_const_value_type = typename HView::non_const_value_type;
   WView w;
   HView w_hat;
   KOKKOS_INLINE_FUNCTION typename HView::non_const_value_type operator()(std::size_t i) const {
@@ -518,5 +519,28 @@ class MarkovCompressor<ExecSpace, T, TopK> {
   Kokkos::View<T*, memory_space> w_hat_;
   TopKWorkspace<ExecSpace, T> ws_;
 };
+
+/// One block of a scaled sign of w - w_hat whose coordinates are split across ranks (the sharded server of
+/// seed 004 Alg. 1, line 9, when each rank holds a slice of g^ and g~): packs sign(w_i - w_hat_i) of this block
+/// into words (bit j of word q is block coordinate 64 q + j: blocks start on word boundaries) and leaves the
+/// block's sum of |w_i - w_hat_i| in ws.result() (deterministic, on the device). The caller adds the blocks'
+/// sums (e.g. MPI_Allreduce) and sets the scale to total / n_global, then every holder of w_hat applies the
+/// message (message_add). Nothing is updated here. ws: a SumWorkspace of at least the block's length.
+template <class ExecSpace, class WView, class HView, class WordsView>
+void markov_sign_block(const ExecSpace& space, const WView& w, const HView& w_hat, const WordsView& words,
+                       const SumWorkspace<ExecSpace>& ws) {
+  Impl::check_access<ExecSpace, WView>();
+  Impl::check_access<ExecSpace, HView>();
+  using T = typename HView::non_const_value_type;
+  const std::size_t n = w.extent(0);
+  Impl::require(w_hat.extent(0) == n, "terse::markov_sign_block: w and w_hat differ in length");
+  Impl::require(words.extent(0) >= packed_words(n), "terse::markov_sign_block: words needs packed_words(n) words");
+  SignMessage<ExecSpace, T> out;  // the words only: the fused pass does not touch the scale
+  out.words = words;
+  out.n = n;
+  Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::markov_sign_block",
+                                                 Impl::PlainStep<Impl::Difference<WView, HView>>{{w, w_hat}}, n,
+                                                 out, ws, static_cast<const SignMessage<ExecSpace, T>*>(nullptr));
+}
 
 }  // namespace terse

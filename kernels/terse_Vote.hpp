@@ -112,4 +112,49 @@ void sign_apply_voted(const ExecSpace& space, const WView& vote, const WView& ti
                        Impl::SignApplyVoted<WView, XView>{vote, tie, x, step});
 }
 
+namespace Impl {
+
+template <class SignsView, class ScalesView, class OutView>
+struct SignMean {
+  SignsView signs;  // (W, words)
+  ScalesView scales;  // (W)
+  OutView out;
+  typename OutView::non_const_value_type inv_count;
+  bool accumulate;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    using T = typename OutView::non_const_value_type;
+    const std::size_t w = i / sign_word_bits;
+    const int b = static_cast<int>(i % sign_word_bits);
+    T sum = 0;
+    for (std::size_t v = 0; v < signs.extent(0); ++v) {
+      const T s = static_cast<T>(scales(v));
+      sum += ((signs(v, w) >> b) & 1u) ? s : T(-s);
+    }
+    out(i) = accumulate ? out(i) + inv_count * sum : inv_count * sum;
+  }
+};
+
+}  // namespace Impl
+
+/// The server's aggregation of W scaled-sign messages (seed 004 Sec. 4, naive compression and error feedback;
+/// with accumulate, the Markov update g^ <- g^ + (1/W) sum_v c_v of seed 004 Alg. 1, line 8):
+///   out(i) [+]= inv_count * sum_{v = 0}^{W-1} scales(v) * (+-1)_{v,i}
+/// summed in T in the order v = 0, 1, ..., W-1, so the result depends on the voters' order only, never on how
+/// they are spread over threads or ranks. signs (W, words) packed as in terse_Sign.hpp; out has n <= 64 words
+/// coordinates (the block the signs describe).
+template <class ExecSpace, class SignsView, class ScalesView, class OutView>
+void sign_mean(const ExecSpace& space, const SignsView& signs, const ScalesView& scales, const OutView& out,
+               double inv_count, bool accumulate = false) {
+  static_assert(SignsView::rank == 2, "sign_mean takes a (voters, words) view");
+  Impl::check_access<ExecSpace, OutView>();
+  Impl::check_access<ExecSpace, ScalesView>();
+  Impl::require(scales.extent(0) == signs.extent(0), "terse::sign_mean: one scale per voter");
+  Impl::require(signs.extent(1) >= packed_words(out.extent(0)), "terse::sign_mean: out is longer than the signs");
+  using T = typename OutView::non_const_value_type;
+  Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, out.extent(0)),
+                       Impl::SignMean<SignsView, ScalesView, OutView>{signs, scales, out, static_cast<T>(inv_count),
+                                                                      accumulate});
+}
+
 }  // namespace terse

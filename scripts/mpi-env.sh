@@ -10,6 +10,6 @@ terse_mpiexec() {
   local cores; cores=$(nproc)
   local threads=$(( cores / ranks )); (( threads >= 1 )) || threads=1
   local extra=()
-  if mpiexec --version 2>&1 | grep -q "Open MPI"; then extra+=(--oversubscribe --bind-to none); fi
+  if mpiexec --version 2>&1 | grep -qiE "open ?mpi|openrte"; then extra+=(--oversubscribe --bind-to none); fi
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} mpiexec -n "$ranks" "${extra[@]}" "$@"
 }

@@ -1,0 +1,63 @@
+#pragma once
+// terse_Algorithm.hpp: the algorithms of the seeds as compositions of five pieces (docs/architecture.md).
+//
+//   wire        what a worker sends: fp32 values, signs, scaled signs, stochastic signs, top-k pairs
+//   memory      what a worker keeps between rounds: none, error feedback, a Markov compression sequence
+//   aggregate   what the (sharded) server forms: the mean of the messages, or their majority vote
+//   downlink    what the server sends back: the aggregate as it is (the vote bits, or fp32 values), or a
+//               Markov compression sequence of it with the wire's compressor (seed 004 Alg. 1, lines 8-10)
+//   rule        how the model moves: SGD, a sign step, AMSGrad, AdaGrad, or local steps with a periodic
+//               average of the models (Local SGD, Local AdaAlter)
+//
+// compose() maps each `optimizer.kind` of the deck to its pieces; the driver (terse_Run.cpp) builds the
+// pieces once and runs them in this order every iteration. A new combination (majority vote on
+// error-feedback messages, say) is a new row in compose(), not a new loop.
+
+#include "terse_Deck.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace terse {
+
+enum class Wire { fp32, sign, scaled_sign, stochastic_sign, top_k };
+enum class Memory { none, error_feedback, markov };
+enum class Aggregate { mean, vote };
+enum class Downlink { plain, markov };
+enum class Rule { sgd, sign, amsgrad, adagrad, local_sgd, local_adaalter };
+
+const char* to_string(Wire v);
+const char* to_string(Memory v);
+const char* to_string(Aggregate v);
+const char* to_string(Downlink v);
+const char* to_string(Rule v);
+
+struct Composition {
+  Wire wire = Wire::fp32;
+  Memory memory = Memory::none;
+  Aggregate aggregate = Aggregate::mean;
+  Downlink downlink = Downlink::plain;
+  Rule rule = Rule::sgd;
+
+  /// Local methods: workers keep their own models and communicate (fp32 models) every sync_period steps.
+  bool local() const { return rule == Rule::local_sgd || rule == Rule::local_adaalter; }
+};
+
+/// The pieces of an algorithm of the deck (see the table in compose()'s definition).
+Composition compose(const OptimizerConfig& optimizer);
+
+/// One line for the log, e.g. "scaled_sign messages with markov memory -> mean -> markov downlink -> amsgrad".
+std::string describe(const Composition& c);
+
+/// k of the top-k compressor: max(1, round(k_ratio d)), at most d.
+std::uint64_t top_k_count(double k_ratio, std::uint64_t d);
+
+/// Payload bits per worker of one communication round (docs/hdf5.md: 32 per fp32 value, 1 per sign, 32 per
+/// scale, 64 per top-k entry). Local methods communicate fp32 models (and Local AdaAlter its denominators)
+/// only on sync rounds; the driver adds these once per sync.
+struct RoundBits {
+  double up = 0, down = 0;
+};
+RoundBits round_bits(const Composition& c, std::uint64_t d, std::uint64_t k, int workers);
+
+}  // namespace terse

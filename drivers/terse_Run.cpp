@@ -1,0 +1,654 @@
+// terse_Run.cpp: the driver loop of `terse run`, composed of the pieces of terse_Algorithm.hpp.
+//
+// Sections: the workers' side (Encoders: compressor + memory of one worker), the server's side (Server:
+// aggregation on this rank's slice + downlink), the update rules (Model), and run_deck() which wires them.
+#include "terse_Run.hpp"
+
+#include "terse_Algorithm.hpp"
+#include "terse_Exchange.hpp"
+#include "terse_Problem.hpp"
+
+#include <terse_Compress.hpp>
+#include <terse_Random.hpp>
+#include <terse_Sign.hpp>
+#include <terse_Statistics.hpp>
+#include <terse_TopK.hpp>
+#include <terse_Update.hpp>
+#include <terse_Version.hpp>
+#include <terse_Vote.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <optional>
+
+namespace terse {
+namespace {
+
+using Exec = Kokkos::DefaultExecutionSpace;
+using Mem = Exec::memory_space;
+using Vec = Kokkos::View<float*, Mem>;
+using Words = Kokkos::View<sign_word_t*, Mem>;
+using Mat = Kokkos::View<float**, Kokkos::LayoutRight, Mem>;
+
+Vec row(const Mat& m, int l) { return Kokkos::subview(m, l, Kokkos::ALL); }
+Vec slice_of(const Vec& v, const CoordSlice& c) { return Kokkos::subview(v, std::make_pair(c.begin, c.end)); }
+
+// ------------------------------------------------------------------------------------------------------------
+// Workers: compressor + memory of one worker
+// ------------------------------------------------------------------------------------------------------------
+
+/// A sign-type message (sign, scaled sign, stochastic sign) of one worker, written into its slot of the
+/// SignExchange. With a memory the message is the memory's scaled sign; the sign wire sends only its bits.
+class SignEncoder {
+ public:
+  SignEncoder(const Composition& c, std::size_t d, std::uint64_t seed, int worker)
+      : wire_(c.wire), memory_(c.memory), worker_(worker), rng_{seed, static_cast<std::uint32_t>(RandomStream::stochastic_sign)} {
+    switch (memory_) {
+      case Memory::error_feedback: ef_.emplace(d, "terse::worker.error_feedback"); break;
+      case Memory::markov: markov_.emplace(d, "terse::worker.markov"); break;
+      case Memory::none:
+        if (wire_ != Wire::sign) {
+          msg_ = SignMessage<Exec, float>(d, "terse::worker.message");
+          ws_ = SumWorkspace<Exec>(d);
+        }
+        break;
+    }
+  }
+
+  void encode(const Exec& space, const Vec& g, std::uint64_t k, const Words& out, const Kokkos::View<float, Mem>& scale) {
+    if (memory_ == Memory::none && wire_ == Wire::sign) {
+      sign_pack(space, g, out);
+      return;
+    }
+    const SignMessage<Exec, float>* m = &msg_;
+    if (memory_ == Memory::error_feedback) m = &ef_->compress(space, g);
+    else if (memory_ == Memory::markov) m = &markov_->compress(space, g);
+    else if (wire_ == Wire::stochastic_sign) stochastic_sign_compress(space, g, rng_, k, worker_, msg_, ws_);
+    else scaled_sign_compress(space, g, msg_, ws_);
+    Kokkos::deep_copy(space, out, m->words);
+    if (wire_ != Wire::sign) Kokkos::deep_copy(space, scale, m->scale);
+  }
+
+ private:
+  Wire wire_;
+  Memory memory_;
+  std::uint32_t worker_;
+  CounterRng rng_;
+  SignMessage<Exec, float> msg_;
+  SumWorkspace<Exec> ws_;
+  std::optional<ErrorFeedback<Exec, float, ScaledSign>> ef_;
+  std::optional<MarkovCompressor<Exec, float, ScaledSign>> markov_;
+};
+
+/// A top-k message of one worker: (index, value) views valid until its next encode.
+class TopKEncoder {
+ public:
+  TopKEncoder(Memory memory, std::size_t d, std::size_t k) : memory_(memory) {
+    switch (memory_) {
+      case Memory::error_feedback: ef_.emplace(d, k, "terse::worker.error_feedback_top_k"); break;
+      case Memory::markov: markov_.emplace(d, k, "terse::worker.markov_top_k"); break;
+      case Memory::none: ws_.emplace(d, k); break;
+    }
+  }
+  SparseMessage<Exec, float> encode(const Exec& space, const Vec& g) {
+    if (memory_ == Memory::error_feedback) return ef_->compress(space, g);
+    if (memory_ == Memory::markov) return markov_->compress(space, g);
+    return top_k_compress(space, g, *ws_);
+  }
+
+ private:
+  Memory memory_;
+  std::optional<ErrorFeedback<Exec, float, TopK>> ef_;
+  std::optional<MarkovCompressor<Exec, float, TopK>> markov_;
+  std::optional<TopKWorkspace<Exec, float>> ws_;
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// Server: aggregation on this rank's slice, and the downlink
+// ------------------------------------------------------------------------------------------------------------
+
+/// One communication round: the local workers' gradients in, the aggregate (the same on every rank) out:
+/// direction() for the mean methods, vote_words()/tie_words() for the majority vote.
+class Round {
+ public:
+  Round(MPI_Comm comm, const Composition& c, std::size_t d, int R, std::size_t k, std::uint64_t seed, int first_worker)
+      : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R) {
+    MPI_Comm_size(comm, &P_);
+    W_ = P_ * R_;
+    direction_ = Vec("terse::round.direction", d);
+    const CoordSlice cs = signs_.coords();
+    if (c.wire == Wire::fp32) {
+      host_ = Kokkos::View<float*, Kokkos::HostSpace>("terse::round.allreduce_host",
+                                                      Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 0 : d);
+    } else if (c.wire == Wire::top_k) {
+      sparse_.emplace(comm, d, R, k);
+      for (int l = 0; l < R; ++l) topk_.emplace_back(c.memory, d, k);
+      indices_.resize(R);
+      values_.resize(R);
+    } else {
+      for (int l = 0; l < R; ++l) sign_.emplace_back(c, d, seed, first_worker + l);
+    }
+    if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) {
+      // mean: this rank's slice of the aggregate (with a Markov downlink: g^, kept across rounds)
+      slice_ = Vec("terse::server.slice", cs.size());
+    }
+    if (c.downlink == Downlink::markov) {
+      if (c.wire == Wire::top_k) {
+        const std::size_t mine = sparse_->candidate_count(rank());
+        if (mine > 0) local_topk_.emplace(cs.size(), mine);
+        if (sparse_->candidates() > 0) global_topk_.emplace(sparse_->candidates(), k);
+        down_idx_ = Kokkos::View<std::uint32_t*, Mem>("terse::server.down_indices", k);
+      } else {
+        down_slice_words_ = Words("terse::server.down_slice_words", signs_.slice().size());
+        down_ = SignMessage<Exec, float>(d, "terse::server.down");
+        ws_ = SumWorkspace<Exec>(std::max<std::size_t>(cs.size(), 1));
+      }
+    }
+  }
+
+  int rank() const {
+    int r = 0;
+    MPI_Comm_rank(comm_, &r);
+    return r;
+  }
+
+  /// Local worker l's gradient (or, for vote: samples, its already voted bits through voted_signs()).
+  void encode(const Exec& space, int l, const Vec& g, std::uint64_t k) {
+    switch (c_.wire) {
+      case Wire::fp32:
+        if (l == 0) Kokkos::deep_copy(space, direction_, g);
+        else {
+          auto y = direction_;
+          Kokkos::parallel_for("terse::round.local_sum", Kokkos::RangePolicy<Exec>(space, 0, d_),
+                               KOKKOS_LAMBDA(std::size_t i) { y(i) += g(i); });
+        }
+        break;
+      case Wire::top_k: {
+        const auto m = topk_[l].encode(space, g);
+        indices_[l] = m.indices;
+        values_[l] = m.values;
+        break;
+      }
+      default: sign_[l].encode(space, g, k, signs_.local_signs(l), signs_.local_scale(l)); break;
+    }
+  }
+  /// Where vote: samples puts worker l's voted bits (the sign wire only).
+  Words voted_signs(int l) const { return signs_.local_signs(l); }
+
+  /// The exchange: uplink, aggregation, downlink. Collective.
+  void exchange(const Exec& space) {
+    const double inv_w = 1.0 / static_cast<double>(W_);
+    if (c_.aggregate == Aggregate::vote) {
+      signs_.vote(space);
+      return;
+    }
+    if (c_.wire == Wire::fp32) {
+      fp32_bytes_ += allreduce_sum(comm_, space, direction_, host_);
+      average_in_place(space, direction_, inv_w);
+      return;
+    }
+    const bool markov = c_.downlink == Downlink::markov;
+    // Uplink and the mean (or, for a Markov downlink, g^ <- g^ + mean) on this rank's slice.
+    if (c_.wire == Wire::top_k) {
+      sparse_->uplink(space, indices_, values_);
+      if (!markov) Kokkos::deep_copy(space, slice_, 0.0f);
+      const auto& off = sparse_->worker_offsets();
+      for (int w = 0; w < W_; ++w) {
+        if (off[w + 1] == off[w]) continue;
+        const auto range = std::make_pair(off[w], off[w + 1]);
+        top_k_scatter_add(space, Kokkos::subview(sparse_->received_indices(), range),
+                          Kokkos::subview(sparse_->received_values(), range), slice_, static_cast<float>(inv_w));
+      }
+    } else {
+      signs_.uplink(space, true);
+      sign_mean(space, signs_.received(), signs_.received_scales(), slice_, inv_w, markov);
+    }
+    if (!markov) {
+      signs_.gather_values(space, slice_, direction_);
+      return;
+    }
+    // Markov downlink (seed 004 Alg. 1, lines 9-12): c~ = C(g^ - g~), g~ <- g~ + c~ on every rank;
+    // direction_ is g~ (the same on every worker).
+    const CoordSlice cs = signs_.coords();
+    auto g_tilde_slice = slice_of(direction_, cs);
+    if (c_.wire == Wire::top_k) {
+      const std::size_t mine = sparse_->candidate_count(rank());
+      SparseExchange::Indices idx;
+      SparseExchange::Values val;
+      if (mine > 0) {
+        top_k_select(space, Impl::Difference<Vec, decltype(g_tilde_slice)>{slice_, g_tilde_slice}, *local_topk_);
+        idx = local_topk_->indices();
+        val = local_topk_->values();
+      }
+      sparse_->gather_candidates(space, idx, val);
+      top_k_select(space, sparse_->candidate_values(), *global_topk_);
+      auto pos = global_topk_->indices();
+      auto cand = sparse_->candidate_indices();
+      auto down = down_idx_;
+      Kokkos::parallel_for("terse::server.candidate_index", Kokkos::RangePolicy<Exec>(space, 0, pos.extent(0)),
+                           KOKKOS_LAMBDA(std::size_t j) { down(j) = cand(pos(j)); });
+      top_k_scatter_add(space, down_idx_, global_topk_->values(), direction_, 1.0f);
+    } else {
+      double partial = 0;
+      if (cs.size() > 0) {
+        markov_sign_block(space, slice_, g_tilde_slice, down_slice_words_, ws_);
+        partial = ws_.host_result();
+      }
+      double total = 0;
+      MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
+      fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
+      // The scale of the global scaled sign, formed as set_scale() forms it: sum * (1 / d), rounded to float.
+      Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
+      signs_.gather_words(space, down_slice_words_, down_.words);
+      message_add(space, down_, direction_, 1.0f);
+    }
+  }
+
+  Vec direction() const { return direction_; }
+  Words vote_words() const { return signs_.vote_words(); }
+  Words tie_words() const { return signs_.tie_words(); }
+
+  std::uint64_t bytes_sent() const {
+    return signs_.total_bytes_sent() + (sparse_ ? sparse_->total_bytes_sent() : 0) + fp32_bytes_;
+  }
+
+ private:
+  MPI_Comm comm_;
+  Composition c_;
+  std::size_t d_;
+  int R_, P_ = 1, W_ = 1;
+  SignExchange signs_;
+  std::optional<SparseExchange> sparse_;
+  std::vector<SignEncoder> sign_;
+  std::vector<TopKEncoder> topk_;
+  std::vector<SparseExchange::Indices> indices_;
+  std::vector<SparseExchange::Values> values_;
+  Vec direction_, slice_;
+  Kokkos::View<float*, Kokkos::HostSpace> host_;
+  Words down_slice_words_;
+  SignMessage<Exec, float> down_;
+  SumWorkspace<Exec> ws_;
+  std::optional<TopKWorkspace<Exec, float>> local_topk_, global_topk_;
+  Kokkos::View<std::uint32_t*, Mem> down_idx_;
+  std::uint64_t fp32_bytes_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// Helpers of the loop
+// ------------------------------------------------------------------------------------------------------------
+
+double allreduce_scalar(MPI_Comm comm, double v, std::uint64_t& bytes, int P) {
+  double out = 0;
+  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, comm);
+  if (P > 1) bytes += sizeof(double);
+  return out;
+}
+
+/// f(x) of the full objective (collective).
+double full_loss(MPI_Comm comm, Problem<Exec>& problem, const Vec& x, std::uint64_t& bytes, int P) {
+  return problem.finish_loss(allreduce_scalar(comm, problem.local_loss_sum(x), bytes, P), x);
+}
+
+std::string format_bits(double bits) {
+  char buf[32];
+  const double bytes = bits / 8;
+  if (bytes < 1e3) std::snprintf(buf, sizeof buf, "%.0f B", bytes);
+  else if (bytes < 1e6) std::snprintf(buf, sizeof buf, "%.1f kB", bytes / 1e3);
+  else if (bytes < 1e9) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  return buf;
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  if (!std::isfinite(s)) return "-";
+  if (s < 100) std::snprintf(buf, sizeof buf, "%.1fs", s);
+  else if (s < 6000) std::snprintf(buf, sizeof buf, "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
+  else std::snprintf(buf, sizeof buf, "%.0fh%02.0fm", std::floor(s / 3600), std::fmod(s / 60, 60));
+  return buf;
+}
+
+/// Combinations the deck accepts key by key but the run cannot do; refused before anything is loaded.
+void check_combination(const Deck& deck) {
+  const auto& o = deck.optimizer;
+  if (o.kind == OptimizerKind::majority_vote && o.lr_schedule == LrSchedule::adaptive && !deck.run.batch_full &&
+      deck.run.batch < 2)
+    throw DeckError(deck.path + ": optimizer.lr_schedule: adaptive estimates the sign-error rates from each worker's "
+                    "batch (seed 000 Sec. II-B) and needs run.batch >= 2 or full, not " +
+                    std::to_string(deck.run.batch));
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------------------
+// run_deck
+// ------------------------------------------------------------------------------------------------------------
+
+RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) {
+  int rank = 0, P = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &P);
+  std::FILE* out = rank == 0 ? options.progress : nullptr;
+  const auto say = [&](const char* fmt, auto... args) {
+    if (out) {
+      std::fprintf(out, fmt, args...);
+      std::fflush(out);
+    }
+  };
+
+  check_combination(deck);
+  const Composition comp = compose(deck.optimizer);
+  const auto& o = deck.optimizer;
+  const auto& run = deck.run;
+  const int R = static_cast<int>(deck.workers.per_rank);
+  const WorkerRange workers = workers_of_rank(rank, P, deck.workers.per_rank);
+  const int W = workers.total;
+  const Batch batch = batch_of(run);
+
+  // The problem (reads the data files: DataError names the file and line).
+  auto problem = make_problem<Exec>(deck.problem, workers);
+  const std::size_t d = problem->dim();
+  const std::uint64_t k_top = comp.wire == Wire::top_k ? top_k_count(o.k_ratio, d) : 0;
+  if (d > std::numeric_limits<std::uint32_t>::max() && comp.wire == Wire::top_k)
+    throw DeckError(deck.path + ": problem.dim: top-k messages carry 32-bit indices; d = " + std::to_string(d) +
+                    " is too large");
+
+  Exec space;
+  RunSummary summary;
+  summary.dim = d;
+  summary.top_k = k_top;
+  summary.workers = W;
+  summary.ranks = P;
+  {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%s | %s: %s | W = %d workers on %d ranks (%d per rank) | Kokkos %s",
+                  problem->description().c_str(), to_string(o.kind), describe(comp).c_str(), W, P, R, Exec::name());
+    summary.description = buf;
+  }
+
+  // The output file (its directory must exist and be writable): opened before the first iteration.
+  std::optional<HistoryWriter> history;
+  if (options.write_history) {
+    HistoryAttributes attributes;
+    attributes.algorithm = to_string(o.kind);
+    attributes.problem = to_string(deck.problem.kind);
+    attributes.config = effective_config_yaml(deck);
+    attributes.workers = W;
+    attributes.ranks = P;
+    attributes.kokkos_backend = Exec::name();
+    attributes.terse_version = TERSE_VERSION_STRING;
+    history.emplace(comm, run.output, attributes, deck.problem.kind == ProblemKind::mlp);
+  }
+
+  // ---- state -------------------------------------------------------------------------------------------
+  // Shared model (every worker holds the same x after each round; one copy per rank), or one model per
+  // local worker for the local methods.
+  Vec x("terse::x", d);
+  problem->initial_model(x, run.seed);
+  Mat x_local, accum_local;
+  Vec denom, m, v, v_hat, accum, x_prev, avg;
+  Kokkos::View<float*, Kokkos::HostSpace> host_buf("terse::host_buffer",
+                                                   Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 0 : d);
+  if (comp.local()) {
+    x_local = Mat("terse::x_local", R, d);
+    for (int l = 0; l < R; ++l) Kokkos::deep_copy(space, row(x_local, l), x);
+    if (comp.rule == Rule::local_adaalter) {
+      accum_local = Mat("terse::adaalter.accum", R, d);
+      denom = Vec("terse::adaalter.denom", d);
+      const float b0sq = static_cast<float>(o.b0 * o.b0);
+      Kokkos::deep_copy(space, accum_local, b0sq);
+      Kokkos::deep_copy(space, denom, b0sq);
+    }
+  }
+  if (comp.rule == Rule::amsgrad) {
+    m = Vec("terse::amsgrad.m", d);
+    v = Vec("terse::amsgrad.v", d);
+    v_hat = Vec("terse::amsgrad.v_hat", d);
+  }
+  if (comp.rule == Rule::adagrad) accum = Vec("terse::adagrad.accum", d);
+  if (o.accept == AcceptRule::descent && o.kind == OptimizerKind::majority_vote) x_prev = Vec("terse::x_prev", d);
+  avg = Vec("terse::monitor.x", d);
+  Vec grad_full("terse::monitor.grad", d);
+
+  Mat grads("terse::worker.gradients", R, d);
+  std::optional<Round> round;
+  if (!comp.local()) round.emplace(comm, comp, d, R, k_top, run.seed, workers.first);
+
+  // Per-sample gradients for vote: samples and the adaptive learning rate.
+  const bool per_sample = o.kind == OptimizerKind::majority_vote &&
+                          (o.vote == VoteMode::samples || o.lr_schedule == LrSchedule::adaptive);
+  Mat samples;
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> sample_signs;
+  Words sample_vote, sample_tie;
+  if (per_sample) {
+    std::int64_t rows = 1;
+    for (int w = workers.first; w < workers.end(); ++w) rows = std::max(rows, problem->batch_rows(w, batch));
+    samples = Mat("terse::worker.samples", rows, d);
+    if (o.vote == VoteMode::samples) {
+      sample_signs = decltype(sample_signs)("terse::worker.sample_signs", rows, packed_words(d));
+      sample_vote = Words("terse::worker.sample_vote", packed_words(d));
+      sample_tie = Words("terse::worker.sample_tie", packed_words(d));
+    }
+  }
+
+  const RoundBits rb = round_bits(comp, d, k_top, W);
+  double bits_up = 0, bits_down = 0;
+  std::uint64_t algo_bytes = 0, monitor_bytes = 0;
+  double lr_now = o.lr;
+
+  // ---- monitoring --------------------------------------------------------------------------------------
+  const auto model_for_monitoring = [&]() -> Vec {
+    if (!comp.local()) return x;
+    Kokkos::deep_copy(space, avg, 0.0f);
+    for (int l = 0; l < R; ++l) {
+      auto xl = row(x_local, l);
+      auto a = avg;
+      Kokkos::parallel_for("terse::monitor.sum_models", Kokkos::RangePolicy<Exec>(space, 0, d),
+                           KOKKOS_LAMBDA(std::size_t i) { a(i) += xl(i); });
+    }
+    monitor_bytes += allreduce_sum(comm, space, avg, host_buf);
+    average_in_place(space, avg, 1.0 / W);
+    return avg;
+  };
+  Kokkos::Timer timer;
+  double last_print = -1;
+  std::int64_t last_print_iter = 0;
+  const auto record = [&](std::int64_t iteration) {
+    const Vec xm = model_for_monitoring();
+    HistoryRow r;
+    r.iteration = iteration;
+    r.loss = full_loss(comm, *problem, xm, monitor_bytes, P);
+    problem->local_grad_sum(xm, grad_full);
+    monitor_bytes += allreduce_sum(comm, space, grad_full, host_buf);
+    problem->finish_grad(grad_full, xm);
+    double gn = 0;
+    auto gf = grad_full;
+    Kokkos::parallel_reduce(
+        "terse::monitor.grad_norm_sq", Kokkos::RangePolicy<Exec>(space, 0, d),
+        KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += static_cast<double>(gf(i)) * gf(i); }, gn);
+    r.grad_norm_sq = gn;
+    r.lr = lr_now;
+    r.bits_up = bits_up;
+    r.bits_down = bits_down;
+    r.wall_time = timer.seconds();
+    if (deck.problem.kind == ProblemKind::mlp) {
+      const auto correct = problem->local_test_correct(xm);
+      const double total = allreduce_scalar(comm, static_cast<double>(correct.value_or(0)), monitor_bytes, P);
+      r.test_accuracy = problem->test_rows() ? total / static_cast<double>(problem->test_rows()) : 0.0;
+    } else {
+      r.test_accuracy = std::numeric_limits<double>::quiet_NaN();
+    }
+    summary.rows.push_back(r);
+    if (history) history->append(r);
+    // Progress line.
+    const double t = r.wall_time;
+    const double rate = iteration > last_print_iter && t > last_print ? (iteration - last_print_iter) / (t - std::max(last_print, 0.0)) : 0;
+    const double eta = rate > 0 ? (run.iterations - iteration) / rate : std::numeric_limits<double>::infinity();
+    if (deck.problem.kind == ProblemKind::mlp)
+      say("%10lld %13.6e %12.4e %9.4f %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
+          r.grad_norm_sq, r.test_accuracy, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
+    else
+      say("%10lld %13.6e %12.4e %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss, r.grad_norm_sq,
+          r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
+    last_print = t;
+    last_print_iter = iteration;
+  };
+
+  say("terse run %s\n  %s\n", deck.path.c_str(), summary.description.c_str());
+  say("  d = %zu, %lld iterations, batch %s, lr %g, seed %llu, output %s\n", d, static_cast<long long>(run.iterations),
+      batch.full ? "full" : std::to_string(batch.size).c_str(), o.lr, static_cast<unsigned long long>(run.seed),
+      options.write_history ? run.output.c_str() : "(none)");
+  if (comp.local())
+    say("  per worker and sync: %s up, %s down (every %lld steps)\n", format_bits(rb.up).c_str(),
+        format_bits(rb.down).c_str(), static_cast<long long>(o.sync_period));
+  else
+    say("  per worker and iteration: %s up, %s down (fp32 would be %s each way)\n", format_bits(rb.up).c_str(),
+        format_bits(rb.down).c_str(), format_bits(32.0 * d).c_str());
+  if (deck.problem.kind == ProblemKind::mlp)
+    say("%10s %13s %12s %9s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "test_acc", "lr", "it/s", "ETA",
+        "up/worker");
+  else
+    say("%10s %13s %12s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "lr", "it/s", "ETA", "up/worker");
+
+  record(0);
+  timer.reset();
+  last_print = 0;
+  double f_current = std::numeric_limits<double>::quiet_NaN();
+  if (!summary.rows.empty()) f_current = summary.rows.back().loss;
+
+  // ---- iterations --------------------------------------------------------------------------------------
+  for (std::int64_t k = 0; k < run.iterations; ++k) {
+    const auto ku = static_cast<std::uint64_t>(k);
+    double eta_sum = 0;
+    for (int l = 0; l < R; ++l) {
+      const int w = workers.first + l;
+      const Vec xw = comp.local() ? row(x_local, l) : x;
+      const Vec g = row(grads, l);
+      if (per_sample) {
+        const std::int64_t rows = problem->batch_rows(w, batch);
+        auto G = Kokkos::subview(samples, std::make_pair<std::size_t, std::size_t>(0, rows), Kokkos::ALL);
+        problem->per_sample_gradients(xw, w, ku, batch, run.seed, G);
+        if (o.lr_schedule == LrSchedule::adaptive) eta_sum += eta_star(space, G, *o.lipschitz);
+        if (o.vote == VoteMode::samples) {
+          // Seed 000 Alg. 2 on the worker's batch: the majority of the per-sample signs (a tie sends +1).
+          for (std::int64_t b = 0; b < rows; ++b)
+            sign_pack(space, Kokkos::subview(G, b, Kokkos::ALL), Kokkos::subview(sample_signs, b, Kokkos::ALL));
+          auto S = Kokkos::subview(sample_signs, std::make_pair<std::size_t, std::size_t>(0, rows), Kokkos::ALL);
+          majority_vote(space, S, sample_vote, sample_tie);
+          auto out_words = round->voted_signs(l);
+          auto vv = sample_vote, tt = sample_tie;
+          Kokkos::parallel_for("terse::worker.sample_vote_bits", Kokkos::RangePolicy<Exec>(space, 0, out_words.extent(0)),
+                               KOKKOS_LAMBDA(std::size_t q) { out_words(q) = vv(q) | tt(q); });
+          continue;
+        }
+      }
+      problem->stochastic_gradient(xw, w, ku, batch, run.seed, g);
+      if (comp.local()) {
+        if (comp.rule == Rule::local_sgd) {
+          sgd_step(space, xw, g, o.lr);
+        } else {
+          const long t = static_cast<long>(k) + 1;
+          lr_now = adaalter_warmup_lr(o.lr, t, static_cast<long>(o.warmup_steps));
+          adaalter_local_step(space, xw, denom, row(accum_local, l), g, lr_now, o.eps,
+                              adaalter_local_index(t, static_cast<long>(o.sync_period)));
+        }
+      } else {
+        round->encode(space, l, g, ku);
+      }
+    }
+
+    if (comp.local()) {
+      const long t = static_cast<long>(k) + 1;
+      if (adaalter_is_sync_step(t, static_cast<long>(o.sync_period))) {
+        // x_{i,t} <- (1/W) sum_k y_{k,t} (seed 002 Alg. 2 and 3), and Local AdaAlter's denominators.
+        const auto average_rows = [&](const Mat& rows, const Vec& sum) {
+          Kokkos::deep_copy(space, sum, Kokkos::subview(rows, 0, Kokkos::ALL));
+          for (int l = 1; l < R; ++l) {
+            auto r = row(rows, l);
+            auto s = sum;
+            Kokkos::parallel_for("terse::local.sum_rows", Kokkos::RangePolicy<Exec>(space, 0, d),
+                                 KOKKOS_LAMBDA(std::size_t i) { s(i) += r(i); });
+          }
+          algo_bytes += allreduce_sum(comm, space, sum, host_buf);
+        };
+        average_rows(x_local, avg);
+        average_in_place(space, avg, 1.0 / W);
+        for (int l = 0; l < R; ++l) Kokkos::deep_copy(space, row(x_local, l), avg);
+        if (comp.rule == Rule::local_adaalter) {
+          average_rows(accum_local, grad_full);
+          adaalter_sync_denominators(space, denom, grad_full, 1.0 / W);
+          for (int l = 0; l < R; ++l) Kokkos::deep_copy(space, row(accum_local, l), grad_full);
+        }
+        bits_up += rb.up;
+        bits_down += rb.down;
+      }
+      if (comp.rule == Rule::local_sgd) lr_now = o.lr;
+    } else {
+      round->exchange(space);
+      bits_up += rb.up;
+      bits_down += rb.down;
+      switch (comp.rule) {
+        case Rule::sgd: sgd_step(space, x, round->direction(), o.lr); break;
+        case Rule::amsgrad: amsgrad_step(space, x, m, v, v_hat, round->direction(), {o.lr, o.beta1, o.beta2, o.nu}); break;
+        case Rule::adagrad: adagrad_step(space, x, accum, round->direction(), o.lr, o.eps); break;
+        case Rule::sign: {
+          switch (o.lr_schedule) {
+            case LrSchedule::constant: lr_now = o.lr; break;
+            case LrSchedule::inv_sqrt: lr_now = o.lr / std::sqrt(static_cast<double>(k) + 1.0); break;
+            case LrSchedule::adaptive: {
+              // eta*_k of seed 000 Prop. 3, each worker's estimate from its batch, averaged over the W workers;
+              // capped by optimizer.lr, and 0 when the estimate is not positive.
+              const double eta = allreduce_scalar(comm, eta_sum, algo_bytes, P) / W;
+              lr_now = std::clamp(eta, 0.0, o.lr);
+              break;
+            }
+          }
+          if (x_prev.extent(0)) Kokkos::deep_copy(space, x_prev, x);
+          sign_apply_voted(space, round->vote_words(), round->tie_words(), x, static_cast<float>(lr_now));
+          if (x_prev.extent(0)) {
+            // Seed 001 Alg. 1, Option 2: keep x_k unless the step lowers f.
+            const double f_new = full_loss(comm, *problem, x, algo_bytes, P);
+            if (f_new < f_current) f_current = f_new;
+            else Kokkos::deep_copy(space, x, x_prev);
+          }
+          break;
+        }
+        default: break;
+      }
+    }
+
+    const std::int64_t done = k + 1;
+    if (done % run.log_every == 0 || done == run.iterations) {
+      space.fence();
+      record(done);
+    }
+  }
+  space.fence();
+  summary.seconds = timer.seconds();
+
+  // ---- final model ---------------------------------------------------------------------------------------
+  const Vec xf = model_for_monitoring();
+  auto xf_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), xf);
+  summary.final_x.assign(xf_h.data(), xf_h.data() + d);
+  if (history) {
+    const CoordSlice cs = server_coords(d, P, rank);
+    history->write_final_x(d, cs.begin, xf_h.data() + cs.begin, cs.size());
+    history->close();
+  }
+  summary.algorithm_bytes = algo_bytes + (round ? round->bytes_sent() : 0);
+  summary.monitoring_bytes = monitor_bytes;
+
+  const HistoryRow& last = summary.rows.back();
+  say("done: %lld iterations in %s, loss %.6e -> %.6e", static_cast<long long>(run.iterations),
+      format_seconds(summary.seconds).c_str(), summary.rows.front().loss, last.loss);
+  if (deck.problem.kind == ProblemKind::mlp) say(", test accuracy %.4f", last.test_accuracy);
+  say("\n  per worker: %s up, %s down in all; this rank handed MPI %s per iteration for the algorithm\n",
+      format_bits(last.bits_up).c_str(), format_bits(last.bits_down).c_str(),
+      format_bits(8.0 * summary.algorithm_bytes / run.iterations).c_str());
+  if (history) say("  history: %s\n", history->path().c_str());
+  return summary;
+}
+
+}  // namespace terse

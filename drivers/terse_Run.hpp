@@ -1,0 +1,60 @@
+#pragma once
+// terse_Run.hpp: `terse run DECK.yaml`, the MPI driver of every algorithm and problem of the seeds.
+//
+// run_deck() builds, once, the pieces a deck's algorithm is made of (terse_Algorithm.hpp: the workers'
+// compressors and memories, the sharded server's aggregation and downlink, the update rule) and runs them:
+//
+//   for k = 0 .. iterations-1:
+//     every local worker w: g_w = stochastic gradient at its model (problem, seed, k, w); with vote: samples
+//                           its message is the majority vote of its batch's per-sample signs
+//     local methods:        a local step per worker; every sync_period steps the models (and Local AdaAlter's
+//                           denominators) are averaged by an fp32 allreduce
+//     the others:           messages up (compressed as the wire says), aggregated on the sharded server,
+//                           sent back (plain or as a Markov sequence), one update of the shared model
+//     accept: descent       the step is undone when it does not lower f (seed 001 Alg. 1, Option 2)
+//     every log_every steps and at the end: a history row (f, ||grad f||^2, lr, bits, time, accuracy) and a
+//                           progress line on rank 0
+//
+// Workers: W = ranks x workers.per_rank, worker w on rank floor(w / per_rank). A worker's stochastic gradient
+// is a pure function of (seed, k, w, its model) and every server aggregate is summed in worker order, so the
+// trajectory depends on W only: bitwise where the arithmetic is elementwise or integer; the fp32 allreduce of
+// the uncompressed methods and the global scale of the server's sharded scaled sign (cd_adam) are sums over
+// ranks, whose order follows the rank layout (differences at rounding level).
+//
+// Errors the user must fix (deck, data files, output path, a combination the seeds do not define) are thrown
+// as UserError before the first iteration, with the file and the key, file or line.
+
+#include "terse_Deck.hpp"
+#include "terse_History.hpp"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace terse {
+
+struct RunOptions {
+  bool write_history = true;  ///< write deck.run.output (HDF5); tests may run without
+  std::FILE* progress = stdout;  ///< rank 0's progress lines; nullptr: silent
+};
+
+struct RunSummary {
+  std::vector<HistoryRow> rows;      ///< the history rows, the same on every rank
+  std::vector<float> final_x;        ///< the final model (averaged over workers for local methods), every rank
+  std::uint64_t dim = 0;             ///< d
+  std::uint64_t top_k = 0;           ///< k of the top-k compressor (0 when the wire is not top-k)
+  int workers = 0, ranks = 0;
+  std::uint64_t algorithm_bytes = 0;   ///< bytes this rank handed to MPI for the algorithm's messages
+  std::uint64_t monitoring_bytes = 0;  ///< bytes for the history (loss, gradient norm, accuracy)
+  double seconds = 0;                  ///< wall time of the iterations
+  std::string description;            ///< problem and composition, as printed
+};
+
+/// Runs the deck on the ranks of comm (collective). Throws UserError for anything the user must fix, before
+/// the first iteration.
+RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options = {});
+
+}  // namespace terse
