@@ -141,12 +141,13 @@ struct SignMean {
 /// with accumulate, the Markov update g^ <- g^ + (1/W) sum_v c_v of seed 004 Alg. 1, line 8):
 ///   out(i) [+]= inv_count * sum_{v = 0}^{W-1} scales(v) * (+-1)_{v,i}
 /// summed in T in the order v = 0, 1, ..., W-1, so the result depends on the voters' order only, never on how
-/// they are spread over threads or ranks. signs (W, words) packed as in terse_Sign.hpp; out has n <= 64 words
-/// coordinates (the block the signs describe).
+/// they are spread over threads or ranks. signs (W, words) packed as in terse_Sign.hpp; out has
+/// n <= 64 * words coordinates (the block the signs describe).
 template <class ExecSpace, class SignsView, class ScalesView, class OutView>
 void sign_mean(const ExecSpace& space, const SignsView& signs, const ScalesView& scales, const OutView& out,
                double inv_count, bool accumulate = false) {
   static_assert(SignsView::rank == 2, "sign_mean takes a (voters, words) view");
+  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename SignsView::memory_space>::accessible, "");
   Impl::check_access<ExecSpace, OutView>();
   Impl::check_access<ExecSpace, ScalesView>();
   Impl::require(scales.extent(0) == signs.extent(0), "terse::sign_mean: one scale per voter");

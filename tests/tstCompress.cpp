@@ -1,5 +1,6 @@
 // Compressors and compressor memories against scalar references written from the seeds' formulas:
-// deterministic sums, scaled sign, stochastic sign, message decoding, error feedback, Markov sequences.
+// deterministic sums, scaled sign, stochastic sign, message decoding, error feedback, Markov sequences and their
+// block kernel (markov_sign_block).
 #include "terse_TestBackends.hpp"
 #include "terse_TestReference.hpp"
 
@@ -7,8 +8,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <type_traits>
+#include <utility>
 
 namespace {
 
@@ -345,6 +350,212 @@ TYPED_TEST(CompressTopK, MarkovFollowsTheEagerRecursionAndTheReceiverAgrees) {
     ASSERT_EQ(to_host(markov.estimate(TypeParam())), w_hat) << "t = " << t;
   }
   EXPECT_EQ(to_host(receiver), w_hat);
+}
+
+}  // namespace
+
+namespace {
+
+using namespace terse;
+using namespace terse::test;
+
+// markov_sign_block: the signs of d = w - w_hat (computed in T) packed by the scalar reference_pack, and the
+// deterministic sum of |d| against a compensated scalar double sum; the block kernel agrees with
+// MarkovCompressor<..., ScaledSign> on a whole vector.
+template <class ExecSpace>
+class MarkovSignBlock : public ::testing::Test {};
+TYPED_TEST_SUITE(MarkovSignBlock, ExecSpaces);
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+template <class T>
+std::vector<T> difference(const std::vector<T>& w, const std::vector<T>& w_hat) {
+  std::vector<T> d(w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) d[i] = w[i] - w_hat[i];
+  return d;
+}
+
+/// sum |d_i| in double, compensated (Neumaier), so that its own error is far below the tolerances used.
+template <class T>
+double reference_l1(const std::vector<T>& d) {
+  double s = 0, c = 0;
+  for (T v : d) {
+    const double x = std::fabs(double(v));
+    const double t = s + x;
+    c += std::fabs(s) >= x ? (s - t) + x : (x - t) + s;
+    s = t;
+  }
+  return s + c;
+}
+
+/// Multiples of 2^-10 in [-4, 4]: each |d| is a multiple of 2^-10 at most 8, so the kernel's fp32 lane sums
+/// (8 terms) and its double sums are exact and the fp32 sum can be compared exactly.
+template <class T>
+std::vector<T> dyadic_values(std::size_t n, unsigned seed) {
+  std::mt19937_64 gen(seed);
+  std::uniform_int_distribution<int> k(-4096, 4096);
+  std::vector<T> x(n);
+  for (auto& v : x) v = static_cast<T>(std::ldexp(double(k(gen)), -10));
+  return x;
+}
+
+/// mixed_values (zeros, -0.0, subnormals, 1e30) for w and for w_hat, with some w_hat equal to w (d = +0.0).
+template <class T>
+std::pair<std::vector<T>, std::vector<T>> mixed_pair(std::size_t n, unsigned seed) {
+  auto w = mixed_values<T>(n, seed);
+  auto w_hat = mixed_values<T>(n, seed + 1);
+  for (std::size_t i = 0; i < n; i += 7) w_hat[i] = w[i];
+  return {w, w_hat};
+}
+
+template <class ExecSpace, class T>
+void check_markov_sign_block(const std::vector<T>& w, const std::vector<T>& w_hat, const SumWorkspace<ExecSpace>& ws,
+                             double rel_tol, const char* what) {
+  const std::size_t n = w.size();
+  const auto d = difference(w, w_hat);
+  auto w_d = to_device<ExecSpace>(w, "w");
+  auto h_d = to_device<ExecSpace>(w_hat, "w_hat");
+  Kokkos::View<sign_word_t*, typename ExecSpace::memory_space> words("words", packed_words(n));
+  Kokkos::deep_copy(words, ~sign_word_t(0));  // every word, padding bits included, must be written
+  markov_sign_block(ExecSpace(), w_d, h_d, words, ws);
+  EXPECT_EQ(to_host(words), reference_pack(d)) << what << ", n = " << n;
+  const double got = ws.host_result();
+  const double ref = reference_l1(d);
+  if (rel_tol == 0)
+    EXPECT_EQ(got, ref) << what << ", n = " << n;
+  else
+    EXPECT_NEAR(got, ref, rel_tol * ref) << what << ", n = " << n;
+  EXPECT_TRUE(same_bits(to_host(w_d), w)) << what << ": w changed, n = " << n;
+  EXPECT_TRUE(same_bits(to_host(h_d), w_hat)) << what << ": w_hat changed, n = " << n;
+
+  // The sum is deterministic: bitwise that of a one-thread host backend with a workspace of exactly n.
+  using Host = ReferenceHost;
+  SumWorkspace<Host> ws_h(n);
+  Kokkos::View<sign_word_t*, Kokkos::HostSpace> words_h("words_h", packed_words(n));
+  markov_sign_block(Host(), to_device<Host>(w), to_device<Host>(w_hat), words_h, ws_h);
+  EXPECT_TRUE(same_bits(std::vector<double>{got}, std::vector<double>{ws_h.host_result()})) << what << ", n = " << n;
+}
+
+TYPED_TEST(MarkovSignBlock, SignsAndSumMatchTheScalarReference) {
+  // One workspace of the largest size for every n, largest first: partial sums left by a longer block must not leak.
+  const std::size_t sizes[] = {70001, 1000, 100, 64, 1, 0};
+  SumWorkspace<TypeParam> ws(sizes[0]);
+  for (std::size_t n : sizes) {
+    const unsigned seed = 700 + static_cast<unsigned>(n);
+    {
+      const auto p = mixed_pair<double>(n, seed);
+      check_markov_sign_block<TypeParam>(p.first, p.second, ws, 1e-12, "fp64 mixed");
+    }
+    {
+      // fp32 sums |d| in fp32 within each word (terse_Reduce.hpp: relative error below 4.2e-7 for terms of one
+      // sign), so general fp32 data gets the documented bound; dyadic data, whose sums are exact, gets 0.
+      const auto p = mixed_pair<float>(n, seed + 2);
+      check_markov_sign_block<TypeParam>(p.first, p.second, ws, scale_tolerance<float>(), "fp32 mixed");
+      check_markov_sign_block<TypeParam>(dyadic_values<float>(n, seed + 4), dyadic_values<float>(n, seed + 5), ws, 0.0,
+                                         "fp32 dyadic");
+      check_markov_sign_block<TypeParam>(dyadic_values<double>(n, seed + 6), dyadic_values<double>(n, seed + 7), ws,
+                                         0.0, "fp64 dyadic");
+    }
+  }
+}
+
+TYPED_TEST(MarkovSignBlock, ZeroNegativeZeroAndNaNDifferencesArePlus) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  // d:             -0.0  +0.0  +0.0  +0.0    -1  NaN  NaN  NaN   tiny  -tiny
+  const std::vector<float> w = {-0.0f, 0.0f, 0.0f, 1.0f, 1.0f, nan, 0.0f, inf, tiny, 0.0f};
+  const std::vector<float> w_hat = {0.0f, 0.0f, -0.0f, 1.0f, 2.0f, 0.0f, nan, inf, 0.0f, tiny};
+  const sign_word_t expected = 0b0111101111;  // bits 4 (d = -1) and 9 (d = -tiny) clear
+  ASSERT_EQ(reference_pack(difference(w, w_hat)), std::vector<sign_word_t>{expected});
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", 1);
+  SumWorkspace<TypeParam> ws(w.size());
+  markov_sign_block(TypeParam(), to_device<TypeParam>(w), to_device<TypeParam>(w_hat), words, ws);
+  EXPECT_EQ(to_host(words), std::vector<sign_word_t>{expected});
+  EXPECT_TRUE(std::isnan(ws.host_result()));  // a NaN difference makes the l1 sum NaN
+  // Without the NaN entries the sum is exact: 1 + 2 tiny.
+  const std::vector<float> w2 = {-0.0f, 0.0f, 0.0f, 1.0f, 1.0f, tiny, 0.0f};
+  const std::vector<float> h2 = {0.0f, 0.0f, -0.0f, 1.0f, 2.0f, 0.0f, tiny};
+  markov_sign_block(TypeParam(), to_device<TypeParam>(w2), to_device<TypeParam>(h2), words, ws);
+  EXPECT_EQ(to_host(words), std::vector<sign_word_t>{0b0101111});
+  EXPECT_EQ(ws.host_result(), 1.0 + 2.0 * double(tiny));
+}
+
+TYPED_TEST(MarkovSignBlock, WordAlignedBlocksConcatenateToTheWholeVector) {
+  // The sharded use: coordinates split into blocks that start on word boundaries, each packed into its slice of
+  // the words; the words are those of the whole vector and the block sums add up to its l1 norm.
+  const std::size_t n = 70001;
+  const auto w = gaussian<double>(n, 801);
+  const auto w_hat = gaussian<double>(n, 802);
+  const auto w_d = to_device<TypeParam>(w, "w");
+  const auto h_d = to_device<TypeParam>(w_hat, "w_hat");
+  Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", packed_words(n));
+  const std::size_t bounds[] = {0, 64 * 300, 64 * 301, 64 * 700, n};
+  double total = 0;
+  for (std::size_t b = 0; b + 1 < std::size(bounds); ++b) {
+    const auto range = std::make_pair(bounds[b], bounds[b + 1]);
+    const auto word_range = std::make_pair(bounds[b] / 64, packed_words(bounds[b + 1]));
+    SumWorkspace<TypeParam> ws(range.second - range.first);
+    markov_sign_block(TypeParam(), Kokkos::subview(w_d, range), Kokkos::subview(h_d, range),
+                      Kokkos::subview(words, word_range), ws);
+    total += ws.host_result();
+  }
+  const auto d = difference(w, w_hat);
+  EXPECT_EQ(to_host(words), reference_pack(d));
+  EXPECT_NEAR(total, reference_l1(d), 1e-12 * reference_l1(d));
+}
+
+// The block kernel on a whole vector is the Markov compressor's pass: with w_hat = 0 it gives the first message of
+// MarkovCompressor<..., ScaledSign> (words equal, scale = T(sum / n)); a holder of w_hat that applies the block's
+// messages follows the compressor's sequence bitwise.
+template <class ExecSpace, class T>
+void check_block_is_markov_compressor(std::size_t n, unsigned seed) {
+  MarkovCompressor<ExecSpace, T, ScaledSign> markov(n);
+  Kokkos::View<T*, typename ExecSpace::memory_space> holder("holder", n);  // w_hat, starts at 0
+  Kokkos::View<sign_word_t*, typename ExecSpace::memory_space> words("words", packed_words(n));
+  SumWorkspace<ExecSpace> ws(n);
+  SignMessage<ExecSpace, T> block_msg(n);
+  for (int t = 0; t < 4; ++t) {
+    const auto w = to_device<ExecSpace>(gaussian<T>(n, seed + t, t == 0 ? 1.0 : std::pow(0.5, t)), "w");
+    markov_sign_block(ExecSpace(), w, holder, words, ws);
+    const double sum = ws.host_result();
+    const auto& msg = markov.compress(ExecSpace(), w);
+    ASSERT_EQ(to_host(words), to_host(msg.words)) << "n = " << n << ", t = " << t;
+    T scale = 0;
+    Kokkos::deep_copy(scale, msg.scale);
+    const T block_scale = static_cast<T>(sum / double(n));
+    if (std::is_same<T, float>::value)
+      ASSERT_EQ(scale, block_scale) << "n = " << n << ", t = " << t;
+    else  // fp64: sum * (1 / n) and sum / n may differ in the last bit
+      ASSERT_NEAR(scale, block_scale, 4e-16 * block_scale) << "n = " << n << ", t = " << t;
+    Kokkos::deep_copy(block_msg.words, words);
+    Kokkos::deep_copy(block_msg.scale, scale);
+    message_add(ExecSpace(), block_msg, holder, T(1));
+  }
+  EXPECT_TRUE(same_bits(to_host(markov.estimate(ExecSpace())), to_host(holder))) << "n = " << n;
+}
+
+TYPED_TEST(MarkovSignBlock, WholeVectorEqualsMarkovCompressorFirstMessage) {
+  for (std::size_t n : {1ul, 64ul, 100ul, 1000ul, 70001ul}) {
+    // w_hat = 0: the first message, on mixed values (zeros, -0.0, subnormals).
+    const auto w = mixed_values<float>(n, 900 + static_cast<unsigned>(n));
+    const auto w_d = to_device<TypeParam>(w, "w");
+    Kokkos::View<float*, typename TypeParam::memory_space> zero("zero", n);
+    Kokkos::View<sign_word_t*, typename TypeParam::memory_space> words("words", packed_words(n));
+    SumWorkspace<TypeParam> ws(n);
+    markov_sign_block(TypeParam(), w_d, zero, words, ws);
+    MarkovCompressor<TypeParam, float, ScaledSign> markov(n);
+    const auto& msg = markov.compress(TypeParam(), w_d);
+    EXPECT_EQ(to_host(words), to_host(msg.words)) << "n = " << n;
+    float scale = 0;
+    Kokkos::deep_copy(scale, msg.scale);
+    EXPECT_EQ(scale, static_cast<float>(ws.host_result() / double(n))) << "n = " << n;
+    // Later messages, with the holder's w_hat.
+    check_block_is_markov_compressor<TypeParam, float>(n, 950 + static_cast<unsigned>(n));
+    check_block_is_markov_compressor<TypeParam, double>(n, 970 + static_cast<unsigned>(n));
+  }
 }
 
 }  // namespace
