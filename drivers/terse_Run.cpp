@@ -472,7 +472,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     r.lr = lr_now;
     r.bits_up = bits_up;
     r.bits_down = bits_down;
-    r.wall_time = timer.seconds();
+    r.wall_time = iteration == 0 ? 0.0 : timer.seconds();  // seconds since the first iteration started
     if (deck.problem.kind == ProblemKind::mlp) {
       const auto correct = problem->local_test_correct(xm);
       const double total = allreduce_scalar(comm, static_cast<double>(correct.value_or(0)), monitor_bytes, P);

@@ -36,7 +36,8 @@ int main(int argc, char* argv[]) {
         ->expected(1)
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--output", output, "HDF5 history file (overrides run.output; default terse_history.h5)")
-        ->type_name("FILE.h5");
+        ->type_name("FILE.h5")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
     auto* info = app.add_subcommand("info", "Print the versions and parallel configuration terse runs with");
 

@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""check_history.py FILE.h5 ALGORITHM PROBLEM WORKERS RANKS ITERATIONS LOG_EVERY D BITS_UP BITS_DOWN
+
+Checks a history written by `terse run` against docs/hdf5.md: every dataset and attribute, a row at 0, every
+LOG_EVERY updates and at the end, cumulative bits = rows x the per-iteration payload given, a falling loss,
+the effective deck in `config`, and /final/x of length D."""
+import sys
+
+import h5py
+import numpy as np
+
+path, alg, problem = sys.argv[1:4]
+workers, ranks, iterations, log_every, d = map(int, sys.argv[4:9])
+bits_up, bits_down = map(float, sys.argv[9:11])
+f = h5py.File(path, "r")
+h = f["history"]
+expected_rows = sorted(set(list(range(0, iterations + 1, log_every)) + [iterations]))
+it = h["iteration"][:]
+assert it.dtype == np.int64, it.dtype
+assert list(it) == expected_rows, (list(it), expected_rows)
+for name in ["loss", "grad_norm_sq", "lr", "bits_up", "bits_down", "wall_time"]:
+    v = h[name][:]
+    assert v.dtype == np.float64 and v.shape == it.shape, (name, v.dtype, v.shape)
+    assert np.all(np.isfinite(v)), name
+assert np.array_equal(h["bits_up"][:], it * bits_up), (h["bits_up"][:], it * bits_up)
+assert np.array_equal(h["bits_down"][:], it * bits_down), (h["bits_down"][:], it * bits_down)
+assert np.all(np.diff(h["wall_time"][:]) >= 0)
+loss = h["loss"][:]
+assert loss[-1] < loss[0], loss
+if problem == "mlp":
+    acc = h["test_accuracy"][:]
+    assert acc.shape == it.shape and np.all((acc >= 0) & (acc <= 1)), acc
+else:
+    assert "test_accuracy" not in h
+x = f["final/x"][:]
+assert x.dtype == np.float32 and x.shape == (d,), (x.dtype, x.shape)
+assert np.all(np.isfinite(x))
+attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+assert attrs["algorithm"] == alg and attrs["problem"] == problem, attrs
+assert int(attrs["workers"]) == workers and int(attrs["ranks"]) == ranks, attrs
+assert "optimizer:" in attrs["config"] and ("kind: " + alg) in attrs["config"], attrs["config"]
+assert attrs["kokkos_backend"] and attrs["terse_version"], attrs
+print(f"{path}: {len(it)} rows, loss {loss[0]:.4g} -> {loss[-1]:.4g}, attributes {sorted(attrs)}")
