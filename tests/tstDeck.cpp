@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -540,3 +541,18 @@ TEST(Deck, AcceptedKeysAreThoseOfTheDocument) {
 }
 
 }  // namespace
+
+// Every deck shipped in inputs/ parses, and its effective text parses back to the same deck.
+TEST(DeckFiles, EveryInputDeckParses) {
+  std::vector<std::filesystem::path> decks;
+  for (const auto& e : std::filesystem::directory_iterator(TERSE_INPUTS_DIR))
+    if (e.path().extension() == ".yaml") decks.push_back(e.path());
+  ASSERT_GE(decks.size(), 3u) << "no decks found in " << TERSE_INPUTS_DIR;
+  for (const auto& p : decks) {
+    SCOPED_TRACE(p.string());
+    terse::Deck deck;
+    ASSERT_NO_THROW(deck = terse::parse_deck(p.string()));
+    EXPECT_EQ(terse::parse_deck_string(terse::effective_config_yaml(deck), deck.path), deck);
+    EXPECT_NE(deck.run.output, "terse_history.h5") << "a shipped deck names its own output file";
+  }
+}
