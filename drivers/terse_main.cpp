@@ -24,7 +24,7 @@ int main(int argc, char* argv[]) {
     auto* run = app.add_subcommand(
         "run",
         "Run the algorithm a YAML deck describes (docs/deck.md) on the MPI ranks of the job, e.g.\n"
-        "  mpiexec -n 4 terse run inputs/quadratic_majority_vote.yaml --set run.iterations=500\n"
+        "  mpiexec -n 4 terse run inputs/quadratic_majority_vote_adaptive.yaml --set run.iterations=500\n"
         "Rank 0 prints progress (iteration, loss, |grad f|^2, lr, it/s, ETA, bits sent per worker); the history\n"
         "and the final model go to an HDF5 file (docs/hdf5.md). A bad deck, data file or output path stops the\n"
         "run before the first iteration with a message naming the file and key or line (exit status 2).");
