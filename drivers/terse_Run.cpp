@@ -286,6 +286,22 @@ double allreduce_scalar(MPI_Comm comm, double v, std::uint64_t& bytes, int P) {
   return out;
 }
 
+/// out <- the sum of the rows of every rank's `rows` (the local workers' vectors, summed in worker order, then
+/// an fp32 MPI_Allreduce), divided by W when W > 0. Returns the bytes handed to MPI. Collective.
+std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const Mat& rows, const Vec& out,
+                                const Kokkos::View<float*, Kokkos::HostSpace>& host, int W) {
+  Kokkos::deep_copy(space, out, Kokkos::subview(rows, 0, Kokkos::ALL));
+  for (std::size_t l = 1; l < rows.extent(0); ++l) {
+    auto r = row(rows, static_cast<int>(l));
+    auto s = out;
+    Kokkos::parallel_for("terse::local.sum_rows", Kokkos::RangePolicy<Exec>(space, 0, out.extent(0)),
+                         KOKKOS_LAMBDA(std::size_t i) { s(i) += r(i); });
+  }
+  const std::uint64_t bytes = allreduce_sum(comm, space, out, host);
+  if (W > 0) average_in_place(space, out, 1.0 / W);
+  return bytes;
+}
+
 /// f(x) of the full objective (collective).
 double full_loss(MPI_Comm comm, Problem<Exec>& problem, const Vec& x, std::uint64_t& bytes, int P) {
   return problem.finish_loss(allreduce_scalar(comm, problem.local_loss_sum(x), bytes, P), x);
@@ -441,15 +457,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   // ---- monitoring --------------------------------------------------------------------------------------
   const auto model_for_monitoring = [&]() -> Vec {
     if (!comp.local()) return x;
-    Kokkos::deep_copy(space, avg, 0.0f);
-    for (int l = 0; l < R; ++l) {
-      auto xl = row(x_local, l);
-      auto a = avg;
-      Kokkos::parallel_for("terse::monitor.sum_models", Kokkos::RangePolicy<Exec>(space, 0, d),
-                           KOKKOS_LAMBDA(std::size_t i) { a(i) += xl(i); });
-    }
-    monitor_bytes += allreduce_sum(comm, space, avg, host_buf);
-    average_in_place(space, avg, 1.0 / W);
+    monitor_bytes += mean_over_workers(comm, space, x_local, avg, host_buf, W);
     return avg;
   };
   Kokkos::Timer timer;
@@ -563,21 +571,11 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       const long t = static_cast<long>(k) + 1;
       if (adaalter_is_sync_step(t, static_cast<long>(o.sync_period))) {
         // x_{i,t} <- (1/W) sum_k y_{k,t} (seed 002 Alg. 2 and 3), and Local AdaAlter's denominators.
-        const auto average_rows = [&](const Mat& rows, const Vec& sum) {
-          Kokkos::deep_copy(space, sum, Kokkos::subview(rows, 0, Kokkos::ALL));
-          for (int l = 1; l < R; ++l) {
-            auto r = row(rows, l);
-            auto s = sum;
-            Kokkos::parallel_for("terse::local.sum_rows", Kokkos::RangePolicy<Exec>(space, 0, d),
-                                 KOKKOS_LAMBDA(std::size_t i) { s(i) += r(i); });
-          }
-          algo_bytes += allreduce_sum(comm, space, sum, host_buf);
-        };
-        average_rows(x_local, avg);
-        average_in_place(space, avg, 1.0 / W);
+        algo_bytes += mean_over_workers(comm, space, x_local, avg, host_buf, W);
         for (int l = 0; l < R; ++l) Kokkos::deep_copy(space, row(x_local, l), avg);
         if (comp.rule == Rule::local_adaalter) {
-          average_rows(accum_local, grad_full);
+          // adaalter_sync_denominators averages the sum itself (accum <- sum / W, denom <- accum).
+          algo_bytes += mean_over_workers(comm, space, accum_local, grad_full, host_buf, 0);
           adaalter_sync_denominators(space, denom, grad_full, 1.0 / W);
           for (int l = 0; l < R; ++l) Kokkos::deep_copy(space, row(accum_local, l), grad_full);
         }
