@@ -10,7 +10,8 @@
 //                   MPI_Allgather of the workers' scales (one value per worker);
 //     vote          uplink, majority vote of the slice over all W workers, downlink of the vote bits (plus the
 //                   tie mask when W is even) by MPI_Allgatherv: about 2 (d/8)(P-1)/P bytes per rank and
-//                   iteration for one worker per rank, whatever P is, instead of 4 d for an fp32 allreduce;
+//                   iteration for one worker per rank and odd W (3 (d/8)(P-1)/P with the tie mask of an
+//                   even W), whatever P is, instead of 4 d for an fp32 allreduce;
 //     gather_words  MPI_Allgatherv of packed slices (the server's compressed downlink);
 //     gather_values MPI_Allgatherv of fp32 slices (a mean sent back uncompressed).
 //   SparseExchange  top-k messages (k pairs of a 32-bit index and an fp32 value):
@@ -176,8 +177,8 @@ class SparseExchange {
 };
 
 /// Collective: v <- sum of v over the ranks of comm (MPI_Allreduce, fp32), through `host` (a host buffer of
-/// v's extent; unused on host backends). Returns the bytes handed to MPI by the usual ring/recursive-doubling
-/// bound, 2 (P-1)/P * 4 n, for the traffic count.
+/// v's extent; unused on host backends). Returns the bytes handed to MPI: the buffer, 4 n, when P > 1 (how
+/// much of it crosses the network is up to the MPI library's algorithm), 0 on one rank.
 std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokkos::View<float*, ExchangeMem>& v,
                             const Kokkos::View<float*, Kokkos::HostSpace>& host);
 

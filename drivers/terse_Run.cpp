@@ -367,9 +367,9 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   auto problem = make_problem<Exec>(deck.problem, workers);
   const std::size_t d = problem->dim();
   const std::uint64_t k_top = comp.wire == Wire::top_k ? top_k_count(o.k_ratio, d) : 0;
-  if (d > std::numeric_limits<std::uint32_t>::max() && comp.wire == Wire::top_k)
-    throw DeckError(deck.path + ": problem.dim: top-k messages carry 32-bit indices; d = " + std::to_string(d) +
-                    " is too large");
+  if (d > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw DeckError(deck.path + ": problem.dim: d = " + std::to_string(d) +
+                    " is beyond what one MPI message of fp32 values or 32-bit indices can count (2^31 - 1)");
 
   Exec space;
   RunSummary summary;
