@@ -514,6 +514,10 @@ std::vector<std::string> keys_in_doc(const std::string& path) {
       section = line.substr(4, line.find('`', 4) - 4);
       continue;
     }
+    if (line.rfind("## ", 0) == 0) {  // a section that is not a deck section (e.g. "What each algorithm runs")
+      section.clear();
+      continue;
+    }
     if (line.rfind("| `", 0) != 0 || section.empty()) continue;  // not a table body row
     const std::string first = line.substr(1, line.find('|', 1) - 1);
     for (std::size_t a = first.find('`'); a != std::string::npos; a = first.find('`', first.find('`', a + 1) + 1)) {
