@@ -105,6 +105,22 @@ class TopKEncoder {
   std::optional<TopKWorkspace<Exec, float>> ws_;
 };
 
+/// out <- the sum of the rows of every rank's `rows` (the local workers' vectors, summed in worker order, then
+/// an fp32 MPI_Allreduce), divided by W when W > 0. Returns the bytes handed to MPI. Collective.
+std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const Mat& rows, const Vec& out,
+                                const Kokkos::View<float*, Kokkos::HostSpace>& host, int W) {
+  Kokkos::deep_copy(space, out, Kokkos::subview(rows, 0, Kokkos::ALL));
+  for (std::size_t l = 1; l < rows.extent(0); ++l) {
+    auto r = row(rows, static_cast<int>(l));
+    auto s = out;
+    Kokkos::parallel_for("terse::local.sum_rows", Kokkos::RangePolicy<Exec>(space, 0, out.extent(0)),
+                         KOKKOS_LAMBDA(std::size_t i) { s(i) += r(i); });
+  }
+  const std::uint64_t bytes = allreduce_sum(comm, space, out, host);
+  if (W > 0) average_in_place(space, out, 1.0 / W);
+  return bytes;
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // Server: aggregation on this rank's slice, and the downlink
 // ------------------------------------------------------------------------------------------------------------
@@ -157,14 +173,7 @@ class Round {
   /// Local worker l's gradient (or, for vote: samples, its already voted bits through voted_signs()).
   void encode(const Exec& space, int l, const Vec& g, std::uint64_t k) {
     switch (c_.wire) {
-      case Wire::fp32:
-        if (l == 0) Kokkos::deep_copy(space, direction_, g);
-        else {
-          auto y = direction_;
-          Kokkos::parallel_for("terse::round.local_sum", Kokkos::RangePolicy<Exec>(space, 0, d_),
-                               KOKKOS_LAMBDA(std::size_t i) { y(i) += g(i); });
-        }
-        break;
+      case Wire::fp32: break;  // exchange() averages the gradients in place
       case Wire::top_k: {
         const auto m = topk_[l].encode(space, g);
         indices_[l] = m.indices;
@@ -177,16 +186,16 @@ class Round {
   /// Where vote: samples puts worker l's voted bits (the sign wire only).
   Words voted_signs(int l) const { return signs_.local_signs(l); }
 
-  /// The exchange: uplink, aggregation, downlink. Collective.
-  void exchange(const Exec& space) {
+  /// The exchange: uplink, aggregation, downlink. Collective. grads: the local workers' gradients, (R, d)
+  /// (read by the fp32 wire; the compressed wires were given theirs through encode()).
+  void exchange(const Exec& space, const Mat& grads) {
     const double inv_w = 1.0 / static_cast<double>(W_);
     if (c_.aggregate == Aggregate::vote) {
       signs_.vote(space);
       return;
     }
     if (c_.wire == Wire::fp32) {
-      fp32_bytes_ += allreduce_sum(comm_, space, direction_, host_);
-      average_in_place(space, direction_, inv_w);
+      fp32_bytes_ += mean_over_workers(comm_, space, grads, direction_, host_, W_);
       return;
     }
     const bool markov = c_.downlink == Downlink::markov;
@@ -284,22 +293,6 @@ double allreduce_scalar(MPI_Comm comm, double v, std::uint64_t& bytes, int P) {
   MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, comm);
   if (P > 1) bytes += sizeof(double);
   return out;
-}
-
-/// out <- the sum of the rows of every rank's `rows` (the local workers' vectors, summed in worker order, then
-/// an fp32 MPI_Allreduce), divided by W when W > 0. Returns the bytes handed to MPI. Collective.
-std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const Mat& rows, const Vec& out,
-                                const Kokkos::View<float*, Kokkos::HostSpace>& host, int W) {
-  Kokkos::deep_copy(space, out, Kokkos::subview(rows, 0, Kokkos::ALL));
-  for (std::size_t l = 1; l < rows.extent(0); ++l) {
-    auto r = row(rows, static_cast<int>(l));
-    auto s = out;
-    Kokkos::parallel_for("terse::local.sum_rows", Kokkos::RangePolicy<Exec>(space, 0, out.extent(0)),
-                         KOKKOS_LAMBDA(std::size_t i) { s(i) += r(i); });
-  }
-  const std::uint64_t bytes = allreduce_sum(comm, space, out, host);
-  if (W > 0) average_in_place(space, out, 1.0 / W);
-  return bytes;
 }
 
 /// f(x) of the full objective (collective).
@@ -584,7 +577,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       }
       if (comp.rule == Rule::local_sgd) lr_now = o.lr;
     } else {
-      round->exchange(space);
+      round->exchange(space, grads);
       bits_up += rb.up;
       bits_down += rb.down;
       switch (comp.rule) {
