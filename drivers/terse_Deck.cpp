@@ -44,7 +44,7 @@ const std::vector<std::string>& section_keys(const std::string& section) {
       {"optimizer",
        {"kind", "lr", "lr_schedule", "lipschitz", "vote", "accept", "compressor", "k_ratio", "beta1", "beta2", "nu",
         "eps", "sync_period", "b0", "warmup_steps"}},
-      {"run", {"iterations", "batch", "seed", "log_every", "output"}},
+      {"run", {"iterations", "batch", "seed", "log_every", "output", "checkpoint"}},
       {"workers", {"per_rank"}}};
   static const std::vector<std::string> none;
   auto it = keys.find(section);
@@ -366,7 +366,14 @@ class Parser {
         if (is_key(s, lhs)) hint = " (did you mean '" + std::string(s) + "." + lhs + "'?)";
       fail(bad + "expected section.key=value, got no section in '" + lhs + "'" + hint);
     }
-    const std::string section = lhs.substr(0, dot), key = lhs.substr(dot + 1);
+    std::string section = lhs.substr(0, dot), key = lhs.substr(dot + 1);
+    // run.checkpoint.path / run.checkpoint.every: one entry of the run.checkpoint mapping.
+    std::string sub;
+    if (section == "run" && key.rfind("checkpoint.", 0) == 0) {
+      sub = key.substr(std::string("checkpoint.").size());
+      key = "checkpoint";
+      if (sub != "path" && sub != "every") fail(bad + "unknown key '" + lhs + "' (run.checkpoint has path and every)");
+    }
     if (!is_section(section)) {
       const std::string hint = section_hint(section);
       fail(bad + "unknown section '" + section + "'" + (hint.empty() ? "" : " (" + hint + ")"));
@@ -380,6 +387,16 @@ class Parser {
       value = YAML::Load(text.substr(eq + 1));
     } catch (const YAML::Exception& e) {
       fail(bad + "YAML syntax error in the value: " + e.msg);
+    }
+    if (!sub.empty()) {
+      // Merge into the deck's run.checkpoint mapping (or start one).
+      auto& entries = sections_[section];
+      auto found = entries.find(key);
+      YAML::Node map = found != entries.end() && found->second.value.IsMap() ? YAML::Clone(found->second.value)
+                                                                               : YAML::Node(YAML::NodeType::Map);
+      map[sub] = value;
+      entries[key] = Entry{map, 0, text};
+      return;
     }
     sections_[section][key] = Entry{value, 0, text};
   }
@@ -609,6 +626,30 @@ class Parser {
     r.log_every = std::max<std::int64_t>(1, r.iterations / 100);
     if (const Entry* e = find(S, "log_every")) r.log_every = read_int<std::int64_t>("run.log_every", *e, 1);
     if (const Entry* e = find(S, "output")) r.output = read_path("run.output", *e);
+    r.checkpoint_path = default_checkpoint_path(r.output);
+    if (const Entry* e = find(S, "checkpoint")) {
+      const YAML::Node& n = e->value;
+      if (!n.IsMap())
+        fail_value("run.checkpoint", *e, "expected a mapping {path: FILE.h5, every: N}, got " + node_kind(n));
+      bool has_every = false;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        const std::string sub = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+        const int line = it->first.Mark().is_null() || e->line == 0 ? e->line : it->first.Mark().line + 1;
+        const Entry item{it->second, line, e->set_text};
+        if (sub == "path") {
+          r.checkpoint_path = read_path("run.checkpoint.path", item);
+        } else if (sub == "every") {
+          r.checkpoint_every = read_int<std::int64_t>("run.checkpoint.every", item, 1);
+          has_every = true;
+        } else {
+          fail_value("run.checkpoint." + sub, item, "unknown key (run.checkpoint has path and every)");
+        }
+      }
+      if (!has_every)
+        fail_value("run.checkpoint", *e, "every: required (write a checkpoint every N updates, N >= 1)");
+    }
+    if (r.checkpoint_path == r.output)
+      fail("run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " + r.output);
   }
 
   void parse_workers(WorkersConfig& w) {
@@ -646,7 +687,8 @@ bool operator==(const OptimizerConfig& a, const OptimizerConfig& b) {
 
 bool operator==(const RunConfig& a, const RunConfig& b) {
   return a.iterations == b.iterations && a.batch_full == b.batch_full && a.batch == b.batch && a.seed == b.seed &&
-         a.log_every == b.log_every && a.output == b.output;
+         a.log_every == b.log_every && a.output == b.output && a.checkpoint_path == b.checkpoint_path &&
+         a.checkpoint_every == b.checkpoint_every;
 }
 
 bool operator==(const WorkersConfig& a, const WorkersConfig& b) { return a.per_rank == b.per_rank; }
@@ -758,6 +800,12 @@ std::string effective_config_yaml(const Deck& deck) {
   emit_integer(out, "seed", r.seed);
   emit_integer(out, "log_every", r.log_every);
   emit_path(out, "output", r.output);
+  if (r.checkpoint_every > 0) {
+    out << YAML::Key << "checkpoint" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    emit_path(out, "path", r.checkpoint_path);
+    emit_integer(out, "every", r.checkpoint_every);
+    out << YAML::EndMap;
+  }
   out << YAML::EndMap;
 
   out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
@@ -766,6 +814,13 @@ std::string effective_config_yaml(const Deck& deck) {
 
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string default_checkpoint_path(const std::string& output) {
+  const std::string ext = ".h5";
+  if (output.size() > ext.size() && output.compare(output.size() - ext.size(), ext.size(), ext) == 0)
+    return output.substr(0, output.size() - ext.size()) + ".checkpoint.h5";
+  return output + ".checkpoint.h5";
 }
 
 std::vector<std::string> accepted_keys() {

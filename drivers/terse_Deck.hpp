@@ -116,6 +116,10 @@ struct RunConfig {
   std::uint64_t seed = 0;       ///< >= 0
   std::int64_t log_every = 1;   ///< >= 1; default max(1, iterations / 100)
   std::string output = "terse_history.h5";  ///< `--output` overrides (the driver sets this field)
+  /// run.checkpoint.path: where checkpoints go (periodic ones, and the one SIGTERM/SIGUSR1 asks for);
+  /// default: run.output with ".h5" replaced by ".checkpoint.h5".
+  std::string checkpoint_path = "terse_history.checkpoint.h5";
+  std::int64_t checkpoint_every = 0;  ///< run.checkpoint.every: a checkpoint every N updates; 0: none
 };
 
 /// Section `workers`.
@@ -130,6 +134,9 @@ struct Deck {
   RunConfig run;
   WorkersConfig workers;
 };
+
+/// run.checkpoint.path's default for a history file name: "out.h5" -> "out.checkpoint.h5".
+std::string default_checkpoint_path(const std::string& output);
 
 bool operator==(const ProblemConfig& a, const ProblemConfig& b);
 bool operator==(const OptimizerConfig& a, const OptimizerConfig& b);

@@ -44,8 +44,9 @@ void write_int_attribute(hid_t obj, const char* name, std::int64_t value, const 
   H5Sclose(space);
 }
 
-/// Fails early, on every rank, with a message naming the directory, when the output cannot be created.
-void check_output_directory(const std::string& path) {
+}  // namespace
+
+void check_output_path(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
@@ -57,13 +58,11 @@ void check_output_directory(const std::string& path) {
     throw UserError(path + ": the output directory " + dir.string() + " is not writable (" + std::strerror(errno) + ")");
 }
 
-}  // namespace
-
 HistoryWriter::HistoryWriter(MPI_Comm comm, const std::string& path, const HistoryAttributes& attributes,
                              bool with_test_accuracy)
     : comm_(comm), path_(path) {
   MPI_Comm_rank(comm_, &rank_);
-  check_output_directory(path_);
+  check_output_path(path_);
   // One temporary name for all ranks: rank 0 chooses it from its pid.
   long long pid = rank_ == 0 ? static_cast<long long>(::getpid()) : 0;
   MPI_Bcast(&pid, 1, MPI_LONG_LONG, 0, comm_);
@@ -167,6 +166,21 @@ void HistoryWriter::close() {
   if (rank_ == 0 && std::rename(tmp_path_.c_str(), path_.c_str()) != 0) ok = 0;
   MPI_Bcast(&ok, 1, MPI_INT, 0, comm_);
   if (!ok) throw UserError(path_ + ": cannot rename " + tmp_path_ + " to it");
+}
+
+void HistoryWriter::write_status(const std::string& status) {
+  write_string_attribute(static_cast<hid_t>(file_), "status", status, path_);
+}
+
+void HistoryWriter::discard() {
+  if (closed_) return;
+  for (auto ds : datasets_) H5Dclose(static_cast<hid_t>(ds));
+  datasets_.clear();
+  check(H5Fclose(static_cast<hid_t>(file_)), "H5Fclose", path_);
+  file_ = -1;
+  closed_ = true;
+  if (rank_ == 0) std::remove(tmp_path_.c_str());
+  MPI_Barrier(comm_);
 }
 
 HistoryWriter::~HistoryWriter() {

@@ -37,6 +37,10 @@ struct HistoryAttributes {
   std::int64_t workers = 0, ranks = 0;
 };
 
+/// Throws UserError, naming the path, when a file cannot be created there (missing or unwritable directory,
+/// or the path is a directory).
+void check_output_path(const std::string& path);
+
 class HistoryWriter {
  public:
   /// Collective over comm. Creates the temporary file next to `path`; throws UserError (naming the path)
@@ -53,8 +57,14 @@ class HistoryWriter {
   /// Collective: writes /final/x of global length d; this rank holds x[begin, begin + count).
   void write_final_x(std::uint64_t d, std::uint64_t begin, const float* values, std::uint64_t count);
 
+  /// Collective: the root attribute `status` ("complete", or why the run stopped).
+  void write_status(const std::string& status);
+
   /// Collective: closes the file and renames it to its final name.
   void close();
+
+  /// Collective: closes the file and removes it (a run stopped for a restart: its checkpoint holds the rows).
+  void discard();
 
   const std::string& path() const { return path_; }
   const std::string& temporary_path() const { return tmp_path_; }

@@ -5,8 +5,10 @@
 #include "terse_Run.hpp"
 
 #include "terse_Algorithm.hpp"
+#include "terse_Checkpoint.hpp"
 #include "terse_Exchange.hpp"
 #include "terse_Problem.hpp"
+#include "terse_Runtime.hpp"
 
 #include <terse_Compress.hpp>
 #include <terse_Random.hpp>
@@ -19,9 +21,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 
 namespace terse {
 namespace {
@@ -34,6 +38,18 @@ using Mat = Kokkos::View<float**, Kokkos::LayoutRight, Mem>;
 
 Vec row(const Mat& m, int l) { return Kokkos::subview(m, l, Kokkos::ALL); }
 Vec slice_of(const Vec& v, const CoordSlice& c) { return Kokkos::subview(v, std::make_pair(c.begin, c.end)); }
+
+/// One array of the state a run carries from one iteration to the next, as a checkpoint stores it.
+struct StateArray {
+  enum class Kind {
+    replicated,  ///< every rank holds all d values, the same (the shared model, the server's broadcast g~, ...)
+    workers,     ///< one row per worker, [W, d]; this rank holds its R local workers' rows
+    slice,       ///< [d] split by server slices; this rank holds its slice
+  };
+  std::string name;
+  Kind kind;
+  std::vector<Vec> views;  ///< workers: one per local worker; else one
+};
 
 // ------------------------------------------------------------------------------------------------------------
 // Workers: compressor + memory of one worker
@@ -71,6 +87,13 @@ class SignEncoder {
     if (wire_ != Wire::sign) Kokkos::deep_copy(space, scale, m->scale);
   }
 
+  /// The memory as the algorithm defines it (error e, or the Markov estimate), writable; empty without one.
+  Vec memory(const Exec& space) {
+    if (ef_) return ef_->error(space);
+    if (markov_) return markov_->estimate(space);
+    return {};
+  }
+
  private:
   Wire wire_;
   Memory memory_;
@@ -96,6 +119,12 @@ class TopKEncoder {
     if (memory_ == Memory::error_feedback) return ef_->compress(space, g);
     if (memory_ == Memory::markov) return markov_->compress(space, g);
     return top_k_compress(space, g, *ws_);
+  }
+
+  Vec memory(const Exec& space) {
+    if (ef_) return ef_->error(space);
+    if (markov_) return markov_->estimate(space);
+    return {};
   }
 
  private:
@@ -255,6 +284,23 @@ class Round {
     }
   }
 
+  /// The state the round carries across iterations: the workers' compressor memories and, with a Markov
+  /// downlink, the server's g^ (its slice) and g~ (the same on every rank).
+  void state(const Exec& space, std::vector<StateArray>& out) {
+    std::vector<Vec> mem;
+    for (auto& e : sign_) mem.push_back(e.memory(space));
+    for (auto& e : topk_) mem.push_back(e.memory(space));
+    if (!mem.empty() && mem.front().extent(0) > 0)
+      out.push_back({c_.memory == Memory::markov ? "worker.markov_estimate" : "worker.error_feedback",
+                     StateArray::Kind::workers, mem});
+    if (c_.downlink == Downlink::markov) {
+      out.push_back({"server.g_hat", StateArray::Kind::slice, {slice_}});
+      out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction_}});
+    }
+  }
+
+  /// This rank's server slice of the coordinates.
+  CoordSlice coords() const { return signs_.coords(); }
   Vec direction() const { return direction_; }
   Words vote_words() const { return signs_.vote_words(); }
   Words tie_words() const { return signs_.tie_words(); }
@@ -356,8 +402,19 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   const int W = workers.total;
   const Batch batch = batch_of(run);
 
-  // The problem (reads the data files: DataError names the file and line).
-  auto problem = make_problem<Exec>(deck.problem, workers);
+  // The problem (reads the data files: DataError names the file and line). A rank reads only its workers'
+  // blocks, so a bad file may fail on some ranks only: the ranks agree before going on.
+  std::unique_ptr<Problem<Exec>> problem;
+  {
+    std::string err;
+    try {
+      problem = make_problem<Exec>(deck.problem, workers);
+    } catch (const UserError& e) {
+      err = e.what();
+    }
+    err = first_error(comm, err);
+    if (!err.empty()) throw UserError(err);
+  }
   const std::size_t d = problem->dim();
   const std::uint64_t k_top = comp.wire == Wire::top_k ? top_k_count(o.k_ratio, d) : 0;
   if (d > static_cast<std::size_t>(std::numeric_limits<int>::max()))
@@ -377,19 +434,12 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     summary.description = buf;
   }
 
-  // The output file (its directory must exist and be writable): opened before the first iteration.
-  std::optional<HistoryWriter> history;
-  if (options.write_history) {
-    HistoryAttributes attributes;
-    attributes.algorithm = to_string(o.kind);
-    attributes.problem = to_string(deck.problem.kind);
-    attributes.config = effective_config_yaml(deck);
-    attributes.workers = W;
-    attributes.ranks = P;
-    attributes.kokkos_backend = Exec::name();
-    attributes.terse_version = TERSE_VERSION_STRING;
-    history.emplace(comm, run.output, attributes, deck.problem.kind == ProblemKind::mlp);
-  }
+  const bool mlp = deck.problem.kind == ProblemKind::mlp;
+  const bool checkpointing = run.checkpoint_every > 0;
+  if (run.checkpoint_path == run.output)
+    throw DeckError(deck.path + ": run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " +
+                    run.output);
+  if (checkpointing) check_output_path(run.checkpoint_path);
 
   // ---- state -------------------------------------------------------------------------------------------
   // Shared model (every worker holds the same x after each round; one copy per rank), or one model per
@@ -425,6 +475,35 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   std::optional<Round> round;
   if (!comp.local()) round.emplace(comm, comp, d, R, k_top, run.seed, workers.first);
 
+  // Everything carried from one iteration to the next (besides the scalars below), by name: what a
+  // checkpoint holds. Temporaries (gradients, messages, x_prev) are not in it.
+  const auto state_arrays = [&]() {
+    std::vector<StateArray> a;
+    if (comp.local()) {
+      std::vector<Vec> rows;
+      for (int l = 0; l < R; ++l) rows.push_back(row(x_local, l));
+      a.push_back({"worker.x", StateArray::Kind::workers, rows});
+      if (comp.rule == Rule::local_adaalter) {
+        std::vector<Vec> acc;
+        for (int l = 0; l < R; ++l) acc.push_back(row(accum_local, l));
+        a.push_back({"worker.adaalter_accum", StateArray::Kind::workers, acc});
+        a.push_back({"adaalter.denom", StateArray::Kind::replicated, {denom}});
+      }
+    } else {
+      a.push_back({"x", StateArray::Kind::replicated, {x}});
+    }
+    if (comp.rule == Rule::amsgrad) {
+      a.push_back({"amsgrad.m", StateArray::Kind::replicated, {m}});
+      a.push_back({"amsgrad.v", StateArray::Kind::replicated, {v}});
+      a.push_back({"amsgrad.v_hat", StateArray::Kind::replicated, {v_hat}});
+    }
+    if (comp.rule == Rule::adagrad) a.push_back({"adagrad.accum", StateArray::Kind::replicated, {accum}});
+    if (round) round->state(space, a);
+    return a;
+  };
+  const CheckpointIdentity identity = CheckpointIdentity::of(deck, d, W);
+  const CoordSlice my_coords = server_coords(d, P, rank);
+
   // Per-sample gradients for vote: samples and the adaptive learning rate.
   const bool per_sample = o.kind == OptimizerKind::majority_vote &&
                           (o.vote == VoteMode::samples || o.lr_schedule == LrSchedule::adaptive);
@@ -446,6 +525,115 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   double bits_up = 0, bits_down = 0;
   std::uint64_t algo_bytes = 0, monitor_bytes = 0;
   double lr_now = o.lr;
+  double f_current = std::numeric_limits<double>::quiet_NaN();  // f at the accepted model (accept: descent)
+  double seconds_before = 0;  // wall time of the iterations before a restart
+  std::int64_t k_first = 0;   // the first iteration this run does
+
+  // ---- checkpoints -------------------------------------------------------------------------------------
+  const auto scalar_values = [&](std::int64_t iteration) -> std::vector<std::pair<std::string, double>> {
+    return {{"iteration", static_cast<double>(iteration)}, {"f_accepted", f_current}, {"lr", lr_now},
+            {"bits_up", bits_up}, {"bits_down", bits_down}, {"seconds", seconds_before}};
+  };
+  const std::vector<std::string> scalar_names{"iteration", "f_accepted", "lr", "bits_up", "bits_down", "seconds"};
+  // Returns "" when written, else the name of the first array that is not finite (nothing is written then).
+  const auto write_checkpoint = [&](std::int64_t iteration, double seconds) -> std::string {
+    Kokkos::Profiling::pushRegion("terse::checkpoint");
+    space.fence();
+    const auto arrays = state_arrays();
+    space.fence();
+    std::string bad;
+    std::vector<float> host;
+    std::optional<CheckpointWriter> w;
+    w.emplace(comm, run.checkpoint_path, identity, iteration);
+    for (const auto& a : arrays) {
+      Piece piece;
+      std::vector<std::uint64_t> shape{d};
+      if (a.kind == StateArray::Kind::workers) {
+        shape = {static_cast<std::uint64_t>(W), d};
+        piece = {static_cast<std::uint64_t>(workers.first) * d, static_cast<std::uint64_t>(R) * d};
+        host.resize(piece.count);
+        for (int l = 0; l < R; ++l)
+          Kokkos::deep_copy(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(host.data() + l * d, d),
+                            a.views[l]);
+      } else {
+        const Vec src = a.kind == StateArray::Kind::slice ? a.views[0] : slice_of(a.views[0], my_coords);
+        piece = a.kind == StateArray::Kind::slice ? Piece{round->coords().begin, round->coords().size()}
+                                                  : Piece{my_coords.begin, my_coords.size()};
+        host.resize(piece.count);
+        Kokkos::deep_copy(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(host.data(), piece.count), src);
+      }
+      if (bad.empty() && !std::all_of(host.begin(), host.end(), [](float f) { return std::isfinite(f); })) bad = a.name;
+      w->write_array(a.name, shape, piece, host.data());
+    }
+    bad = first_error(comm, bad);
+    if (!bad.empty()) {
+      w.reset();  // removes the temporary file; the previous checkpoint stays
+      Kokkos::Profiling::popRegion();
+      return bad;
+    }
+    const double saved = seconds_before;
+    seconds_before = seconds;
+    w->write_scalars(scalar_values(iteration));
+    seconds_before = saved;
+    w->write_history(summary.rows, mlp);
+    w->commit();
+    Kokkos::Profiling::popRegion();
+    return {};
+  };
+
+  // ---- restart -----------------------------------------------------------------------------------------
+  std::vector<HistoryRow> restored_rows;
+  if (!options.restart.empty()) {
+    CheckpointReader reader(comm, options.restart, identity);
+    k_first = reader.iteration();
+    if (k_first > run.iterations)
+      throw CheckpointError(options.restart + ": the checkpoint is at iteration " + std::to_string(k_first) +
+                            ", beyond the deck's run.iterations = " + std::to_string(run.iterations));
+    std::vector<float> host;
+    for (const auto& a : state_arrays()) {
+      if (a.kind == StateArray::Kind::workers) {
+        host.resize(static_cast<std::size_t>(R) * d);
+        reader.read_array(a.name, {static_cast<std::uint64_t>(W), d},
+                          Piece{static_cast<std::uint64_t>(workers.first) * d, static_cast<std::uint64_t>(R) * d},
+                          host.data());
+        for (int l = 0; l < R; ++l)
+          Kokkos::deep_copy(a.views[l], Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
+                                            host.data() + l * d, d));
+      } else {
+        const Piece piece = a.kind == StateArray::Kind::slice ? Piece{round->coords().begin, round->coords().size()}
+                                                               : Piece{0, d};
+        host.resize(piece.count);
+        reader.read_array(a.name, {d}, piece, host.data());
+        Kokkos::deep_copy(a.views[0],
+                          Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(host.data(), piece.count));
+      }
+    }
+    const auto sc = reader.read_scalars(scalar_names);
+    f_current = sc[1];
+    lr_now = sc[2];
+    bits_up = sc[3];
+    bits_down = sc[4];
+    seconds_before = sc[5];
+    restored_rows = reader.read_history(mlp);
+  }
+
+  // The output file (its directory must exist and be writable): opened before the first iteration.
+  std::optional<HistoryWriter> history;
+  if (options.write_history) {
+    HistoryAttributes attributes;
+    attributes.algorithm = to_string(o.kind);
+    attributes.problem = to_string(deck.problem.kind);
+    attributes.config = effective_config_yaml(deck);
+    attributes.workers = W;
+    attributes.ranks = P;
+    attributes.kokkos_backend = Exec::name();
+    attributes.terse_version = TERSE_VERSION_STRING;
+    history.emplace(comm, run.output, attributes, mlp);
+  }
+  for (const auto& r : restored_rows) {
+    summary.rows.push_back(r);
+    if (history) history->append(r);
+  }
 
   // ---- monitoring --------------------------------------------------------------------------------------
   const auto model_for_monitoring = [&]() -> Vec {
@@ -473,7 +661,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     r.lr = lr_now;
     r.bits_up = bits_up;
     r.bits_down = bits_down;
-    r.wall_time = iteration == 0 ? 0.0 : timer.seconds();  // seconds since the first iteration started
+    r.wall_time = iteration == 0 ? 0.0 : seconds_before + timer.seconds();  // since the first iteration started
     if (deck.problem.kind == ProblemKind::mlp) {
       const auto correct = problem->local_test_correct(xm);
       const double total = allreduce_scalar(comm, static_cast<double>(correct.value_or(0)), monitor_bytes, P);
@@ -484,7 +672,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     summary.rows.push_back(r);
     if (history) history->append(r);
     // Progress line.
-    const double t = r.wall_time;
+    const double t = r.wall_time - seconds_before;
     const double rate = iteration > last_print_iter && t > last_print ? (iteration - last_print_iter) / (t - std::max(last_print, 0.0)) : 0;
     const double eta = rate > 0 ? (run.iterations - iteration) / rate : std::numeric_limits<double>::infinity();
     if (deck.problem.kind == ProblemKind::mlp)
@@ -513,14 +701,35 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   else
     say("%10s %13s %12s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "lr", "it/s", "ETA", "up/worker");
 
-  record(0);
+  if (k_first > 0) {
+    say("  restarted from %s at iteration %lld\n", options.restart.c_str(), static_cast<long long>(k_first));
+  } else {
+    record(0);
+    f_current = summary.rows.back().loss;
+  }
+  if (checkpointing) say("  checkpoints: %s every %lld updates\n", run.checkpoint_path.c_str(), static_cast<long long>(run.checkpoint_every));
   timer.reset();
   last_print = 0;
-  double f_current = std::numeric_limits<double>::quiet_NaN();
-  if (!summary.rows.empty()) f_current = summary.rows.back().loss;
+  last_print_iter = k_first;
+
+  // Testing hook (docs/checkpoint.md): TERSE_FAULT_INJECT=RANK:ITERATION makes that rank throw at the start of
+  // that iteration, as an error on one rank only would.
+  int fault_rank = -1;
+  std::int64_t fault_iteration = -1;
+  if (const char* f = std::getenv("TERSE_FAULT_INJECT")) std::sscanf(f, "%d:%lld", &fault_rank, reinterpret_cast<long long*>(&fault_iteration));
+
+  std::string diverged;          // why the run stopped early (non-finite loss or state), "" otherwise
+  int stopped_by = 0;            // the signal that stopped the run, 0 otherwise
+  std::int64_t last_checkpoint = k_first > 0 ? k_first : -1;
+  std::int64_t k_done = k_first;
 
   // ---- iterations --------------------------------------------------------------------------------------
-  for (std::int64_t k = 0; k < run.iterations; ++k) {
+  // An exception here may be on one rank only, with the others already in the next collective: it ends the
+  // whole job (MPI_Abort) instead of leaving them waiting.
+  try {
+  for (std::int64_t k = k_first; k < run.iterations; ++k) {
+    if (rank == fault_rank && k == fault_iteration)
+      throw std::runtime_error("fault injected by TERSE_FAULT_INJECT=" + std::string(std::getenv("TERSE_FAULT_INJECT")));
     const auto ku = static_cast<std::uint64_t>(k);
     double eta_sum = 0;
     for (int l = 0; l < R; ++l) {
@@ -611,13 +820,70 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     }
 
     const std::int64_t done = k + 1;
+    k_done = done;
     if (done % run.log_every == 0 || done == run.iterations) {
       space.fence();
       record(done);
+      const HistoryRow& r = summary.rows.back();
+      if (!std::isfinite(r.loss) || std::isnan(r.grad_norm_sq)) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "non-finite %s at iteration %lld (loss %g, |grad f|^2 %g)",
+                      std::isfinite(r.loss) ? "gradient" : "loss", static_cast<long long>(done), r.loss, r.grad_norm_sq);
+        diverged = buf;
+        break;
+      }
     }
+    // A stop asked for by a signal on any rank (or by the caller) ends every rank after this iteration.
+    int stop = stop_signal();
+    if (options.stop_after == done) stop = stop ? stop : -1;
+    if (P > 1) {
+      int any = 0;
+      MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, comm);
+      if (stop == 0 && any != 0) stop = any;
+      if (any == 0) stop = 0;
+    }
+    if ((checkpointing && (done % run.checkpoint_every == 0 || done == run.iterations)) || stop != 0) {
+      const std::string bad = write_checkpoint(done, seconds_before + timer.seconds());
+      if (!bad.empty()) {
+        diverged = "non-finite values in the state '" + bad + "' at iteration " + std::to_string(done);
+        break;
+      }
+      last_checkpoint = done;
+      if (stop == 0) say("  checkpoint %s (iteration %lld)\n", run.checkpoint_path.c_str(), static_cast<long long>(done));
+    }
+    if (stop != 0) {
+      stopped_by = stop;
+      break;
+    }
+  }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "terse: rank %d: error after iteration %lld: %s; ending the job (MPI_Abort)\n", rank,
+                 static_cast<long long>(k_done), e.what());
+    std::fflush(stderr);
+    MPI_Abort(comm, 1);
   }
   space.fence();
   summary.seconds = timer.seconds();
+  summary.iterations_done = k_done;
+
+  if (!diverged.empty() || stopped_by != 0) {
+    const std::string kept = last_checkpoint >= 0 ? run.checkpoint_path + " (iteration " + std::to_string(last_checkpoint) + ")"
+                                                  : std::string("none");
+    if (stopped_by != 0) {
+      summary.stopped_by_signal = stopped_by;
+      if (history) history->discard();  // the checkpoint holds the history; the restart writes the file
+      say("stopped by %s after iteration %lld: checkpoint %s written; continue with\n  terse run %s --restart %s\n",
+          stopped_by > 0 ? signal_name(stopped_by) : "request", static_cast<long long>(k_done),
+          run.checkpoint_path.c_str(), deck.path.c_str(), run.checkpoint_path.c_str());
+      return summary;
+    }
+    if (history) {
+      history->write_status("stopped: " + diverged);
+      history->close();
+    }
+    throw DivergedError(diverged + "; the run is stopped" + (history ? ", history so far in " + run.output : std::string()) +
+                        "; last good checkpoint: " + kept);
+  }
 
   // ---- final model ---------------------------------------------------------------------------------------
   const Vec xf = model_for_monitoring();
@@ -626,18 +892,19 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   if (history) {
     const CoordSlice cs = server_coords(d, P, rank);
     history->write_final_x(d, cs.begin, xf_h.data() + cs.begin, cs.size());
+    history->write_status("complete");
     history->close();
   }
   summary.algorithm_bytes = algo_bytes + (round ? round->bytes_sent() : 0);
   summary.monitoring_bytes = monitor_bytes;
 
   const HistoryRow& last = summary.rows.back();
-  say("done: %lld iterations in %s, loss %.6e -> %.6e", static_cast<long long>(run.iterations),
+  say("done: %lld iterations in %s, loss %.6e -> %.6e", static_cast<long long>(run.iterations - k_first),
       format_seconds(summary.seconds).c_str(), summary.rows.front().loss, last.loss);
   if (deck.problem.kind == ProblemKind::mlp) say(", test accuracy %.4f", last.test_accuracy);
   say("\n  per worker: %s up, %s down in all; this rank handed MPI %s per iteration for the algorithm\n",
       format_bits(last.bits_up).c_str(), format_bits(last.bits_down).c_str(),
-      format_bits(8.0 * summary.algorithm_bytes / run.iterations).c_str());
+      format_bits(8.0 * summary.algorithm_bytes / std::max<std::int64_t>(1, run.iterations - k_first)).c_str());
   if (history) say("  history: %s\n", history->path().c_str());
   return summary;
 }

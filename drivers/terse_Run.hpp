@@ -39,6 +39,10 @@ namespace terse {
 struct RunOptions {
   bool write_history = true;  ///< write deck.run.output (HDF5); tests may run without
   std::FILE* progress = stdout;  ///< rank 0's progress lines; nullptr: silent
+  std::string restart;           ///< a checkpoint to continue from (`--restart`); "" starts afresh
+  /// Stop after this many updates as SIGTERM would (checkpoint, then return with stopped_by_signal = -1);
+  /// for tests. -1: never.
+  std::int64_t stop_after = -1;
 };
 
 struct RunSummary {
@@ -51,10 +55,16 @@ struct RunSummary {
   std::uint64_t monitoring_bytes = 0;  ///< bytes for the history (loss, gradient norm, accuracy)
   double seconds = 0;                  ///< wall time of the iterations
   std::string description;            ///< problem and composition, as printed
+  std::int64_t iterations_done = 0;    ///< updates done when the run returned (run.iterations unless stopped)
+  int stopped_by_signal = 0;           ///< the signal that stopped the run after a checkpoint (-1: stop_after)
 };
 
 /// Runs the deck on the ranks of comm (collective). Throws UserError for anything the user must fix, before
-/// the first iteration.
+/// the first iteration (CheckpointError for a checkpoint --restart refuses), DivergedError when the loss,
+/// gradient or state is no longer finite. An error on one rank during the iterations ends the job
+/// (MPI_Abort). With run.checkpoint, writes a checkpoint every run.checkpoint.every updates and at the end;
+/// a stop signal (install_stop_handlers) on any rank makes every rank write one after the current iteration
+/// and return with stopped_by_signal set (no history file then: the checkpoint holds the rows).
 RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options = {});
 
 }  // namespace terse

@@ -26,8 +26,10 @@ int main(int argc, char* argv[]) {
         "Run the algorithm a YAML deck describes (docs/deck.md) on the MPI ranks of the job, e.g.\n"
         "  mpiexec -n 4 terse run inputs/quadratic_majority_vote_adaptive.yaml --set run.iterations=500\n"
         "Rank 0 prints progress (iteration, loss, |grad f|^2, lr, it/s, ETA, bits sent per worker); the history\n"
-        "and the final model go to an HDF5 file (docs/hdf5.md). A bad deck, data file or output path stops the\n"
-        "run before the first iteration with a message naming the file and key or line (exit status 2).");
+        "and the final model go to an HDF5 file (docs/hdf5.md). A bad deck, data file, output path or checkpoint\n"
+        "stops the run before the first iteration with a message naming the file and key or line (exit status 2).\n"
+        "With run.checkpoint the run writes restart files (docs/checkpoint.md); SIGTERM or SIGUSR1 make it write\n"
+        "one after the current iteration and exit with status 75; a non-finite loss exits with status 3.");
     run->add_option("DECK", deck_path, "The input deck (YAML)")->required();
     run->add_option("--set", overrides,
                     "Override a deck key, section.key=value (the value is YAML: --set run.batch=full, "
@@ -37,6 +39,13 @@ int main(int argc, char* argv[]) {
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     run->add_option("--output", output, "HDF5 history file (overrides run.output; default terse_history.h5)")
         ->type_name("FILE.h5")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    std::string restart;
+    run->add_option("--restart", restart,
+                    "Continue from a checkpoint written by a run of the same deck (the same problem, algorithm, "
+                    "d, workers W and trajectory keys; run.iterations may grow): the history and final model "
+                    "are those of an uninterrupted run")
+        ->type_name("CKPT.h5")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
     auto* info = app.add_subcommand("info", "Print the versions and parallel configuration terse runs with");
@@ -65,17 +74,31 @@ int main(int argc, char* argv[]) {
     }
     if (*run) {
       terse::Deck deck = terse::parse_deck(deck_path, overrides);
-      if (!output.empty()) deck.run.output = output;
-      terse::run_deck(MPI_COMM_WORLD, deck);
+      if (!output.empty()) {
+        // The checkpoint's default name follows the history's.
+        if (deck.run.checkpoint_path == terse::default_checkpoint_path(deck.run.output))
+          deck.run.checkpoint_path = terse::default_checkpoint_path(output);
+        deck.run.output = output;
+      }
+      terse::install_stop_handlers();
+      terse::RunOptions options;
+      options.restart = restart;
+      const terse::RunSummary summary = terse::run_deck(MPI_COMM_WORLD, deck, options);
+      if (summary.stopped_by_signal != 0) status = terse::exit_stopped;
     }
     if (*info) status = terse::run_info(rt);
     if (*demo) status = terse::run_demo(rt, demo_opt);
   } catch (const terse::UserError& e) {
+    // Thrown the same way on every rank (run_deck makes the ranks agree on errors found before the first
+    // iteration).
     if (rt.rank() == 0) std::fprintf(stderr, "terse: error: %s\n", e.what());
-    status = 2;
+    status = terse::exit_user_error;
+  } catch (const terse::DivergedError& e) {
+    if (rt.rank() == 0) std::fprintf(stderr, "terse: error: %s\n", e.what());
+    status = terse::exit_diverged;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "terse: rank %d: fatal: %s\n", rt.rank(), e.what());
-    MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Abort(MPI_COMM_WORLD, terse::exit_internal_error);
   }
   return status;
 }

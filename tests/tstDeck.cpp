@@ -534,7 +534,7 @@ TEST(Deck, AcceptedKeysAreThoseOfTheDocument) {
   // The document's four-key row is read as four keys.
   for (const char* k : {"problem.train_images", "problem.train_labels", "problem.test_images", "problem.test_labels"})
     EXPECT_NE(std::find(doc.begin(), doc.end(), k), doc.end()) << k;
-  EXPECT_EQ(doc.size(), 35u);
+  EXPECT_EQ(doc.size(), 36u);
   EXPECT_EQ(std::set<std::string>(doc.begin(), doc.end()).size(), doc.size()) << "a key listed twice in the doc";
   EXPECT_EQ(doc, ours);  // same keys, same order
   // And every accepted key is really accepted: setting it is never "unknown".
@@ -560,3 +560,51 @@ TEST(DeckFiles, EveryInputDeckParses) {
     EXPECT_NE(deck.run.output, "terse_history.h5") << "a shipped deck names its own output file";
   }
 }
+
+// ------------------------------------------------------------------------------------------------ run.checkpoint
+
+namespace {
+
+TEST(DeckCheckpoint, MappingAndDefaults) {
+  const Deck none = parse_deck_string(kQuadSgd, "deck.yaml");
+  EXPECT_EQ(none.run.checkpoint_every, 0);
+  EXPECT_EQ(none.run.checkpoint_path, "terse_history.checkpoint.h5");
+  const Deck d = parse_deck_string(kQuadSgd + "  output: out/r.h5\n  checkpoint: {every: 50}\n", "deck.yaml");
+  EXPECT_EQ(d.run.checkpoint_every, 50);
+  EXPECT_EQ(d.run.checkpoint_path, "out/r.checkpoint.h5");
+  const Deck e = parse_deck_string(kQuadSgd + "  checkpoint:\n    path: c.h5\n    every: 7\n", "deck.yaml");
+  EXPECT_EQ(e.run.checkpoint_every, 7);
+  EXPECT_EQ(e.run.checkpoint_path, "c.h5");
+  EXPECT_EQ(default_checkpoint_path("x"), "x.checkpoint.h5");
+}
+
+TEST(DeckCheckpoint, SetEntriesMergeIntoTheMapping) {
+  const Deck d = parse_deck_string(kQuadSgd + "  checkpoint: {path: c.h5, every: 7}\n", "deck.yaml",
+                                   {"run.checkpoint.every=9"});
+  EXPECT_EQ(d.run.checkpoint_every, 9);
+  EXPECT_EQ(d.run.checkpoint_path, "c.h5");
+  const Deck e = parse_deck_string(kQuadSgd, "deck.yaml", {"run.checkpoint.every=3", "run.checkpoint.path=z.h5"});
+  EXPECT_EQ(e.run.checkpoint_every, 3);
+  EXPECT_EQ(e.run.checkpoint_path, "z.h5");
+  const Deck f = parse_deck_string(kQuadSgd, "deck.yaml", {"run.checkpoint={every: 4}"});
+  EXPECT_EQ(f.run.checkpoint_every, 4);
+}
+
+TEST(DeckCheckpoint, BadEntriesNameTheKey) {
+  expect_error(kQuadSgd + "  checkpoint: c.h5\n", {"run.checkpoint", "expected a mapping", "line 9"});
+  expect_error(kQuadSgd + "  checkpoint: {path: c.h5}\n", {"run.checkpoint", "every: required"});
+  expect_error(kQuadSgd + "  checkpoint:\n    every: 0\n", {"run.checkpoint.every", "must be >= 1", "line 10"});
+  expect_error(kQuadSgd + "  checkpoint:\n    every: 5\n    evrey: 5\n", {"run.checkpoint.evrey", "unknown key", "line 11"});
+  expect_error(kQuadSgd + "  checkpoint: {every: ten}\n", {"run.checkpoint.every", "expected an integer"});
+  expect_error(kQuadSgd + "  output: a.h5\n  checkpoint: {path: a.h5, every: 5}\n", {"run.checkpoint.path", "same file"});
+  expect_error(kQuadSgd, {"run.checkpoint.often=3"}, {"unknown key 'run.checkpoint.often'"});
+}
+
+TEST(DeckCheckpoint, EffectiveDeckKeepsIt) {
+  const Deck d = parse_deck_string(kQuadSgd + "  checkpoint: {path: c.h5, every: 7}\n", "deck.yaml");
+  const Deck back = parse_deck_string(effective_config_yaml(d), "deck.yaml");
+  EXPECT_EQ(back.run.checkpoint_every, 7);
+  EXPECT_EQ(back.run.checkpoint_path, "c.h5");
+}
+
+}  // namespace
