@@ -355,6 +355,83 @@ TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// Checkpoint and restart (docs/checkpoint.md): a run stopped after iteration 9 (as SIGTERM stops it: a
+// checkpoint, then return) and continued with --restart gives the uninterrupted run's history (all but the
+// wall time) and final model, bitwise. 2 ranks x 2 workers; checkpoints every 4 updates, so the stop falls
+// between two of them and, for the local methods (sync_period 4), in the middle of a sync period.
+
+bool same_rows(const std::vector<HistoryRow>& a, const std::vector<HistoryRow>& b, std::string& why) {
+  const auto same = [](double x, double y) { return x == y || (std::isnan(x) && std::isnan(y)); };
+  if (a.size() != b.size()) {
+    why = std::to_string(a.size()) + " rows against " + std::to_string(b.size());
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const HistoryRow &r = a[i], &q = b[i];
+    if (r.iteration != q.iteration || !same(r.loss, q.loss) || !same(r.grad_norm_sq, q.grad_norm_sq) ||
+        !same(r.lr, q.lr) || !same(r.bits_up, q.bits_up) || !same(r.bits_down, q.bits_down) ||
+        !same(r.test_accuracy, q.test_accuracy)) {
+      char buf[256];
+      std::snprintf(buf, sizeof buf, "row %zu: iteration %lld/%lld loss %.17g/%.17g lr %.17g/%.17g", i,
+                    static_cast<long long>(r.iteration), static_cast<long long>(q.iteration), r.loss, q.loss, r.lr, q.lr);
+      why = buf;
+      return false;
+    }
+  }
+  return true;
+}
+
+void expect_restart_bitwise(MPI_Comm comm, const std::string& problem, const std::string& alg,
+                            const std::vector<std::string>& extra = {}) {
+  SCOPED_TRACE(problem + " / " + alg);
+  const std::string ckpt = files().dir + "/restart-" + problem + "-" + alg + ".h5";
+  std::vector<std::string> with = extra;
+  with.push_back("run.checkpoint.path=" + ckpt);
+  with.push_back("run.checkpoint.every=4");
+  with.push_back("run.log_every=5");  // rows at 0, 5, 10, 15, 20, 22: the stop at 9 is between rows too
+  std::vector<std::string> plain = extra;
+  plain.push_back("run.log_every=5");
+  const RunSummary ref = run_deck(comm, make_deck(problem, alg, 2, 22, plain), quiet());
+
+  RunOptions stop = quiet();
+  stop.stop_after = 9;
+  const RunSummary first = run_deck(comm, make_deck(problem, alg, 2, 22, with), stop);
+  EXPECT_EQ(first.stopped_by_signal, -1);
+  EXPECT_EQ(first.iterations_done, 9);
+  ASSERT_EQ(first.rows.size(), 2u);  // 0 and 5
+
+  RunOptions cont = quiet();
+  cont.restart = ckpt;
+  const RunSummary second = run_deck(comm, make_deck(problem, alg, 2, 22, with), cont);
+  EXPECT_EQ(second.stopped_by_signal, 0);
+  EXPECT_EQ(second.iterations_done, 22);
+  std::string why;
+  EXPECT_TRUE(same_rows(second.rows, ref.rows, why)) << why;
+  EXPECT_EQ(second.final_x, ref.final_x);
+  // The checkpoints do not perturb the run they are taken from: an uninterrupted checkpointing run is the same.
+  const RunSummary again = run_deck(comm, make_deck(problem, alg, 2, 22, with), quiet());
+  EXPECT_EQ(again.final_x, ref.final_x);
+}
+
+TEST(RunRestart, EveryAlgorithmContinuesBitwise) {
+  files();  // collective on first use: before the ranks split
+  if (size_of() < 2) GTEST_SKIP() << "needs 2 ranks";
+  MPI_Comm sub;
+  MPI_Comm_split(MPI_COMM_WORLD, rank_of() < 2 ? 0 : MPI_UNDEFINED, rank_of(), &sub);
+  if (sub == MPI_COMM_NULL) return;
+  for (const auto& alg : kAlgorithms) expect_restart_bitwise(sub, "logistic", alg);
+  // The variants with more state: Markov top-k on both sides, the vote of samples with the adaptive step and
+  // the descent test (the accepted loss is state), the mlp's local methods.
+  expect_restart_bitwise(sub, "logistic", "cd_adam", {"optimizer.compressor=top_k"});
+  expect_restart_bitwise(sub, "quadratic", "majority_vote",
+                         {"optimizer.vote=samples", "optimizer.lr_schedule=adaptive", "optimizer.lipschitz=1",
+                          "optimizer.accept=descent"});
+  expect_restart_bitwise(sub, "mlp", "local_adaalter");
+  expect_restart_bitwise(sub, "mlp", "cd_adam");
+  MPI_Comm_free(&sub);
+}
+
+// ------------------------------------------------------------------------------------------------------------
 
 TEST(RunErrors, CombinationsAreRefusedBeforeTheFirstIteration) {
   const Deck deck = parse_deck_string(
