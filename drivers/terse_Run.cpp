@@ -825,7 +825,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       space.fence();
       record(done);
       const HistoryRow& r = summary.rows.back();
-      if (!std::isfinite(r.loss) || std::isnan(r.grad_norm_sq)) {
+      if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm_sq)) {
         char buf[160];
         std::snprintf(buf, sizeof buf, "non-finite %s at iteration %lld (loss %g, |grad f|^2 %g)",
                       std::isfinite(r.loss) ? "gradient" : "loss", static_cast<long long>(done), r.loss, r.grad_norm_sq);

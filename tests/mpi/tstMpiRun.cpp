@@ -431,6 +431,42 @@ TEST(RunRestart, EveryAlgorithmContinuesBitwise) {
   MPI_Comm_free(&sub);
 }
 
+TEST(RunDiverged, NonFiniteStopsAtTheIterationAndKeepsTheLastGoodCheckpoint) {
+  // SGD with a step far too large for Rosenbrock: the iterate overflows within a few dozen updates. A row
+  // and a checkpoint every update: the run must stop at the first row whose loss or gradient is not finite,
+  // name it, and leave the checkpoint of the update before, which loads.
+  files();
+  const std::string ckpt = files().dir + "/diverged.h5";
+  const std::string yaml = "problem: {kind: rosenbrock, dim: 10, noise_std: 0.1}\n"
+                           "optimizer: {kind: sgd, lr: 0.05}\n"
+                           "run: {iterations: 200, log_every: 1, checkpoint: {path: '" + ckpt + "', every: 1}}\n";
+  const Deck deck = parse_deck_string(yaml, "diverged.yaml");
+  std::string msg;
+  try {
+    run_deck(MPI_COMM_WORLD, deck, quiet());
+  } catch (const DivergedError& e) {
+    msg = e.what();
+  }
+  ASSERT_NE(msg.find("non-finite"), std::string::npos) << "no DivergedError: " << msg;
+  long long k = -1, kept = -1;
+  ASSERT_EQ(std::sscanf(msg.c_str() + msg.find("at iteration "), "at iteration %lld", &k), 1) << msg;
+  ASSERT_NE(msg.find("last good checkpoint: " + ckpt + " (iteration "), std::string::npos) << msg;
+  std::sscanf(msg.c_str() + msg.find("(iteration ", msg.find("last good")), "(iteration %lld", &kept);
+  EXPECT_EQ(kept, k - 1) << msg;
+  EXPECT_GT(k, 1);
+  EXPECT_LT(k, 200);
+  // The kept checkpoint is the update before and continues (with the same deck, to the same failure).
+  RunOptions cont = quiet();
+  cont.restart = ckpt;
+  std::string again;
+  try {
+    run_deck(MPI_COMM_WORLD, deck, cont);
+  } catch (const DivergedError& e) {
+    again = e.what();
+  }
+  EXPECT_NE(again.find("at iteration " + std::to_string(k) + " "), std::string::npos) << again;
+}
+
 // ------------------------------------------------------------------------------------------------------------
 
 TEST(RunErrors, CombinationsAreRefusedBeforeTheFirstIteration) {
