@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fcntl.h>
 #include <sstream>
@@ -455,7 +456,11 @@ void CheckpointWriter::commit() {
 
 CheckpointWriter::~CheckpointWriter() {
   if (done_) return;
-  // Abandoned (an error, or a state that is not finite): the previous checkpoint stays; the partial file goes.
+  // Unwinding from an error that may be this rank's alone: closing is collective and could wait forever for
+  // the other ranks, so leave the file to the process's end (the caller ends the job); the previous
+  // checkpoint is untouched either way.
+  if (std::uncaught_exceptions() > 0) return;
+  // Abandoned by every rank (a state that is not finite): the previous checkpoint stays; the partial file goes.
   if (file_ >= 0) H5Fclose(static_cast<hid_t>(file_));
   if (rank_ == 0) std::remove(tmp_.c_str());
 }
