@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""A rank that dies ends the whole job within 60 s with a non-zero status, and no rank hangs in a collective
+(docs/checkpoint.md): SIGKILL to one of 4 ranks, and an error on one rank only (TERSE_FAULT_INJECT), each in the
+middle of a run that would otherwise go on for minutes."""
+import os
+import time
+
+import ckpt_lib as lib
+
+args = lib.arguments(__doc__)
+t = lib.failures()
+ranks = 4
+wd = lib.workdir("rank-death")
+long_run = ["--set", "run.iterations=1000000", "--set", "run.log_every=100", "--set", "workers.per_rank=1"]
+ckpt = os.path.join(wd, "run.checkpoint.h5")
+
+# 1. SIGKILL to one rank (not rank 0) once the run is under way.
+proc = lib.start(args, ranks, "--output", "run.h5", *long_run, cwd=wd)
+pids = lib.rank_processes(proc, ranks)
+t.check(lib.wait_for_file(ckpt, proc), "the run is under way (its first checkpoint exists)")
+victim = pids[2]
+began = time.time()
+os.kill(victim, 9)
+try:
+    status = proc.wait(timeout=60)
+except Exception:  # noqa: BLE001
+    status = None
+elapsed = time.time() - began
+left = lib.kill_tree(proc) if status is None else [p for p in pids if lib.alive(p)]
+t.check(status is not None and status != 0, f"SIGKILL to rank pid {victim}: the job ended with status {status} "
+        f"after {elapsed:.1f} s (limit 60 s)")
+t.check(not left, f"no rank left running ({left})")
+t.check(lib.checkpoint_iteration(ckpt) > 0, "the last checkpoint is intact")
+
+# 2. An error on rank 2 only, at iteration 300.
+os.remove(ckpt)
+env = dict(lib.ENV, TERSE_FAULT_INJECT="2:300")
+proc = lib.start(args, ranks, "--output", "run.h5", *long_run, cwd=wd, env=env)
+pids = lib.rank_processes(proc, ranks)
+began = time.time()
+try:
+    status = proc.wait(timeout=90)
+except Exception:  # noqa: BLE001
+    status = None
+elapsed = time.time() - began
+left = lib.kill_tree(proc) if status is None else [p for p in pids if lib.alive(p)]
+err = open(os.path.join(wd, "stderr.log")).read()
+t.check(status is not None and status != 0, f"an error on rank 2 only: the job ended with status {status} after "
+        f"{elapsed:.1f} s (from the start; limit 60 s after the error)")
+t.check("terse: rank 2: error after iteration 300: fault injected by TERSE_FAULT_INJECT=2:300" in err,
+        "the failing rank names itself, the iteration and the error")
+t.check(not left, f"no rank left running ({left})")
+t.check(not os.path.exists(os.path.join(wd, "run.h5")), "no history file under the final name")
+t.exit(wd)
