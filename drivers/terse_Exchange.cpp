@@ -113,7 +113,9 @@ void SignExchange::uplink(const Exec& space, bool with_scales) {
 
 void SignExchange::vote(const Exec& space) {
   uplink(space, false);
+  Kokkos::Profiling::pushRegion("terse::aggregate");
   majority_vote(space, recv_, vote_slice_, tie_slice_);
+  Kokkos::Profiling::popRegion();
   gather_words(space, vote_slice_, vote_);
   if (W_ % 2 == 0) gather_words(space, tie_slice_, tie_);
 }

@@ -36,6 +36,15 @@ using Vec = Kokkos::View<float*, Mem>;
 using Words = Kokkos::View<sign_word_t*, Mem>;
 using Mat = Kokkos::View<float**, Kokkos::LayoutRight, Mem>;
 
+/// A Kokkos Tools region for a phase of the iteration (gradient, compress, communicate, aggregate, update,
+/// monitor, checkpoint): what a profiler (Kokkos Tools' space-time-stack, nvtx-connector, ...) shows.
+struct Region {
+  explicit Region(const char* name) { Kokkos::Profiling::pushRegion(name); }
+  ~Region() { Kokkos::Profiling::popRegion(); }
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+};
+
 Vec row(const Mat& m, int l) { return Kokkos::subview(m, l, Kokkos::ALL); }
 Vec slice_of(const Vec& v, const CoordSlice& c) { return Kokkos::subview(v, std::make_pair(c.begin, c.end)); }
 
@@ -233,6 +242,7 @@ class Round {
       sparse_->uplink(space, indices_, values_);
       if (!markov) Kokkos::deep_copy(space, slice_, 0.0f);
       const auto& off = sparse_->worker_offsets();
+      Region aggregate("terse::aggregate");
       for (int w = 0; w < W_; ++w) {
         if (off[w + 1] == off[w]) continue;
         const auto range = std::make_pair(off[w], off[w + 1]);
@@ -241,6 +251,7 @@ class Round {
       }
     } else {
       signs_.uplink(space, true);
+      Region aggregate("terse::aggregate");
       sign_mean(space, signs_.received(), signs_.received_scales(), slice_, inv_w, markov);
     }
     if (!markov) {
@@ -537,7 +548,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   const std::vector<std::string> scalar_names{"iteration", "f_accepted", "lr", "bits_up", "bits_down", "seconds"};
   // Returns "" when written, else the name of the first array that is not finite (nothing is written then).
   const auto write_checkpoint = [&](std::int64_t iteration, double seconds) -> std::string {
-    Kokkos::Profiling::pushRegion("terse::checkpoint");
+    Region region("terse::checkpoint");
     space.fence();
     const auto arrays = state_arrays();
     space.fence();
@@ -568,7 +579,6 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     bad = first_error(comm, bad);
     if (!bad.empty()) {
       w.reset();  // removes the temporary file; the previous checkpoint stays
-      Kokkos::Profiling::popRegion();
       return bad;
     }
     const double saved = seconds_before;
@@ -577,7 +587,6 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     seconds_before = saved;
     w->write_history(summary.rows, mlp);
     w->commit();
-    Kokkos::Profiling::popRegion();
     return {};
   };
 
@@ -645,6 +654,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   double last_print = -1;
   std::int64_t last_print_iter = 0;
   const auto record = [&](std::int64_t iteration) {
+    Region region("terse::monitor");
     const Vec xm = model_for_monitoring();
     HistoryRow r;
     r.iteration = iteration;
@@ -736,6 +746,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       const int w = workers.first + l;
       const Vec xw = comp.local() ? row(x_local, l) : x;
       const Vec g = row(grads, l);
+      std::optional<Region> gradient_region(std::in_place, "terse::gradient");
       if (per_sample) {
         const std::int64_t rows = problem->batch_rows(w, batch);
         auto G = Kokkos::subview(samples, std::make_pair<std::size_t, std::size_t>(0, rows), Kokkos::ALL);
@@ -755,6 +766,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
         }
       }
       problem->stochastic_gradient(xw, w, ku, batch, run.seed, g);
+      gradient_region.reset();
+      Region phase(comp.local() ? "terse::update" : "terse::compress");
       if (comp.local()) {
         if (comp.rule == Rule::local_sgd) {
           sgd_step(space, xw, g, o.lr);
@@ -772,6 +785,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     if (comp.local()) {
       const long t = static_cast<long>(k) + 1;
       if (adaalter_is_sync_step(t, static_cast<long>(o.sync_period))) {
+        Region region("terse::communicate");
         // x_{i,t} <- (1/W) sum_k y_{k,t} (seed 002 Alg. 2 and 3), and Local AdaAlter's denominators.
         algo_bytes += mean_over_workers(comm, space, x_local, avg, host_buf, W);
         for (int l = 0; l < R; ++l) Kokkos::deep_copy(space, row(x_local, l), avg);
@@ -786,9 +800,13 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       }
       if (comp.rule == Rule::local_sgd) lr_now = o.lr;
     } else {
-      round->exchange(space, grads);
+      {
+        Region region("terse::communicate");
+        round->exchange(space, grads);
+      }
       bits_up += rb.up;
       bits_down += rb.down;
+      Region region("terse::update");
       switch (comp.rule) {
         case Rule::sgd: sgd_step(space, x, round->direction(), o.lr); break;
         case Rule::amsgrad: amsgrad_step(space, x, m, v, v_hat, round->direction(), {o.lr, o.beta1, o.beta2, o.nu}); break;

@@ -40,6 +40,8 @@ int main(int argc, char* argv[]) {
     run->add_option("--output", output, "HDF5 history file (overrides run.output; default terse_history.h5)")
         ->type_name("FILE.h5")
         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    bool quiet = false;
+    run->add_flag("--quiet,-q", quiet, "No progress lines (errors still go to stderr)");
     std::string restart;
     run->add_option("--restart", restart,
                     "Continue from a checkpoint written by a run of the same deck (the same problem, algorithm, "
@@ -83,6 +85,7 @@ int main(int argc, char* argv[]) {
       terse::install_stop_handlers();
       terse::RunOptions options;
       options.restart = restart;
+      if (quiet) options.progress = nullptr;
       const terse::RunSummary summary = terse::run_deck(MPI_COMM_WORLD, deck, options);
       if (summary.stopped_by_signal != 0) status = terse::exit_stopped;
     }
