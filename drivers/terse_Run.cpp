@@ -705,19 +705,21 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   else
     say("  per worker and iteration: %s up, %s down (fp32 would be %s each way)\n", format_bits(rb.up).c_str(),
         format_bits(rb.down).c_str(), format_bits(32.0 * d).c_str());
+  if (k_first > 0)
+    say("  restarted from %s at iteration %lld\n", options.restart.c_str(), static_cast<long long>(k_first));
+  if (checkpointing)
+    say("  checkpoints: %s every %lld updates\n", run.checkpoint_path.c_str(),
+        static_cast<long long>(run.checkpoint_every));
   if (deck.problem.kind == ProblemKind::mlp)
     say("%10s %13s %12s %9s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "test_acc", "lr", "it/s", "ETA",
         "up/worker");
   else
     say("%10s %13s %12s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "lr", "it/s", "ETA", "up/worker");
 
-  if (k_first > 0) {
-    say("  restarted from %s at iteration %lld\n", options.restart.c_str(), static_cast<long long>(k_first));
-  } else {
+  if (k_first == 0) {
     record(0);
     f_current = summary.rows.back().loss;
   }
-  if (checkpointing) say("  checkpoints: %s every %lld updates\n", run.checkpoint_path.c_str(), static_cast<long long>(run.checkpoint_every));
   timer.reset();
   last_print = 0;
   last_print_iter = k_first;
@@ -725,8 +727,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   // Testing hook (docs/checkpoint.md): TERSE_FAULT_INJECT=RANK:ITERATION makes that rank throw at the start of
   // that iteration, as an error on one rank only would.
   int fault_rank = -1;
-  std::int64_t fault_iteration = -1;
-  if (const char* f = std::getenv("TERSE_FAULT_INJECT")) std::sscanf(f, "%d:%lld", &fault_rank, reinterpret_cast<long long*>(&fault_iteration));
+  long long fault_iteration = -1;
+  if (const char* f = std::getenv("TERSE_FAULT_INJECT")) std::sscanf(f, "%d:%lld", &fault_rank, &fault_iteration);
 
   std::string diverged;          // why the run stopped early (non-finite loss or state), "" otherwise
   int stopped_by = 0;            // the signal that stopped the run, 0 otherwise
