@@ -17,7 +17,7 @@ kills = 20
 rng = random.Random(args.seed)
 print(f"seed {args.seed}")
 wd = lib.workdir("kills")
-every = ["--set", "run.checkpoint.every=20"]
+every = ["--set", "run.checkpoint.every=20", "--set", "run.iterations=1000"]
 began = time.time()
 status, out, err = lib.run(args, ranks, "--output", "reference.h5", *every, cwd=wd)
 t.check(status == 0, f"reference run exits 0 (got {status}) {err[-400:]}")
