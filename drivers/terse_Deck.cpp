@@ -323,7 +323,7 @@ class Parser {
              std::to_string(line) + ")");
       section_lines_[section] = line;
       auto& entries = sections_[section];
-      const YAML::Node& body = it->second;
+      const YAML::Node body = it->second;  // a copy: it->second lives in a temporary proxy
       if (body.IsNull()) continue;  // `workers:` with nothing under it: all defaults
       if (!body.IsMap())
         fail("section '" + section + "' (line " + std::to_string(line) + ") must be a mapping of keys, got " +
