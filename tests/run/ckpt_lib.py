@@ -148,6 +148,14 @@ def kill_tree(proc):
     return [p for p in pids if alive(p)]
 
 
+def still_alive(pids, grace=10.0):
+    """The pids still alive after up to `grace` seconds (a rank mpiexec has signalled may take a moment to go)."""
+    end = time.time() + grace
+    while any(alive(p) for p in pids) and time.time() < end:
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
 def wait_for_file(path, proc, timeout=120):
     end = time.time() + timeout
     while time.time() < end:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The sanitizer job (CI runs it after scripts/test.sh): builds terse's own code with AddressSanitizer and
+# UndefinedBehaviorSanitizer (-Dterse_ENABLE_SANITIZERS=ON) in ./build-sanitize (or $TERSE_SANITIZE_BUILD_DIR)
+# and runs the whole CTest suite there. Any memory error or undefined behaviour fails the test it happens in.
+# Leaks: Open MPI keeps memory until the process ends, which LeakSanitizer reports, so leak checking is off for
+# the suite and on again for a second pass over the tests that do not start MPI (the GoogleTest unit and driver
+# tests: every test but driver.*, mpi.*, checkpoint.* and packaging.*). Extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export TERSE_BUILD_DIR=${TERSE_SANITIZE_BUILD_DIR:-build-sanitize}
+bash scripts/build.sh -Dterse_ENABLE_SANITIZERS=ON -Dterse_ENABLE_TESTS=ON -Dterse_ENABLE_BENCHMARKS=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+source scripts/mpi-env.sh
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+echo "[terse sanitizers] the whole suite (leak checking off: Open MPI's allocations)"
+ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 "$@"
+echo "[terse sanitizers] the tests without MPI, with leak checking"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 --no-tests=error \
+  -E '^(driver|mpi|checkpoint|packaging)\.' "$@"
