@@ -883,10 +883,12 @@ class Logistic final : public ProblemBase<ExecSpace> {
     const std::uint64_t nl = lr_.size();
     if (nl >= (std::uint64_t(1) << 32)) throw DataError(source_ + ": 2^32 rows or more on one rank; use more ranks");
 
-    // Labels: -1/+1 as they are, otherwise the two values mapped by binary_labels().
+    // Labels: -1/+1 as they are (both present), otherwise the two values mapped by binary_labels(), which refuses
+    // one class or more than two.
     std::vector<double> y = data.labels;
-    if (!std::all_of(y.begin(), y.end(), [](double v) { return v == -1.0 || v == 1.0; }))
-      y = binary_labels(data.labels, data.source).y;
+    const bool plus_minus = std::all_of(y.begin(), y.end(), [](double v) { return v == -1.0 || v == 1.0; });
+    const bool both = std::find(y.begin(), y.end(), 1.0) != y.end() && std::find(y.begin(), y.end(), -1.0) != y.end();
+    if (!plus_minus || !both) y = binary_labels(data.labels, data.source).y;
 
     // CSR of the local rows.
     const std::uint64_t e0 = data.row_ptr[lr_.begin], e1 = data.row_ptr[lr_.end];
