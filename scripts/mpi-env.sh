@@ -13,3 +13,10 @@ terse_mpiexec() {
   if mpiexec --version 2>&1 | grep -qiE "open ?mpi|openrte"; then extra+=(--oversubscribe --bind-to none); fi
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} mpiexec -n "$ranks" "${extra[@]}" "$@"
 }
+
+# Open MPI 4.1 creates its session directory (/tmp/ompi.HOST.UID) on first use, and two MPI programs started at
+# the same moment on a fresh machine can race to create it ("mkdir ... File exists": CTest runs tests in
+# parallel). One small job first makes it exist.
+if mpiexec --version 2>&1 | grep -qiE "open ?mpi|openrte"; then
+  mpiexec -n 1 true > /dev/null 2>&1 || true
+fi
