@@ -14,8 +14,3 @@ terse_mpiexec() {
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads} mpiexec -n "$ranks" "${extra[@]}" "$@"
 }
 
-# Open MPI 4.1 creates its session directory (${TMPDIR:-/tmp}/ompi.HOST.UID) when a job starts and removes it
-# when the last one ends, and two MPI programs started at the same moment can race to create it ("mkdir ...
-# File exists": CTest starts tests in parallel). Created here, with a file in it, it is never created by them.
-terse_ompi_session="${TMPDIR:-/tmp}/ompi.$(hostname | cut -d. -f1).$(id -u)"
-mkdir -p -m 700 "$terse_ompi_session" 2>/dev/null && touch "$terse_ompi_session/.terse-keep" 2>/dev/null || true
