@@ -1,6 +1,7 @@
 #include "terse_Checkpoint.hpp"
 
 #include "terse_Deck.hpp"
+#include "terse_Hdf5.hpp"
 #include "terse_Runtime.hpp"
 
 #include <hdf5.h>
@@ -97,37 +98,10 @@ std::string hdf5_error_stack() {
   return text;
 }
 
-void check(herr_t status, const std::string& what, const std::string& path) {
-  if (status < 0) throw UserError(path + ": HDF5 error in " + what);
-}
-
-hid_t check_id(hid_t id, const std::string& what, const std::string& path) {
-  if (id < 0) throw UserError(path + ": HDF5 error in " + what);
-  return id;
-}
-
-void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& path) {
-  const hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, value.empty() ? 1 : value.size());
-  H5Tset_strpad(type, H5T_STR_NULLTERM);
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t attr = check_id(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), name, path);
-  check(H5Awrite(attr, type, value.empty() ? "" : value.c_str()), name, path);
-  H5Aclose(attr);
-  H5Sclose(space);
-  H5Tclose(type);
-}
-
-template <class T>
-void write_numeric_attr(hid_t obj, const char* name, const std::vector<T>& values, hid_t file_type, hid_t mem_type,
-                        const std::string& path) {
-  const hsize_t n = values.size();
-  const hid_t space = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr);
-  const hid_t attr = check_id(H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT), name, path);
-  check(H5Awrite(attr, mem_type, values.data()), name, path);
-  H5Aclose(attr);
-  H5Sclose(space);
-}
+using h5::check;
+using h5::check_id;
+using h5::write_numeric_attribute;
+using h5::write_string_attribute;
 
 /// Reads a string attribute; false when it is missing or not a string.
 bool read_string_attr(hid_t obj, const char* name, std::string& out) {
@@ -199,11 +173,6 @@ std::uint64_t product(const std::vector<std::uint64_t>& shape) {
   std::uint64_t n = 1;
   for (auto s : shape) n *= s;
   return n;
-}
-
-/// Collective: every rank gets the message of the lowest rank whose `local` is not empty, or "".
-std::string agreed(MPI_Comm comm, const std::string& local) {
-  return first_error(comm, local);
 }
 
 /// Rank 0's check of the file before the ranks open it collectively: "" or the refusal. Sets iteration.
@@ -335,16 +304,16 @@ CheckpointWriter::CheckpointWriter(MPI_Comm comm, const std::string& path, const
   if (file < 0) throw UserError(path_ + ": cannot create the checkpoint's temporary file " + tmp_);
   file_ = file;
   const std::string identity = identity_text(id);
-  write_string_attr(file, "format", kFormat, path_);
-  write_numeric_attr<std::int64_t>(file, "format_version", {kFormatVersion}, H5T_STD_I64LE, H5T_NATIVE_INT64, path_);
-  write_string_attr(file, "algorithm", id.algorithm, path_);
-  write_string_attr(file, "problem", id.problem, path_);
-  write_numeric_attr<std::uint64_t>(file, "dim", {id.dim}, H5T_STD_U64LE, H5T_NATIVE_UINT64, path_);
-  write_numeric_attr<std::int64_t>(file, "workers", {id.workers}, H5T_STD_I64LE, H5T_NATIVE_INT64, path_);
-  write_numeric_attr<std::int64_t>(file, "iteration", {iteration}, H5T_STD_I64LE, H5T_NATIVE_INT64, path_);
-  write_string_attr(file, "identity", identity, path_);
+  write_string_attribute(file, "format", kFormat, path_);
+  write_numeric_attribute<std::int64_t>(file, "format_version", {kFormatVersion}, H5T_STD_I64LE, H5T_NATIVE_INT64, path_);
+  write_string_attribute(file, "algorithm", id.algorithm, path_);
+  write_string_attribute(file, "problem", id.problem, path_);
+  write_numeric_attribute<std::uint64_t>(file, "dim", {id.dim}, H5T_STD_U64LE, H5T_NATIVE_UINT64, path_);
+  write_numeric_attribute<std::int64_t>(file, "workers", {id.workers}, H5T_STD_I64LE, H5T_NATIVE_INT64, path_);
+  write_numeric_attribute<std::int64_t>(file, "iteration", {iteration}, H5T_STD_I64LE, H5T_NATIVE_INT64, path_);
+  write_string_attribute(file, "identity", identity, path_);
   const std::string header = header_text(id.algorithm, id.problem, id.dim, id.workers, iteration, identity);
-  write_numeric_attr<std::uint32_t>(file, "header_crc32", {crc_bytes(0, header.data(), header.size())},
+  write_numeric_attribute<std::uint32_t>(file, "header_crc32", {crc_bytes(0, header.data(), header.size())},
                                     H5T_STD_U32LE, H5T_NATIVE_UINT32, path_);
   for (const char* g : {"state", "history"}) H5Gclose(check_id(H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), g, path_));
 }
@@ -360,26 +329,15 @@ void write_dataset(MPI_Comm comm, hid_t file, const std::string& name, hid_t fil
   const hid_t fspace = H5Screate_simple(1, &dims, nullptr);
   const hid_t ds = check_id(H5Dcreate2(file, name.c_str(), file_type, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                             "creating " + name, path);
-  const hsize_t cnt = piece.count, start = piece.offset;
-  const hid_t mspace = H5Screate_simple(1, &cnt, nullptr);
-  if (piece.count > 0) {
-    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nullptr, &cnt, nullptr);
-  } else {
-    H5Sselect_none(fspace);
-    H5Sselect_none(mspace);
-  }
-  const hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  const herr_t st = H5Dwrite(ds, mem_type, mspace, fspace, xfer, values);
-  H5Pclose(xfer);
-  H5Sclose(mspace);
   H5Sclose(fspace);
+  const herr_t st =
+      h5::transfer_piece(h5::Direction::write, ds, mem_type, n, piece.offset, piece.count, const_cast<void*>(values));
   check(st, "writing " + name, path);
   std::uint32_t crc = 0;
   if (!combined_crc(comm, n, elem, piece, crc_bytes(0, values, piece.count * elem), crc))
     throw std::logic_error("terse::CheckpointWriter: the ranks' pieces of " + name + " do not tile it");
-  write_numeric_attr<std::uint32_t>(ds, "crc32", {crc}, H5T_STD_U32LE, H5T_NATIVE_UINT32, path);
-  if (!shape.empty()) write_numeric_attr<std::uint64_t>(ds, "shape", shape, H5T_STD_U64LE, H5T_NATIVE_UINT64, path);
+  write_numeric_attribute<std::uint32_t>(ds, "crc32", {crc}, H5T_STD_U32LE, H5T_NATIVE_UINT32, path);
+  if (!shape.empty()) write_numeric_attribute<std::uint64_t>(ds, "shape", shape, H5T_STD_U64LE, H5T_NATIVE_UINT64, path);
   H5Dclose(ds);
 }
 
@@ -402,7 +360,7 @@ void CheckpointWriter::write_scalars(const std::vector<std::pair<std::string, do
   write_dataset(comm_, static_cast<hid_t>(file_), "/scalars", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, sizeof(double),
                 v.size(), piece, v.data(), path_, {});
   const hid_t ds = H5Dopen2(static_cast<hid_t>(file_), "/scalars", H5P_DEFAULT);
-  write_string_attr(ds, "names", names, path_);
+  write_string_attribute(ds, "names", names, path_);
   H5Dclose(ds);
 }
 
@@ -413,16 +371,10 @@ void CheckpointWriter::write_history(const std::vector<HistoryRow>& rows, bool w
   for (std::size_t i = 0; i < n; ++i) it[i] = rows[i].iteration;
   write_dataset(comm_, static_cast<hid_t>(file_), "/history/iteration", H5T_STD_I64LE, H5T_NATIVE_INT64,
                 sizeof(std::int64_t), n, piece, it.data(), path_, {});
-  const std::pair<const char*, double HistoryRow::*> fields[] = {
-      {"loss", &HistoryRow::loss},       {"grad_norm_sq", &HistoryRow::grad_norm_sq},
-      {"lr", &HistoryRow::lr},           {"bits_up", &HistoryRow::bits_up},
-      {"bits_down", &HistoryRow::bits_down}, {"wall_time", &HistoryRow::wall_time},
-      {"test_accuracy", &HistoryRow::test_accuracy}};
   std::vector<double> col(n);
-  for (const auto& f : fields) {
-    if (!with_test_accuracy && std::string(f.first) == "test_accuracy") continue;
-    for (std::size_t i = 0; i < n; ++i) col[i] = rows[i].*(f.second);
-    write_dataset(comm_, static_cast<hid_t>(file_), std::string("/history/") + f.first, H5T_IEEE_F64LE,
+  for (const auto& c : history_columns(with_test_accuracy)) {
+    for (std::size_t i = 0; i < n; ++i) col[i] = rows[i].*(c.member);
+    write_dataset(comm_, static_cast<hid_t>(file_), std::string("/history/") + c.name, H5T_IEEE_F64LE,
                   H5T_NATIVE_DOUBLE, sizeof(double), n, piece, col.data(), path_, {});
   }
 }
@@ -450,7 +402,7 @@ void CheckpointWriter::commit() {
     }
   }
   done_ = true;
-  const std::string e = agreed(comm_, err);
+  const std::string e = first_error(comm_, err);
   if (!e.empty()) throw UserError(e);
 }
 
@@ -474,14 +426,14 @@ CheckpointReader::CheckpointReader(MPI_Comm comm, const std::string& path, const
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   std::string err;
   if (rank_ == 0) err = inspect(path_, expected, iteration_);
-  err = agreed(comm_, err);
+  err = first_error(comm_, err);
   if (!err.empty()) throw CheckpointError(err);
   MPI_Bcast(&iteration_, 1, MPI_INT64_T, 0, comm_);
   const hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5Pset_fapl_mpio(fapl, comm_, MPI_INFO_NULL);
   const hid_t file = H5Fopen(path_.c_str(), H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
-  err = agreed(comm_, file < 0 ? path_ + ": cannot open the checkpoint with parallel HDF5 (" + hdf5_error_stack() + ")"
+  err = first_error(comm_, file < 0 ? path_ + ": cannot open the checkpoint with parallel HDF5 (" + hdf5_error_stack() + ")"
                                : std::string());
   if (!err.empty()) {
     if (file >= 0) H5Fclose(file);
@@ -514,26 +466,12 @@ void read_dataset(MPI_Comm comm, hid_t file, const std::string& name, hid_t mem_
     else if (len < 0 || static_cast<std::uint64_t>(len) != n)
       err = path + ": " + name + " has " + std::to_string(len) + " elements, this run needs " + std::to_string(n);
   }
-  err = agreed(comm, err);
+  err = first_error(comm, err);
   if (!err.empty()) {
     if (ds >= 0) H5Dclose(ds);
     throw CheckpointError(err);
   }
-  const hsize_t dims = n, cnt = piece.count, start = piece.offset;
-  const hid_t fspace = H5Screate_simple(1, &dims, nullptr);
-  const hid_t mspace = H5Screate_simple(1, &cnt, nullptr);
-  if (piece.count > 0) {
-    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nullptr, &cnt, nullptr);
-  } else {
-    H5Sselect_none(fspace);
-    H5Sselect_none(mspace);
-  }
-  const hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  const herr_t st = H5Dread(ds, mem_type, mspace, fspace, xfer, values);
-  H5Pclose(xfer);
-  H5Sclose(mspace);
-  H5Sclose(fspace);
+  const herr_t st = h5::transfer_piece(h5::Direction::read, ds, mem_type, n, piece.offset, piece.count, values);
   std::vector<std::uint32_t> stored_crc;
   const bool has_crc = read_numeric_attr(ds, "crc32", stored_crc, H5T_NATIVE_UINT32);
   H5Dclose(ds);
@@ -545,7 +483,7 @@ void read_dataset(MPI_Comm comm, hid_t file, const std::string& name, hid_t mem_
   else if (crc != stored_crc[0])
     err = path + ": " + name + " fails its checksum (stored " + hex(stored_crc[0]) + ", computed " + hex(crc) +
           "): the checkpoint is corrupted";
-  err = agreed(comm, err);
+  err = first_error(comm, err);
   if (!err.empty()) throw CheckpointError(err);
 }
 
@@ -573,7 +511,7 @@ std::vector<double> CheckpointReader::read_scalars(const std::vector<std::string
   for (std::string s; std::getline(ss, s, ',');) stored.push_back(s);
   std::vector<double> all(stored.size());
   if (stored.empty()) err = path_ + ": the checkpoint has no /scalars (or their names)";
-  err = agreed(comm_, err);
+  err = first_error(comm_, err);
   if (!err.empty()) throw CheckpointError(err);
   read_dataset(comm_, file, "/scalars", H5T_NATIVE_DOUBLE, sizeof(double), all.size(), Piece{0, all.size()},
                all.data(), path_, nullptr);
@@ -598,7 +536,7 @@ std::vector<HistoryRow> CheckpointReader::read_history(bool with_test_accuracy) 
       H5Dclose(ds);
     }
   }
-  const std::string err = agreed(comm_, n < 0 ? path_ + ": the checkpoint has no /history/iteration" : "");
+  const std::string err = first_error(comm_, n < 0 ? path_ + ": the checkpoint has no /history/iteration" : "");
   if (!err.empty()) throw CheckpointError(err);
   const auto un = static_cast<std::uint64_t>(n);
   std::vector<HistoryRow> rows(un);
@@ -606,20 +544,13 @@ std::vector<HistoryRow> CheckpointReader::read_history(bool with_test_accuracy) 
   read_dataset(comm_, file, "/history/iteration", H5T_NATIVE_INT64, sizeof(std::int64_t), un, Piece{0, un}, it.data(),
                path_, nullptr);
   for (std::size_t i = 0; i < un; ++i) rows[i].iteration = it[i];
-  const std::pair<const char*, double HistoryRow::*> fields[] = {
-      {"loss", &HistoryRow::loss},       {"grad_norm_sq", &HistoryRow::grad_norm_sq},
-      {"lr", &HistoryRow::lr},           {"bits_up", &HistoryRow::bits_up},
-      {"bits_down", &HistoryRow::bits_down}, {"wall_time", &HistoryRow::wall_time},
-      {"test_accuracy", &HistoryRow::test_accuracy}};
   std::vector<double> col(un);
-  for (const auto& f : fields) {
-    if (!with_test_accuracy && std::string(f.first) == "test_accuracy") {
-      for (auto& r : rows) r.test_accuracy = std::nan("");
-      continue;
-    }
-    read_dataset(comm_, file, std::string("/history/") + f.first, H5T_NATIVE_DOUBLE, sizeof(double), un, Piece{0, un},
+  if (!with_test_accuracy)
+    for (auto& r : rows) r.test_accuracy = std::nan("");
+  for (const auto& c : history_columns(with_test_accuracy)) {
+    read_dataset(comm_, file, std::string("/history/") + c.name, H5T_NATIVE_DOUBLE, sizeof(double), un, Piece{0, un},
                  col.data(), path_, nullptr);
-    for (std::size_t i = 0; i < un; ++i) rows[i].*(f.second) = col[i];
+    for (std::size_t i = 0; i < un; ++i) rows[i].*(c.member) = col[i];
   }
   return rows;
 }

@@ -1,8 +1,7 @@
 #include "terse_History.hpp"
 
 #include "terse_Error.hpp"
-
-#include <hdf5.h>
+#include "terse_Hdf5.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -13,35 +12,24 @@
 
 namespace terse {
 
+const std::vector<HistoryColumn>& history_columns(bool with_test_accuracy) {
+  static const std::vector<HistoryColumn> all = {
+      {"loss", &HistoryRow::loss},         {"grad_norm_sq", &HistoryRow::grad_norm_sq},
+      {"lr", &HistoryRow::lr},             {"bits_up", &HistoryRow::bits_up},
+      {"bits_down", &HistoryRow::bits_down}, {"wall_time", &HistoryRow::wall_time},
+      {"test_accuracy", &HistoryRow::test_accuracy}};
+  static const std::vector<HistoryColumn> without(all.begin(), all.end() - 1);
+  return with_test_accuracy ? all : without;
+}
+
 namespace {
 
-void check(herr_t status, const char* what, const std::string& path) {
-  if (status < 0) throw UserError(path + ": HDF5 error in " + what);
-}
-
-hid_t check_id(hid_t id, const char* what, const std::string& path) {
-  if (id < 0) throw UserError(path + ": HDF5 error in " + what);
-  return id;
-}
-
-void write_string_attribute(hid_t obj, const char* name, const std::string& value, const std::string& path) {
-  const hid_t type = check_id(H5Tcopy(H5T_C_S1), "H5Tcopy", path);
-  H5Tset_size(type, value.empty() ? 1 : value.size());
-  H5Tset_strpad(type, H5T_STR_NULLTERM);
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t attr = check_id(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), name, path);
-  check(H5Awrite(attr, type, value.empty() ? "" : value.c_str()), name, path);
-  H5Aclose(attr);
-  H5Sclose(space);
-  H5Tclose(type);
-}
+using h5::check;
+using h5::check_id;
+using h5::write_string_attribute;
 
 void write_int_attribute(hid_t obj, const char* name, std::int64_t value, const std::string& path) {
-  const hid_t space = H5Screate(H5S_SCALAR);
-  const hid_t attr = check_id(H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT), name, path);
-  check(H5Awrite(attr, H5T_NATIVE_INT64, &value), name, path);
-  H5Aclose(attr);
-  H5Sclose(space);
+  h5::write_numeric_attribute<std::int64_t>(obj, name, {value}, H5T_STD_I64LE, H5T_NATIVE_INT64, path);
 }
 
 }  // namespace
@@ -85,8 +73,9 @@ HistoryWriter::HistoryWriter(MPI_Comm comm, const std::string& path, const Histo
   write_int_attribute(file, "ranks", attributes.ranks, path_);
 
   const hid_t group = check_id(H5Gcreate2(file, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "history", path_);
-  names_ = {"iteration", "loss", "grad_norm_sq", "lr", "bits_up", "bits_down", "wall_time"};
-  if (with_test_accuracy) names_.push_back("test_accuracy");
+  columns_ = history_columns(with_test_accuracy);
+  names_ = {"iteration"};
+  for (const auto& c : columns_) names_.push_back(c.name);
   const hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 256;
   for (const auto& name : names_) {
     const hid_t space = H5Screate_simple(1, &zero, &unlimited);
@@ -102,8 +91,6 @@ HistoryWriter::HistoryWriter(MPI_Comm comm, const std::string& path, const Histo
 }
 
 void HistoryWriter::append(const HistoryRow& row) {
-  const double values[] = {0, row.loss, row.grad_norm_sq, row.lr, row.bits_up, row.bits_down, row.wall_time,
-                           row.test_accuracy};
   const hsize_t new_size = rows_ + 1, start = rows_, one = 1;
   const hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
@@ -121,7 +108,8 @@ void HistoryWriter::append(const HistoryRow& row) {
     if (k == 0) {
       check(H5Dwrite(ds, H5T_NATIVE_INT64, mspace, fspace, xfer, &row.iteration), "H5Dwrite", path_);
     } else {
-      check(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, xfer, &values[k]), "H5Dwrite", path_);
+      check(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, xfer, &(row.*(columns_[k - 1].member))), "H5Dwrite",
+            path_);
     }
     H5Sclose(mspace);
     H5Sclose(fspace);
@@ -134,34 +122,28 @@ void HistoryWriter::append(const HistoryRow& row) {
 void HistoryWriter::write_final_x(std::uint64_t d, std::uint64_t begin, const float* values, std::uint64_t count) {
   const hid_t file = static_cast<hid_t>(file_);
   const hid_t group = check_id(H5Gcreate2(file, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "final", path_);
-  const hsize_t dims = d, start = begin, cnt = count;
+  const hsize_t dims = d;
   const hid_t fspace = H5Screate_simple(1, &dims, nullptr);
   const hid_t ds = check_id(H5Dcreate2(group, "x", H5T_IEEE_F32LE, fspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                             "/final/x", path_);
-  const hid_t mspace = H5Screate_simple(1, &cnt, nullptr);
-  if (count > 0) {
-    H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nullptr, &cnt, nullptr);
-  } else {
-    H5Sselect_none(fspace);
-    H5Sselect_none(mspace);
-  }
-  const hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  check(H5Dwrite(ds, H5T_NATIVE_FLOAT, mspace, fspace, xfer, values), "H5Dwrite /final/x", path_);
-  H5Pclose(xfer);
-  H5Sclose(mspace);
-  H5Dclose(ds);
   H5Sclose(fspace);
+  check(h5::transfer_piece(h5::Direction::write, ds, H5T_NATIVE_FLOAT, d, begin, count, const_cast<float*>(values)),
+        "H5Dwrite /final/x", path_);
+  H5Dclose(ds);
   H5Gclose(group);
 }
 
-void HistoryWriter::close() {
-  if (closed_) return;
+void HistoryWriter::close_file() {
   for (auto ds : datasets_) H5Dclose(static_cast<hid_t>(ds));
   datasets_.clear();
   check(H5Fclose(static_cast<hid_t>(file_)), "H5Fclose", path_);
   file_ = -1;
   closed_ = true;
+}
+
+void HistoryWriter::close() {
+  if (closed_) return;
+  close_file();
   int ok = 1;
   if (rank_ == 0 && std::rename(tmp_path_.c_str(), path_.c_str()) != 0) ok = 0;
   MPI_Bcast(&ok, 1, MPI_INT, 0, comm_);
@@ -174,11 +156,7 @@ void HistoryWriter::write_status(const std::string& status) {
 
 void HistoryWriter::discard() {
   if (closed_) return;
-  for (auto ds : datasets_) H5Dclose(static_cast<hid_t>(ds));
-  datasets_.clear();
-  check(H5Fclose(static_cast<hid_t>(file_)), "H5Fclose", path_);
-  file_ = -1;
-  closed_ = true;
+  close_file();
   if (rank_ == 0) std::remove(tmp_path_.c_str());
   MPI_Barrier(comm_);
 }

@@ -32,6 +32,14 @@ struct HistoryRow {
   double loss = 0, grad_norm_sq = 0, lr = 0, bits_up = 0, bits_down = 0, wall_time = 0, test_accuracy = 0;
 };
 
+/// The float64 columns of the history, in file order after /history/iteration (int64); test_accuracy (the
+/// last) only for the mlp. The history file and the checkpoint both write them from this table.
+struct HistoryColumn {
+  const char* name;
+  double HistoryRow::*member;
+};
+const std::vector<HistoryColumn>& history_columns(bool with_test_accuracy);
+
 struct HistoryAttributes {
   std::string algorithm, problem, config, kokkos_backend, terse_version;
   std::int64_t workers = 0, ranks = 0;
@@ -71,12 +79,15 @@ class HistoryWriter {
   std::size_t rows() const { return rows_; }
 
  private:
+  void close_file();  ///< collective: closes the datasets and the file
+
   MPI_Comm comm_;
   int rank_ = 0;
   std::string path_, tmp_path_;
   long long file_ = -1;  // hid_t, kept opaque here so that this header does not include hdf5.h
   std::vector<long long> datasets_;
   std::vector<std::string> names_;
+  std::vector<HistoryColumn> columns_;
   std::size_t rows_ = 0;
   bool closed_ = false;
 };
