@@ -541,37 +541,37 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   std::int64_t k_first = 0;   // the first iteration this run does
 
   // ---- checkpoints -------------------------------------------------------------------------------------
-  const auto scalar_values = [&](std::int64_t iteration) -> std::vector<std::pair<std::string, double>> {
-    return {{"iteration", static_cast<double>(iteration)}, {"f_accepted", f_current}, {"lr", lr_now},
-            {"bits_up", bits_up}, {"bits_down", bits_down}, {"seconds", seconds_before}};
+  // The scalars a checkpoint holds besides the arrays (the iteration is in its header; the wall time is passed).
+  const std::vector<std::pair<std::string, double*>> scalars{
+      {"f_accepted", &f_current}, {"lr", &lr_now}, {"bits_up", &bits_up}, {"bits_down", &bits_down}};
+  // Where an array lies in the checkpoint and which piece this rank moves: [W, d] rows of its workers, its
+  // server slice of [d], or, for a replicated [d], its slice when writing and all of it when reading.
+  const auto layout = [&](const StateArray& a, bool reading) -> std::pair<std::vector<std::uint64_t>, Piece> {
+    switch (a.kind) {
+      case StateArray::Kind::workers:
+        return {{static_cast<std::uint64_t>(W), d},
+                Piece{static_cast<std::uint64_t>(workers.first) * d, static_cast<std::uint64_t>(R) * d}};
+      case StateArray::Kind::slice: return {{d}, Piece{round->coords().begin, round->coords().size()}};
+      case StateArray::Kind::replicated: break;
+    }
+    return {{d}, reading ? Piece{0, d} : Piece{my_coords.begin, my_coords.size()}};
   };
-  const std::vector<std::string> scalar_names{"iteration", "f_accepted", "lr", "bits_up", "bits_down", "seconds"};
+  using HostView = Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>;
   // Returns "" when written, else the name of the first array that is not finite (nothing is written then).
   const auto write_checkpoint = [&](std::int64_t iteration, double seconds) -> std::string {
     Region region("terse::checkpoint");
-    space.fence();
-    const auto arrays = state_arrays();
-    space.fence();
     std::string bad;
     std::vector<float> host;
     std::optional<CheckpointWriter> w;
     w.emplace(comm, run.checkpoint_path, identity, iteration);
-    for (const auto& a : arrays) {
-      Piece piece;
-      std::vector<std::uint64_t> shape{d};
+    for (const auto& a : state_arrays()) {
+      const auto [shape, piece] = layout(a, false);
+      host.resize(piece.count);
       if (a.kind == StateArray::Kind::workers) {
-        shape = {static_cast<std::uint64_t>(W), d};
-        piece = {static_cast<std::uint64_t>(workers.first) * d, static_cast<std::uint64_t>(R) * d};
-        host.resize(piece.count);
-        for (int l = 0; l < R; ++l)
-          Kokkos::deep_copy(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(host.data() + l * d, d),
-                            a.views[l]);
+        for (int l = 0; l < R; ++l) Kokkos::deep_copy(HostView(host.data() + l * d, d), a.views[l]);
       } else {
         const Vec src = a.kind == StateArray::Kind::slice ? a.views[0] : slice_of(a.views[0], my_coords);
-        piece = a.kind == StateArray::Kind::slice ? Piece{round->coords().begin, round->coords().size()}
-                                                  : Piece{my_coords.begin, my_coords.size()};
-        host.resize(piece.count);
-        Kokkos::deep_copy(Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(host.data(), piece.count), src);
+        Kokkos::deep_copy(HostView(host.data(), piece.count), src);  // fences: the state is complete
       }
       if (bad.empty() && !std::all_of(host.begin(), host.end(), [](float f) { return std::isfinite(f); })) bad = a.name;
       w->write_array(a.name, shape, piece, host.data());
@@ -581,10 +581,9 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       w.reset();  // removes the temporary file; the previous checkpoint stays
       return bad;
     }
-    const double saved = seconds_before;
-    seconds_before = seconds;
-    w->write_scalars(scalar_values(iteration));
-    seconds_before = saved;
+    std::vector<std::pair<std::string, double>> values{{"seconds", seconds}};
+    for (const auto& [name, value] : scalars) values.emplace_back(name, *value);
+    w->write_scalars(values);
     w->write_history(summary.rows, mlp);
     w->commit();
     return {};
@@ -600,29 +599,20 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
                             ", beyond the deck's run.iterations = " + std::to_string(run.iterations));
     std::vector<float> host;
     for (const auto& a : state_arrays()) {
+      const auto [shape, piece] = layout(a, true);
+      host.resize(piece.count);
+      reader.read_array(a.name, shape, piece, host.data());
       if (a.kind == StateArray::Kind::workers) {
-        host.resize(static_cast<std::size_t>(R) * d);
-        reader.read_array(a.name, {static_cast<std::uint64_t>(W), d},
-                          Piece{static_cast<std::uint64_t>(workers.first) * d, static_cast<std::uint64_t>(R) * d},
-                          host.data());
-        for (int l = 0; l < R; ++l)
-          Kokkos::deep_copy(a.views[l], Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(
-                                            host.data() + l * d, d));
+        for (int l = 0; l < R; ++l) Kokkos::deep_copy(a.views[l], HostView(host.data() + l * d, d));
       } else {
-        const Piece piece = a.kind == StateArray::Kind::slice ? Piece{round->coords().begin, round->coords().size()}
-                                                               : Piece{0, d};
-        host.resize(piece.count);
-        reader.read_array(a.name, {d}, piece, host.data());
-        Kokkos::deep_copy(a.views[0],
-                          Kokkos::View<const float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>(host.data(), piece.count));
+        Kokkos::deep_copy(a.views[0], HostView(host.data(), piece.count));
       }
     }
-    const auto sc = reader.read_scalars(scalar_names);
-    f_current = sc[1];
-    lr_now = sc[2];
-    bits_up = sc[3];
-    bits_down = sc[4];
-    seconds_before = sc[5];
+    std::vector<std::string> names{"seconds"};
+    for (const auto& sc : scalars) names.push_back(sc.first);
+    const auto values = reader.read_scalars(names);
+    seconds_before = values[0];
+    for (std::size_t i = 0; i < scalars.size(); ++i) *scalars[i].second = values[i + 1];
     restored_rows = reader.read_history(mlp);
   }
 
@@ -854,14 +844,10 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       }
     }
     // A stop asked for by a signal on any rank (or by the caller) ends every rank after this iteration.
+    // stop: the signal number (> 0), -1 for the caller's stop_after, 0 to go on; the ranks take the largest.
     int stop = stop_signal();
-    if (options.stop_after == done) stop = stop ? stop : -1;
-    if (P > 1) {
-      int any = 0;
-      MPI_Allreduce(&stop, &any, 1, MPI_INT, MPI_MAX, comm);
-      if (stop == 0 && any != 0) stop = any;
-      if (any == 0) stop = 0;
-    }
+    if (stop == 0 && options.stop_after == done) stop = -1;
+    if (P > 1) MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, comm);
     if ((checkpointing && (done % run.checkpoint_every == 0 || done == run.iterations)) || stop != 0) {
       const std::string bad = write_checkpoint(done, seconds_before + timer.seconds());
       if (!bad.empty()) {
