@@ -14,19 +14,25 @@ wd = lib.workdir("rank-death")
 long_run = ["--set", "run.iterations=1000000", "--set", "run.log_every=100", "--set", "workers.per_rank=1"]
 ckpt = os.path.join(wd, "run.checkpoint.h5")
 
+
+def wait_for_end(proc, pids, limit):
+    """(status or None if still running after `limit` s, seconds waited, ranks still alive afterwards)."""
+    began = time.time()
+    try:
+        status = proc.wait(timeout=limit)
+    except Exception:  # noqa: BLE001 -- a job still running is what this test looks for
+        status = None
+    elapsed = time.time() - began
+    return status, elapsed, lib.kill_tree(proc) if status is None else lib.still_alive(pids)
+
+
 # 1. SIGKILL to one rank (not rank 0) once the run is under way.
 proc = lib.start(args, ranks, "--output", "run.h5", *long_run, cwd=wd)
 pids = lib.rank_processes(proc, ranks)
 t.check(lib.wait_for_file(ckpt, proc), "the run is under way (its first checkpoint exists)")
 victim = pids[2]
-began = time.time()
 os.kill(victim, 9)
-try:
-    status = proc.wait(timeout=60)
-except Exception:  # noqa: BLE001
-    status = None
-elapsed = time.time() - began
-left = lib.kill_tree(proc) if status is None else lib.still_alive(pids)
+status, elapsed, left = wait_for_end(proc, pids, 60)
 t.check(status is not None and status != 0, f"SIGKILL to rank pid {victim}: the job ended with status {status} "
         f"after {elapsed:.1f} s (limit 60 s)")
 t.check(not left, f"no rank left running 10 s after mpiexec returned ({left})")
@@ -37,13 +43,7 @@ os.remove(ckpt)
 env = dict(lib.ENV, TERSE_FAULT_INJECT="2:300")
 proc = lib.start(args, ranks, "--output", "run.h5", *long_run, cwd=wd, env=env)
 pids = lib.rank_processes(proc, ranks)
-began = time.time()
-try:
-    status = proc.wait(timeout=90)
-except Exception:  # noqa: BLE001
-    status = None
-elapsed = time.time() - began
-left = lib.kill_tree(proc) if status is None else lib.still_alive(pids)
+status, elapsed, left = wait_for_end(proc, pids, 90)
 err = open(os.path.join(wd, "stderr.log")).read()
 t.check(status is not None and status != 0, f"an error on rank 2 only: the job ended with status {status} after "
         f"{elapsed:.1f} s (from the start; limit 60 s after the error)")
