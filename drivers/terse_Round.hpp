@@ -1,0 +1,339 @@
+#pragma once
+// terse_Round.hpp: the pieces of one iteration's communication that the driver composes (terse_Algorithm.hpp):
+// a worker's encoder (compressor + memory: SignEncoder, TopKEncoder) and the Round (uplink, aggregation on
+// this rank's server slice, downlink). `terse run` (terse_Run.cpp) and the end-to-end benchmark
+// (bench/bench_pipeline.cpp) use the same classes, so the benchmark times the code the runs execute.
+
+#include "terse_Algorithm.hpp"
+#include "terse_Exchange.hpp"
+
+#include <terse_Compress.hpp>
+#include <terse_Random.hpp>
+#include <terse_Sign.hpp>
+#include <terse_TopK.hpp>
+#include <terse_Update.hpp>
+#include <terse_Vote.hpp>
+
+#include <Kokkos_Core.hpp>
+#include <mpi.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace terse::pieces {
+
+using Exec = Kokkos::DefaultExecutionSpace;
+using Mem = Exec::memory_space;
+using Vec = Kokkos::View<float*, Mem>;
+using Words = Kokkos::View<sign_word_t*, Mem>;
+using Mat = Kokkos::View<float**, Kokkos::LayoutRight, Mem>;
+
+/// A Kokkos Tools region for a phase of the iteration (gradient, compress, communicate, aggregate, update,
+/// monitor, checkpoint): what a profiler (Kokkos Tools' space-time-stack, nvtx-connector, ...) shows.
+struct Region {
+  explicit Region(const char* name) { Kokkos::Profiling::pushRegion(name); }
+  ~Region() { Kokkos::Profiling::popRegion(); }
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+};
+
+inline Vec row(const Mat& m, int l) { return Kokkos::subview(m, l, Kokkos::ALL); }
+inline Vec slice_of(const Vec& v, const CoordSlice& c) { return Kokkos::subview(v, std::make_pair(c.begin, c.end)); }
+
+/// One array of the state a run carries from one iteration to the next, as a checkpoint stores it.
+struct StateArray {
+  enum class Kind {
+    replicated,  ///< every rank holds all d values, the same (the shared model, the server's broadcast g~, ...)
+    workers,     ///< one row per worker, [W, d]; this rank holds its R local workers' rows
+    slice,       ///< [d] split by server slices; this rank holds its slice
+  };
+  std::string name;
+  Kind kind;
+  std::vector<Vec> views;  ///< workers: one per local worker; else one
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// Workers: compressor + memory of one worker
+// ------------------------------------------------------------------------------------------------------------
+
+/// A sign-type message (sign, scaled sign, stochastic sign) of one worker, written into its slot of the
+/// SignExchange. With a memory the message is the memory's scaled sign; the sign wire sends only its bits.
+class SignEncoder {
+ public:
+  SignEncoder(const Composition& c, std::size_t d, std::uint64_t seed, int worker)
+      : wire_(c.wire), memory_(c.memory), worker_(worker), rng_{seed, static_cast<std::uint32_t>(RandomStream::stochastic_sign)} {
+    switch (memory_) {
+      case Memory::error_feedback: ef_.emplace(d, "terse::worker.error_feedback"); break;
+      case Memory::markov: markov_.emplace(d, "terse::worker.markov"); break;
+      case Memory::none:
+        if (wire_ != Wire::sign) {
+          msg_ = SignMessage<Exec, float>(d, "terse::worker.message");
+          ws_ = SumWorkspace<Exec>(d);
+        }
+        break;
+    }
+  }
+
+  void encode(const Exec& space, const Vec& g, std::uint64_t k, const Words& out, const Kokkos::View<float, Mem>& scale) {
+    if (memory_ == Memory::none && wire_ == Wire::sign) {
+      sign_pack(space, g, out);
+      return;
+    }
+    const SignMessage<Exec, float>* m = &msg_;
+    if (memory_ == Memory::error_feedback) m = &ef_->compress(space, g);
+    else if (memory_ == Memory::markov) m = &markov_->compress(space, g);
+    else if (wire_ == Wire::stochastic_sign) stochastic_sign_compress(space, g, rng_, k, worker_, msg_, ws_);
+    else scaled_sign_compress(space, g, msg_, ws_);
+    Kokkos::deep_copy(space, out, m->words);
+    if (wire_ != Wire::sign) Kokkos::deep_copy(space, scale, m->scale);
+  }
+
+  /// The memory as the algorithm defines it (error e, or the Markov estimate), writable; empty without one.
+  Vec memory(const Exec& space) {
+    if (ef_) return ef_->error(space);
+    if (markov_) return markov_->estimate(space);
+    return {};
+  }
+
+ private:
+  Wire wire_;
+  Memory memory_;
+  std::uint32_t worker_;
+  CounterRng rng_;
+  SignMessage<Exec, float> msg_;
+  SumWorkspace<Exec> ws_;
+  std::optional<ErrorFeedback<Exec, float, ScaledSign>> ef_;
+  std::optional<MarkovCompressor<Exec, float, ScaledSign>> markov_;
+};
+
+/// A top-k message of one worker: (index, value) views valid until its next encode.
+class TopKEncoder {
+ public:
+  TopKEncoder(Memory memory, std::size_t d, std::size_t k) : memory_(memory) {
+    switch (memory_) {
+      case Memory::error_feedback: ef_.emplace(d, k, "terse::worker.error_feedback_top_k"); break;
+      case Memory::markov: markov_.emplace(d, k, "terse::worker.markov_top_k"); break;
+      case Memory::none: ws_.emplace(d, k); break;
+    }
+  }
+  SparseMessage<Exec, float> encode(const Exec& space, const Vec& g) {
+    if (memory_ == Memory::error_feedback) return ef_->compress(space, g);
+    if (memory_ == Memory::markov) return markov_->compress(space, g);
+    return top_k_compress(space, g, *ws_);
+  }
+
+  Vec memory(const Exec& space) {
+    if (ef_) return ef_->error(space);
+    if (markov_) return markov_->estimate(space);
+    return {};
+  }
+
+ private:
+  Memory memory_;
+  std::optional<ErrorFeedback<Exec, float, TopK>> ef_;
+  std::optional<MarkovCompressor<Exec, float, TopK>> markov_;
+  std::optional<TopKWorkspace<Exec, float>> ws_;
+};
+
+/// out <- the sum of the rows of every rank's `rows` (the local workers' vectors, summed in worker order, then
+/// an fp32 MPI_Allreduce), divided by W when W > 0. Returns the bytes handed to MPI. Collective.
+inline std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const Mat& rows, const Vec& out,
+                                const Kokkos::View<float*, Kokkos::HostSpace>& host, int W) {
+  Kokkos::deep_copy(space, out, Kokkos::subview(rows, 0, Kokkos::ALL));
+  for (std::size_t l = 1; l < rows.extent(0); ++l) {
+    auto r = row(rows, static_cast<int>(l));
+    auto s = out;
+    Kokkos::parallel_for("terse::local.sum_rows", Kokkos::RangePolicy<Exec>(space, 0, out.extent(0)),
+                         KOKKOS_LAMBDA(std::size_t i) { s(i) += r(i); });
+  }
+  const std::uint64_t bytes = allreduce_sum(comm, space, out, host);
+  if (W > 0) average_in_place(space, out, 1.0 / W);
+  return bytes;
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Server: aggregation on this rank's slice, and the downlink
+// ------------------------------------------------------------------------------------------------------------
+
+/// One communication round: the local workers' gradients in, the aggregate (the same on every rank) out:
+/// direction() for the mean methods, vote_words()/tie_words() for the majority vote.
+class Round {
+ public:
+  Round(MPI_Comm comm, const Composition& c, std::size_t d, int R, std::size_t k, std::uint64_t seed, int first_worker)
+      : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R) {
+    MPI_Comm_size(comm, &P_);
+    W_ = P_ * R_;
+    direction_ = Vec("terse::round.direction", d);
+    const CoordSlice cs = signs_.coords();
+    if (c.wire == Wire::fp32) {
+      host_ = Kokkos::View<float*, Kokkos::HostSpace>("terse::round.allreduce_host",
+                                                      Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 0 : d);
+    } else if (c.wire == Wire::top_k) {
+      sparse_.emplace(comm, d, R, k);
+      for (int l = 0; l < R; ++l) topk_.emplace_back(c.memory, d, k);
+      indices_.resize(R);
+      values_.resize(R);
+    } else {
+      for (int l = 0; l < R; ++l) sign_.emplace_back(c, d, seed, first_worker + l);
+    }
+    if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) {
+      // mean: this rank's slice of the aggregate (with a Markov downlink: g^, kept across rounds)
+      slice_ = Vec("terse::server.slice", cs.size());
+    }
+    if (c.downlink == Downlink::markov) {
+      if (c.wire == Wire::top_k) {
+        const std::size_t mine = sparse_->candidate_count(rank());
+        if (mine > 0) local_topk_.emplace(cs.size(), mine);
+        if (sparse_->candidates() > 0) global_topk_.emplace(sparse_->candidates(), k);
+        down_idx_ = Kokkos::View<std::uint32_t*, Mem>("terse::server.down_indices", k);
+      } else {
+        down_slice_words_ = Words("terse::server.down_slice_words", signs_.slice().size());
+        down_ = SignMessage<Exec, float>(d, "terse::server.down");
+        ws_ = SumWorkspace<Exec>(std::max<std::size_t>(cs.size(), 1));
+      }
+    }
+  }
+
+  int rank() const {
+    int r = 0;
+    MPI_Comm_rank(comm_, &r);
+    return r;
+  }
+
+  /// Local worker l's gradient (or, for vote: samples, its already voted bits through voted_signs()).
+  void encode(const Exec& space, int l, const Vec& g, std::uint64_t k) {
+    switch (c_.wire) {
+      case Wire::fp32: break;  // exchange() averages the gradients in place
+      case Wire::top_k: {
+        const auto m = topk_[l].encode(space, g);
+        indices_[l] = m.indices;
+        values_[l] = m.values;
+        break;
+      }
+      default: sign_[l].encode(space, g, k, signs_.local_signs(l), signs_.local_scale(l)); break;
+    }
+  }
+  /// Where vote: samples puts worker l's voted bits (the sign wire only).
+  Words voted_signs(int l) const { return signs_.local_signs(l); }
+
+  /// The exchange: uplink, aggregation, downlink. Collective. grads: the local workers' gradients, (R, d)
+  /// (read by the fp32 wire; the compressed wires were given theirs through encode()).
+  void exchange(const Exec& space, const Mat& grads) {
+    const double inv_w = 1.0 / static_cast<double>(W_);
+    if (c_.aggregate == Aggregate::vote) {
+      signs_.vote(space);
+      return;
+    }
+    if (c_.wire == Wire::fp32) {
+      fp32_bytes_ += mean_over_workers(comm_, space, grads, direction_, host_, W_);
+      return;
+    }
+    const bool markov = c_.downlink == Downlink::markov;
+    // Uplink and the mean (or, for a Markov downlink, g^ <- g^ + mean) on this rank's slice.
+    if (c_.wire == Wire::top_k) {
+      sparse_->uplink(space, indices_, values_);
+      if (!markov) Kokkos::deep_copy(space, slice_, 0.0f);
+      const auto& off = sparse_->worker_offsets();
+      Region aggregate("terse::aggregate");
+      for (int w = 0; w < W_; ++w) {
+        if (off[w + 1] == off[w]) continue;
+        const auto range = std::make_pair(off[w], off[w + 1]);
+        top_k_scatter_add(space, Kokkos::subview(sparse_->received_indices(), range),
+                          Kokkos::subview(sparse_->received_values(), range), slice_, static_cast<float>(inv_w));
+      }
+    } else {
+      signs_.uplink(space, true);
+      Region aggregate("terse::aggregate");
+      sign_mean(space, signs_.received(), signs_.received_scales(), slice_, inv_w, markov);
+    }
+    if (!markov) {
+      signs_.gather_values(space, slice_, direction_);
+      return;
+    }
+    // Markov downlink (seed 004 Alg. 1, lines 9-12): c~ = C(g^ - g~), g~ <- g~ + c~ on every rank;
+    // direction_ is g~ (the same on every worker).
+    const CoordSlice cs = signs_.coords();
+    auto g_tilde_slice = slice_of(direction_, cs);
+    if (c_.wire == Wire::top_k) {
+      const std::size_t mine = sparse_->candidate_count(rank());
+      SparseExchange::Indices idx;
+      SparseExchange::Values val;
+      if (mine > 0) {
+        top_k_select(space, Impl::Difference<Vec, decltype(g_tilde_slice)>{slice_, g_tilde_slice}, *local_topk_);
+        idx = local_topk_->indices();
+        val = local_topk_->values();
+      }
+      sparse_->gather_candidates(space, idx, val);
+      top_k_select(space, sparse_->candidate_values(), *global_topk_);
+      auto pos = global_topk_->indices();
+      auto cand = sparse_->candidate_indices();
+      auto down = down_idx_;
+      Kokkos::parallel_for("terse::server.candidate_index", Kokkos::RangePolicy<Exec>(space, 0, pos.extent(0)),
+                           KOKKOS_LAMBDA(std::size_t j) { down(j) = cand(pos(j)); });
+      top_k_scatter_add(space, down_idx_, global_topk_->values(), direction_, 1.0f);
+    } else {
+      double partial = 0;
+      if (cs.size() > 0) {
+        markov_sign_block(space, slice_, g_tilde_slice, down_slice_words_, ws_);
+        partial = ws_.host_result();
+      }
+      double total = 0;
+      MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
+      fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
+      // The scale of the global scaled sign, formed as set_scale() forms it: sum * (1 / d), rounded to float.
+      Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
+      signs_.gather_words(space, down_slice_words_, down_.words);
+      message_add(space, down_, direction_, 1.0f);
+    }
+  }
+
+  /// The state the round carries across iterations: the workers' compressor memories and, with a Markov
+  /// downlink, the server's g^ (its slice) and g~ (the same on every rank).
+  void state(const Exec& space, std::vector<StateArray>& out) {
+    std::vector<Vec> mem;
+    for (auto& e : sign_) mem.push_back(e.memory(space));
+    for (auto& e : topk_) mem.push_back(e.memory(space));
+    if (!mem.empty() && mem.front().extent(0) > 0)
+      out.push_back({c_.memory == Memory::markov ? "worker.markov_estimate" : "worker.error_feedback",
+                     StateArray::Kind::workers, mem});
+    if (c_.downlink == Downlink::markov) {
+      out.push_back({"server.g_hat", StateArray::Kind::slice, {slice_}});
+      out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction_}});
+    }
+  }
+
+  /// This rank's server slice of the coordinates.
+  CoordSlice coords() const { return signs_.coords(); }
+  Vec direction() const { return direction_; }
+  Words vote_words() const { return signs_.vote_words(); }
+  Words tie_words() const { return signs_.tie_words(); }
+
+  std::uint64_t bytes_sent() const {
+    return signs_.total_bytes_sent() + (sparse_ ? sparse_->total_bytes_sent() : 0) + fp32_bytes_;
+  }
+
+ private:
+  MPI_Comm comm_;
+  Composition c_;
+  std::size_t d_;
+  int R_, P_ = 1, W_ = 1;
+  SignExchange signs_;
+  std::optional<SparseExchange> sparse_;
+  std::vector<SignEncoder> sign_;
+  std::vector<TopKEncoder> topk_;
+  std::vector<SparseExchange::Indices> indices_;
+  std::vector<SparseExchange::Values> values_;
+  Vec direction_, slice_;
+  Kokkos::View<float*, Kokkos::HostSpace> host_;
+  Words down_slice_words_;
+  SignMessage<Exec, float> down_;
+  SumWorkspace<Exec> ws_;
+  std::optional<TopKWorkspace<Exec, float>> local_topk_, global_topk_;
+  Kokkos::View<std::uint32_t*, Mem> down_idx_;
+  std::uint64_t fp32_bytes_ = 0;
+};
+
+
+}  // namespace terse::pieces
