@@ -64,18 +64,21 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
   local_scales_ = Kokkos::View<float*, Mem>("terse::exchange::local_scales", R_);
   local_scales_h_ = Kokkos::create_mirror_view(local_scales_);
   send_h_ = decltype(send_h_)("terse::exchange::send", R_ * nw_);
-  recv_h_ = decltype(recv_h_)("terse::exchange::recv", W_, slice_.size());
-  recv_ = decltype(recv_)("terse::exchange::recv_device", W_, slice_.size());
+  recv_ = decltype(recv_)("terse::exchange::recv", W_, slice_.size());
+  recv_h_ = Kokkos::create_mirror_view(recv_);
   scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", W_);
   scales_h_ = host_buffer(scales_);
   vote_slice_ = Words("terse::exchange::vote_slice", slice_.size());
   tie_slice_ = Words("terse::exchange::tie_slice", slice_.size());
   vote_ = Words("terse::exchange::vote", nw_);
   tie_ = Words("terse::exchange::tie", nw_);
-  words_slice_h_ = decltype(words_slice_h_)("terse::exchange::words_slice_h", slice_.size());
-  words_h_ = decltype(words_h_)("terse::exchange::words_h", nw_);
-  values_slice_h_ = decltype(values_slice_h_)("terse::exchange::values_slice_h", coords_.size());
-  values_h_ = decltype(values_h_)("terse::exchange::values_h", d_);
+  // Host staging for the gathers, only where the device memory is not host-accessible (MPI reads and writes
+  // the callers' views directly otherwise: no full-size temporaries on host backends).
+  const bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
+  words_slice_h_ = decltype(words_slice_h_)("terse::exchange::words_slice_h", staged ? slice_.size() : 0);
+  words_h_ = decltype(words_h_)("terse::exchange::words_h", staged ? nw_ : 0);
+  values_slice_h_ = decltype(values_slice_h_)("terse::exchange::values_slice_h", staged ? coords_.size() : 0);
+  values_h_ = decltype(values_h_)("terse::exchange::values_h", staged ? d_ : 0);
 }
 
 void SignExchange::uplink(const Exec& space, bool with_scales) {
@@ -123,25 +126,36 @@ void SignExchange::vote(const Exec& space) {
 void SignExchange::gather_words(const Exec& space, const Words& slice_words, const Words& full) {
   if (slice_words.extent(0) != slice_.size() || full.extent(0) != nw_)
     throw std::invalid_argument("terse::SignExchange::gather_words: views of the wrong extent");
-  auto slice_h = Kokkos::subview(words_slice_h_, std::make_pair<std::size_t, std::size_t>(0, slice_.size()));
-  Kokkos::deep_copy(space, slice_h, slice_words);
-  space.fence();
-  MPI_Allgatherv(words_slice_h_.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, words_h_.data(),
-                 slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+    space.fence();
+    MPI_Allgatherv(slice_words.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, full.data(),
+                   slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
+  } else {
+    Kokkos::deep_copy(space, words_slice_h_, slice_words);
+    space.fence();
+    MPI_Allgatherv(words_slice_h_.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, words_h_.data(),
+                   slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
+    Kokkos::deep_copy(space, full, words_h_);
+  }
   count(static_cast<std::uint64_t>(P_ - 1) * slice_.size() * sizeof(sign_word_t));
-  Kokkos::deep_copy(space, full, words_h_);
 }
 
 void SignExchange::gather_values(const Exec& space, const Kokkos::View<float*, Mem>& slice_values,
                                  const Kokkos::View<float*, Mem>& full) {
   if (slice_values.extent(0) != coords_.size() || full.extent(0) != d_)
     throw std::invalid_argument("terse::SignExchange::gather_values: views of the wrong extent");
-  Kokkos::deep_copy(space, values_slice_h_, slice_values);
-  space.fence();
-  MPI_Allgatherv(values_slice_h_.data(), static_cast<int>(coords_.size()), MPI_FLOAT, values_h_.data(),
-                 coord_counts_.data(), coord_displs_.data(), MPI_FLOAT, comm_);
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+    space.fence();
+    MPI_Allgatherv(slice_values.data(), static_cast<int>(coords_.size()), MPI_FLOAT, full.data(),
+                   coord_counts_.data(), coord_displs_.data(), MPI_FLOAT, comm_);
+  } else {
+    Kokkos::deep_copy(space, values_slice_h_, slice_values);
+    space.fence();
+    MPI_Allgatherv(values_slice_h_.data(), static_cast<int>(coords_.size()), MPI_FLOAT, values_h_.data(),
+                   coord_counts_.data(), coord_displs_.data(), MPI_FLOAT, comm_);
+    Kokkos::deep_copy(space, full, values_h_);
+  }
   count(static_cast<std::uint64_t>(P_ - 1) * coords_.size() * sizeof(float));
-  Kokkos::deep_copy(space, full, values_h_);
 }
 
 // ------------------------------------------------------------------------------------------------------------

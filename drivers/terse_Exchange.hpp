@@ -114,8 +114,8 @@ class SignExchange {
   Kokkos::View<float*, Mem> local_scales_;                           // (R)
   typename decltype(local_scales_)::HostMirror local_scales_h_;
   Kokkos::View<sign_word_t*, Kokkos::HostSpace> send_h_;            // (R * nw), ordered by destination rank
-  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Kokkos::HostSpace> recv_h_;  // (W, slice)
-  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> recv_;      // (W, slice) on the device
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> recv_;      // (W, slice)
+  typename decltype(recv_)::HostMirror recv_h_;                      // the same memory on host backends
   Kokkos::View<float*, Kokkos::HostSpace> scales_h_;                 // (W)
   Kokkos::View<float*, Mem> scales_;                                 // (W)
   Words vote_slice_, tie_slice_, vote_, tie_;
