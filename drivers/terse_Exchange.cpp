@@ -30,7 +30,7 @@ auto host_buffer(const V& v) {
 // SignExchange
 // ------------------------------------------------------------------------------------------------------------
 
-SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
+SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers)
     : comm_(comm), R_(local_workers), d_(d), nw_(packed_words(d)) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &P_);
@@ -59,19 +59,20 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
     coord_counts_[r] = static_cast<int>(c.size());
     coord_displs_[r] = static_cast<int>(c.begin);
   }
-  local_ = decltype(local_)("terse::exchange::local_signs", R_, nw_);
+  const std::size_t on = sign_buffers ? 1 : 0;  // without sign buffers: views of extent 0
+  local_ = decltype(local_)("terse::exchange::local_signs", on * R_, nw_);
   local_h_ = Kokkos::create_mirror_view(local_);
-  local_scales_ = Kokkos::View<float*, Mem>("terse::exchange::local_scales", R_);
+  local_scales_ = Kokkos::View<float*, Mem>("terse::exchange::local_scales", on * R_);
   local_scales_h_ = Kokkos::create_mirror_view(local_scales_);
-  send_h_ = decltype(send_h_)("terse::exchange::send", R_ * nw_);
-  recv_ = decltype(recv_)("terse::exchange::recv", W_, slice_.size());
+  send_h_ = decltype(send_h_)("terse::exchange::send", on * R_ * nw_);
+  recv_ = decltype(recv_)("terse::exchange::recv", on * W_, slice_.size());
   recv_h_ = Kokkos::create_mirror_view(recv_);
-  scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", W_);
+  scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", on * W_);
   scales_h_ = host_buffer(scales_);
-  vote_slice_ = Words("terse::exchange::vote_slice", slice_.size());
-  tie_slice_ = Words("terse::exchange::tie_slice", slice_.size());
-  vote_ = Words("terse::exchange::vote", nw_);
-  tie_ = Words("terse::exchange::tie", nw_);
+  vote_slice_ = Words("terse::exchange::vote_slice", on * slice_.size());
+  tie_slice_ = Words("terse::exchange::tie_slice", on * slice_.size());
+  vote_ = Words("terse::exchange::vote", on * nw_);
+  tie_ = Words("terse::exchange::tie", on * nw_);
   // Host staging for the gathers, only where the device memory is not host-accessible (MPI reads and writes
   // the callers' views directly otherwise: no full-size temporaries on host backends).
   const bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
@@ -79,6 +80,18 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers)
   words_h_ = decltype(words_h_)("terse::exchange::words_h", staged ? nw_ : 0);
   values_slice_h_ = decltype(values_slice_h_)("terse::exchange::values_slice_h", staged ? coords_.size() : 0);
   values_h_ = decltype(values_h_)("terse::exchange::values_h", staged ? d_ : 0);
+}
+
+std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign_buffers) {
+  constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
+  const std::size_t nw = packed_words(d), S = server_slice(nw, P, rank).size();
+  const std::size_t cs = server_coords(d, P, rank).size(), W = static_cast<std::size_t>(P) * R;
+  const std::size_t w = sizeof(sign_word_t), f = sizeof(float), m = staged ? 2 : 1;  // m: with host mirrors
+  const std::size_t on = sign_buffers ? 1 : 0;
+  return on * (m * (R * nw * w + R * f + W * S * w + W * f)  // local signs and scales, received slice, scales
+               + R * nw * w                                 // send buffer
+               + 2 * S * w + 2 * nw * w)                    // vote and tie: slice and whole
+         + (staged ? S * w + nw * w + cs * f + d * f : 0);  // gather staging
 }
 
 void SignExchange::uplink(const Exec& space, bool with_scales) {
@@ -203,6 +216,17 @@ SparseExchange::SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, 
   cand_val_h_ = decltype(cand_val_h_)("terse::sparse_exchange::cand_val_h", candidates_);
   cand_idx_ = Indices("terse::sparse_exchange::cand_idx", candidates_);
   cand_val_ = Values("terse::sparse_exchange::cand_val", candidates_);
+}
+
+std::size_t SparseExchange::bytes(std::size_t d, int R, std::size_t k, int P, int rank) {
+  const std::size_t pair = sizeof(std::uint32_t) + sizeof(float), W = static_cast<std::size_t>(P) * R;
+  const std::size_t pw = std::min(k, server_coords(d, P, rank).size());
+  std::size_t candidates = 0;
+  for (int r = 0; r < P; ++r) candidates += std::min(k, server_coords(d, P, r).size());
+  return pair * (R * k + R * k   // the messages on the host, the send buffer
+                 + 2 * W * pw    // received pairs: host and device
+                 + pw            // this rank's candidates
+                 + 2 * candidates);  // all candidates: host and device
 }
 
 std::size_t SparseExchange::candidate_count(int rank) const { return std::min(k_, all_coords_[rank].size()); }

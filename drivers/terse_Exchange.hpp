@@ -61,7 +61,10 @@ class SignExchange {
   using Words = Kokkos::View<sign_word_t*, Mem>;
 
   /// d coordinates, `local_workers` workers on this rank (the same on every rank), W = P * local_workers.
-  SignExchange(MPI_Comm comm, std::size_t d, int local_workers);
+  /// sign_buffers = false: only the slices and gather_values() (for the fp32 and top-k wires; no sign buffers).
+  SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers = true);
+  /// Bytes the constructor allocates on rank `rank` of P (device and host buffers).
+  static std::size_t bytes(std::size_t d, int local_workers, int P, int rank, bool sign_buffers = true);
 
   std::size_t dim() const { return d_; }
   std::size_t words() const { return nw_; }
@@ -133,6 +136,8 @@ class SparseExchange {
 
   /// d coordinates, local_workers per rank, at most k pairs per message (and per slice in the downlink).
   SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k);
+  /// Bytes the constructor allocates on rank `rank` of P (device and host buffers).
+  static std::size_t bytes(std::size_t d, int local_workers, std::size_t k, int P, int rank);
 
   int workers() const { return W_; }
   const CoordSlice& coords() const { return coords_; }

@@ -76,6 +76,16 @@ class SignEncoder {
     }
   }
 
+  /// Bytes the constructor allocates.
+  static std::size_t bytes(const Composition& c, std::size_t d) {
+    switch (c.memory) {
+      case Memory::error_feedback: return ErrorFeedback<Exec, float, ScaledSign>::bytes(d);
+      case Memory::markov: return MarkovCompressor<Exec, float, ScaledSign>::bytes(d);
+      case Memory::none: break;
+    }
+    return c.wire == Wire::sign ? 0 : SignMessage<Exec, float>::bytes(d) + SumWorkspace<Exec>::bytes(d);
+  }
+
   void encode(const Exec& space, const Vec& g, std::uint64_t k, const Words& out, const Kokkos::View<float, Mem>& scale) {
     if (memory_ == Memory::none && wire_ == Wire::sign) {
       sign_pack(space, g, out);
@@ -118,6 +128,16 @@ class TopKEncoder {
       case Memory::none: ws_.emplace(d, k); break;
     }
   }
+  /// Bytes the constructor allocates.
+  static std::size_t bytes(Memory memory, std::size_t d, std::size_t k) {
+    switch (memory) {
+      case Memory::error_feedback: return ErrorFeedback<Exec, float, TopK>::bytes(d, k);
+      case Memory::markov: return MarkovCompressor<Exec, float, TopK>::bytes(d, k);
+      case Memory::none: break;
+    }
+    return TopKWorkspace<Exec, float>::bytes(d, k);
+  }
+
   SparseMessage<Exec, float> encode(const Exec& space, const Vec& g) {
     if (memory_ == Memory::error_feedback) return ef_->compress(space, g);
     if (memory_ == Memory::markov) return markov_->compress(space, g);
@@ -162,7 +182,7 @@ inline std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const M
 class Round {
  public:
   Round(MPI_Comm comm, const Composition& c, std::size_t d, int R, std::size_t k, std::uint64_t seed, int first_worker)
-      : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R) {
+      : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R, sign_wire(c)) {
     MPI_Comm_size(comm, &P_);
     W_ = P_ * R_;
     direction_ = Vec("terse::round.direction", d);
@@ -195,6 +215,38 @@ class Round {
       }
     }
   }
+
+  /// Bytes the constructor allocates on rank `rank` of P (the arguments of the constructor otherwise).
+  static std::size_t bytes(const Composition& c, std::size_t d, int R, std::size_t k, int P, int rank) {
+    constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
+    const CoordSlice cs = server_coords(d, P, rank);
+    std::size_t b = d * sizeof(float) + SignExchange::bytes(d, R, P, rank, sign_wire(c));  // direction, exchange
+    if (c.wire == Wire::fp32) {
+      b += staged ? d * sizeof(float) : 0;
+    } else if (c.wire == Wire::top_k) {
+      b += SparseExchange::bytes(d, R, k, P, rank) + R * TopKEncoder::bytes(c.memory, d, k);
+    } else {
+      b += R * SignEncoder::bytes(c, d);
+    }
+    if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) b += cs.size() * sizeof(float);
+    if (c.downlink == Downlink::markov) {
+      if (c.wire == Wire::top_k) {
+        std::size_t candidates = 0;
+        for (int r = 0; r < P; ++r) candidates += std::min<std::size_t>(k, server_coords(d, P, r).size());
+        const std::size_t mine = std::min<std::size_t>(k, cs.size());
+        if (mine > 0) b += TopKWorkspace<Exec, float>::bytes(cs.size(), mine);
+        if (candidates > 0) b += TopKWorkspace<Exec, float>::bytes(candidates, k);
+        b += k * sizeof(std::uint32_t);
+      } else {
+        b += server_slice(packed_words(d), P, rank).size() * sizeof(sign_word_t) + SignMessage<Exec, float>::bytes(d) +
+             SumWorkspace<Exec>::bytes(std::max<std::size_t>(cs.size(), 1));
+      }
+    }
+    return b;
+  }
+
+  /// Whether the wire sends signs (the SignExchange needs its sign buffers).
+  static bool sign_wire(const Composition& c) { return c.wire != Wire::fp32 && c.wire != Wire::top_k; }
 
   int rank() const {
     int r = 0;

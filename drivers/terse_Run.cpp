@@ -83,6 +83,36 @@ void check_combination(const Deck& deck) {
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------------------
+// Memory
+// ------------------------------------------------------------------------------------------------------------
+
+std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, int rank, std::int64_t sample_rows) {
+  const Composition c = compose(deck.optimizer);
+  const auto& o = deck.optimizer;
+  const std::uint64_t R = deck.workers.per_rank, f = sizeof(float), nw = packed_words(d);
+  const std::uint64_t k = c.wire == Wire::top_k ? top_k_count(o.k_ratio, d) : 0;
+  constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
+  std::vector<MemoryTerm> t;
+  t.push_back({"model x", d * f});
+  if (c.local()) t.push_back({"the local workers' models", R * d * f});
+  if (c.rule == Rule::local_adaalter) t.push_back({"Local AdaAlter accumulators and denominators", (R + 1) * d * f});
+  if (c.rule == Rule::amsgrad) t.push_back({"AMSGrad m, v, v_hat", 3 * d * f});
+  if (c.rule == Rule::adagrad) t.push_back({"AdaGrad accumulator", d * f});
+  if (o.accept == AcceptRule::descent && o.kind == OptimizerKind::majority_vote) t.push_back({"previous model (accept: descent)", d * f});
+  t.push_back({"monitoring: model and full gradient", 2 * d * f + (staged ? d * f : 0)});
+  t.push_back({"the local workers' gradients", R * d * f});
+  if (sample_rows > 0) {
+    const auto rows = static_cast<std::uint64_t>(sample_rows);
+    t.push_back({"per-sample gradients", rows * d * f});
+    if (o.vote == VoteMode::samples) t.push_back({"per-sample signs and their vote", (rows + 2) * nw * sizeof(sign_word_t)});
+  }
+  if (!c.local())
+    t.push_back({"communication: messages, compressor memories, exchange and server buffers",
+                 Round::bytes(c, d, static_cast<int>(R), k, P, rank)});
+  return t;
+}
+
+// ------------------------------------------------------------------------------------------------------------
 // run_deck
 // ------------------------------------------------------------------------------------------------------------
 
@@ -145,6 +175,42 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     throw DeckError(deck.path + ": run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " +
                     run.output);
   if (checkpointing) check_output_path(run.checkpoint_path);
+
+  // Per-sample gradients for vote: samples and the adaptive learning rate.
+  const bool per_sample = o.kind == OptimizerKind::majority_vote &&
+                          (o.vote == VoteMode::samples || o.lr_schedule == LrSchedule::adaptive);
+  std::int64_t sample_rows = 0;
+  if (per_sample) {
+    sample_rows = 1;
+    for (int w = workers.first; w < workers.end(); ++w) sample_rows = std::max(sample_rows, problem->batch_rows(w, batch));
+  }
+
+  // ---- memory: estimated before anything is allocated; refused when the node's ranks would not fit ----------
+  {
+    const auto terms = run_footprint(deck, d, P, rank, sample_rows);
+    for (const auto& t : terms) summary.footprint_bytes += t.bytes;
+    MPI_Comm node;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    unsigned long long mine = summary.footprint_bytes, on_node = 0;
+    int node_ranks = 1;
+    MPI_Allreduce(&mine, &on_node, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, node);
+    MPI_Comm_size(node, &node_ranks);
+    MPI_Comm_free(&node);
+    std::string err;
+    const AvailableMemory avail = available_memory();
+    if (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible && avail.bytes > 0 && on_node > avail.bytes) {
+      std::string parts;
+      for (const auto& t : terms)
+        if (t.bytes > 0) parts += "\n    " + format_bytes(static_cast<double>(t.bytes)) + "  " + t.what;
+      err = deck.path + ": this run needs an estimated " + format_bytes(static_cast<double>(mine)) + " per rank (" +
+            std::to_string(node_ranks) + " rank(s) on this node: " + format_bytes(static_cast<double>(on_node)) +
+            ") besides the data, but only " + format_bytes(static_cast<double>(avail.bytes)) + " is available (" +
+            avail.source + "); nothing was allocated. Lower problem.dim or workers.per_rank, or spread the ranks " +
+            "over more nodes. Rank " + std::to_string(rank) + "'s estimate:" + parts;
+    }
+    err = first_error(comm, err);
+    if (!err.empty()) throw DeckError(err);
+  }
 
   // ---- state -------------------------------------------------------------------------------------------
   // Shared model (every worker holds the same x after each round; one copy per rank), or one model per
@@ -209,15 +275,11 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   const CheckpointIdentity identity = CheckpointIdentity::of(deck, d, W);
   const CoordSlice my_coords = server_coords(d, P, rank);
 
-  // Per-sample gradients for vote: samples and the adaptive learning rate.
-  const bool per_sample = o.kind == OptimizerKind::majority_vote &&
-                          (o.vote == VoteMode::samples || o.lr_schedule == LrSchedule::adaptive);
   Mat samples;
   Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> sample_signs;
   Words sample_vote, sample_tie;
   if (per_sample) {
-    std::int64_t rows = 1;
-    for (int w = workers.first; w < workers.end(); ++w) rows = std::max(rows, problem->batch_rows(w, batch));
+    const std::int64_t rows = sample_rows;
     samples = Mat("terse::worker.samples", rows, d);
     if (o.vote == VoteMode::samples) {
       sample_signs = decltype(sample_signs)("terse::worker.sample_signs", rows, packed_words(d));
@@ -389,6 +451,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   else
     say("  per worker and iteration: %s up, %s down (fp32 would be %s each way)\n", format_bits(rb.up).c_str(),
         format_bits(rb.down).c_str(), format_bits(32.0 * d).c_str());
+  say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
+      format_bytes(static_cast<double>(summary.footprint_bytes)).c_str());
   if (k_first > 0)
     say("  restarted from %s at iteration %lld\n", options.restart.c_str(), static_cast<long long>(k_first));
   if (checkpointing)

@@ -57,7 +57,21 @@ struct RunSummary {
   std::string description;            ///< problem and composition, as printed
   std::int64_t iterations_done = 0;    ///< updates done when the run returned (run.iterations unless stopped)
   int stopped_by_signal = 0;           ///< the signal that stopped the run after a checkpoint (-1: stop_after)
+  std::uint64_t footprint_bytes = 0;   ///< this rank's estimated allocations (run_footprint), before they were made
 };
+
+/// One term of what a rank of a run allocates (Kokkos views), in bytes.
+struct MemoryTerm {
+  std::string what;
+  std::uint64_t bytes = 0;
+};
+
+/// What rank `rank` of P allocates for a run of the deck at dimension d besides the problem's own data: the
+/// state, the workers' gradients, the compressors' memories and messages, the exchange buffers, monitoring.
+/// sample_rows: the largest batch of the rank's workers when the run needs per-sample gradients (majority_vote
+/// with vote: samples or lr_schedule: adaptive), else 0. Computed from the same sizes the constructors use, so
+/// run_deck can refuse a deck before allocating (docs/architecture.md, "Memory").
+std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, int rank, std::int64_t sample_rows);
 
 /// Runs the deck on the ranks of comm (collective). Throws UserError for anything the user must fix, before
 /// the first iteration (CheckpointError for a checkpoint --restart refuses), DivergedError when the loss,

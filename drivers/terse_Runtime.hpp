@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,6 +44,19 @@ void install_stop_handlers();
 int stop_signal();
 /// "SIGTERM", "SIGUSR1", ... for the progress line.
 const char* signal_name(int sig);
+
+/// Memory this process may still allocate on its node, in bytes, and where the figure comes from: the smaller
+/// of /proc/meminfo's MemAvailable and the room left under the cgroup's limit (cgroup v2 memory.max minus
+/// memory.current, or v1 limit_in_bytes minus usage_in_bytes: what Slurm and containers enforce). 0 with
+/// source "unknown" when neither can be read.
+struct AvailableMemory {
+  std::uint64_t bytes = 0;
+  std::string source;
+};
+AvailableMemory available_memory();
+
+/// "1.50 GiB", "12.0 MiB", ... for messages.
+std::string format_bytes(double bytes);
 
 int run_info(const Runtime& rt);
 

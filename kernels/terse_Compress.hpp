@@ -55,6 +55,8 @@ struct SignMessage {
 
   /// Bits on the wire: one per coordinate plus the scale.
   std::size_t payload_bits() const { return n + 8 * sizeof(T); }
+  /// Bytes the constructor allocates for n coordinates.
+  static constexpr std::size_t bytes(std::size_t n) { return packed_words(n) * sizeof(sign_word_t) + sizeof(T); }
 };
 
 namespace Impl {
@@ -353,6 +355,10 @@ class ErrorFeedback<ExecSpace, T, ScaledSign> {
       : e_(label + ".e", n),
         msg_{message_type(n, label + ".c0"), message_type(n, label + ".c1")},
         ws_(n) {}
+  /// Bytes the constructor allocates: e, two messages, the sum's workspace.
+  static constexpr std::size_t bytes(std::size_t n) {
+    return n * sizeof(T) + 2 * message_type::bytes(n) + SumWorkspace<ExecSpace>::bytes(n);
+  }
 
   std::size_t size() const { return e_.extent(0); }
 
@@ -404,6 +410,10 @@ class MarkovCompressor<ExecSpace, T, ScaledSign> {
       : w_hat_(label + ".w_hat", n),
         msg_{message_type(n, label + ".c0"), message_type(n, label + ".c1")},
         ws_(n) {}
+  /// Bytes the constructor allocates: w_hat, two messages, the sum's workspace.
+  static constexpr std::size_t bytes(std::size_t n) {
+    return n * sizeof(T) + 2 * message_type::bytes(n) + SumWorkspace<ExecSpace>::bytes(n);
+  }
 
   std::size_t size() const { return w_hat_.extent(0); }
 
@@ -467,6 +477,10 @@ class ErrorFeedback<ExecSpace, T, TopK> {
 
   ErrorFeedback(std::size_t n, std::size_t k, const std::string& label = "terse::error_feedback_top_k")
       : e_(label + ".e", n), ws_(n, k) {}
+  /// Bytes the constructor allocates: e and the selection's workspace.
+  static std::size_t bytes(std::size_t n, std::size_t k) {
+    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
+  }
 
   std::size_t size() const { return e_.extent(0); }
 
@@ -499,6 +513,10 @@ class MarkovCompressor<ExecSpace, T, TopK> {
 
   MarkovCompressor(std::size_t n, std::size_t k, const std::string& label = "terse::markov_top_k")
       : w_hat_(label + ".w_hat", n), ws_(n, k) {}
+  /// Bytes the constructor allocates: w_hat and the selection's workspace.
+  static std::size_t bytes(std::size_t n, std::size_t k) {
+    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
+  }
 
   std::size_t size() const { return w_hat_.extent(0); }
 

@@ -81,6 +81,12 @@ class SumWorkspace {
            compat::max<std::size_t>(1, sum_chunks(sum_chunks(n)))),
         result_("terse::sum_result") {}
 
+  /// Bytes the constructor allocates for sums of up to n terms.
+  static constexpr std::size_t bytes(std::size_t n) {
+    return sizeof(double) * (compat::max<std::size_t>(1, sum_chunks(n)) +
+                             compat::max<std::size_t>(1, sum_chunks(sum_chunks(n))) + 1);
+  }
+
   std::size_t capacity() const { return n_; }
   /// The last sum, on the device.
   Kokkos::View<double, memory_space> result() const { return result_; }

@@ -405,15 +405,9 @@ class TopKWorkspace {
 
   /// Allocates everything top_k_select needs; k is clamped to n; n must be < 2^32.
   TopKWorkspace(std::size_t n, std::size_t k, TopKOptions options = {})
-      : n_(n), k_(k < n ? k : n), options_(options) {
+      : n_(n), k_(k < n ? k : n), options_(resolved(options)) {
     if (n >= (std::size_t(1) << 32)) throw std::invalid_argument("terse::TopKWorkspace: n must be < 2^32");
-    if (options_.chunk == 0) options_.chunk = Impl::topk_host_v<ExecSpace> ? 65536 : 32768;
-    capacity_ = options_.candidate_capacity;
-    if (capacity_ == TopKOptions::npos) {
-      const std::size_t extra = n / 8 > 4096 ? n / 8 : 4096;
-      capacity_ = k_ + extra < n ? k_ + extra : n;
-    }
-    if (capacity_ > n) capacity_ = n;
+    capacity_ = capacity_of(n, k_, options_);
     const std::size_t chunks = (n + options_.chunk - 1) / options_.chunk;
     // The outputs start zeroed; the scratch is always written before it is read, so it is not initialised.
     const auto scratch = [](const char* label) {
@@ -436,6 +430,16 @@ class TopKWorkspace {
     cand_val_ = value_view(scratch("terse::TopK::candidate_values"), capacity_);
   }
 
+  /// Bytes the constructor allocates for (n, k, options): outputs, histograms, chunk counters, candidates.
+  static std::size_t bytes(std::size_t n, std::size_t k, TopKOptions options = {}) {
+    options = resolved(options);
+    const std::size_t kk = k < n ? k : n, chunks = (n + options.chunk - 1) / options.chunk;
+    const std::size_t cap = capacity_of(n, kk, options);
+    const std::size_t host_mirror = Kokkos::SpaceAccessibility<Kokkos::HostSpace, memory_space>::accessible ? 0 : 1;
+    return (kk + cap) * (sizeof(std::uint32_t) + sizeof(T)) +
+           sizeof(std::uint32_t) * ((chunks + 1 + host_mirror) * Impl::topk_slots + 4 * chunks);
+  }
+
   std::size_t n() const { return n_; }
   std::size_t k() const { return k_; }
   /// Selected indices, ascending (extent k).
@@ -454,6 +458,19 @@ class TopKWorkspace {
   std::size_t candidates() const { return candidates_; }
 
  private:
+  static TopKOptions resolved(TopKOptions o) {
+    if (o.chunk == 0) o.chunk = Impl::topk_host_v<ExecSpace> ? 65536 : 32768;
+    return o;
+  }
+  static std::size_t capacity_of(std::size_t n, std::size_t k, const TopKOptions& o) {
+    std::size_t c = o.candidate_capacity;
+    if (c == TopKOptions::npos) {
+      const std::size_t extra = n / 8 > 4096 ? n / 8 : 4096;
+      c = k + extra < n ? k + extra : n;
+    }
+    return c > n ? n : c;
+  }
+
   template <class E, class S, class U, class W>
   friend void Impl::top_k_select_impl(const E&, const S&, W&);
 

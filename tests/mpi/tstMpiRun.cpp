@@ -10,7 +10,9 @@
 #include <terse_Data.hpp>
 #include <terse_Deck.hpp>
 #include <terse_Error.hpp>
+#include <terse_Problem.hpp>
 #include <terse_Run.hpp>
+#include <terse_AllocationTracker.hpp>
 
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -183,8 +185,9 @@ RunOptions quiet() {
 }
 
 void RemoveFiles::TearDown() {
+  const Files& f = files();  // collective when no test has made the files (a --gtest_filter run): every rank
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank_of() == 0) std::filesystem::remove_all(files().dir);
+  if (rank_of() == 0) std::filesystem::remove_all(f.dir);
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -351,6 +354,51 @@ TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
     const double expected = per_rank * plan + (W % 2 == 0 ? 2 : 1) * plan;
     EXPECT_NEAR(per_iteration, expected, 1e-9 + 0.01 * expected);
     if (W % 2 == 1 && per_rank == 1) EXPECT_NEAR(per_iteration, 2 * plan, 0.1 * 2 * plan + 1e-9);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Memory: run_footprint, the estimate a run checks before allocating, is what the run allocates. The quadratic
+// problem holds no data, so a run's Kokkos allocations (counted through Kokkos Tools' callbacks) are its
+// footprint: every algorithm and the variants with their own buffers, 1 and 3 workers per rank, on a d that
+// is not a multiple of 64.
+
+TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
+  const std::vector<std::pair<std::string, std::string>> cases = [] {
+    std::vector<std::pair<std::string, std::string>> c;
+    for (const auto& alg : kAlgorithms) c.push_back({alg, ""});
+    c.push_back({"majority_vote", ", vote: samples"});
+    c.push_back({"majority_vote", ", lr_schedule: adaptive, lipschitz: 1"});
+    c.push_back({"majority_vote", ", accept: descent"});
+    c.push_back({"cd_adam", ", compressor: top_k"});
+    return c;
+  }();
+  const std::uint64_t d = (1u << 18) + 5;
+  for (const auto& [alg, extra] : cases) {
+    for (int per_rank : {1, 3}) {
+      SCOPED_TRACE(alg + extra + ", " + std::to_string(per_rank) + " per rank, " + std::to_string(size_of()) + " ranks");
+      const Deck deck = parse_deck_string(
+          "problem: {kind: quadratic, dim: " + std::to_string(d) + ", noise_std: 0.1}\n"
+          "optimizer: {kind: " + alg + ", lr: 0.001" + extra + "}\n"
+          "run: {iterations: 3, batch: 4, log_every: 3}\n"
+          "workers: {per_rank: " + std::to_string(per_rank) + "}\n",
+          "test:memory");
+      double problem_bytes = 0;  // the problem's own buffers (its deterministic sums' partials)
+      {
+        terse::AllocationTracker tracker;
+        auto problem = make_problem<Kokkos::DefaultExecutionSpace>(
+            deck.problem, workers_of_rank(rank_of(), size_of(), deck.workers.per_rank));
+        problem_bytes = static_cast<double>(tracker.peak());
+      }
+      terse::AllocationTracker tracker;
+      const RunSummary s = run_deck(MPI_COMM_WORLD, deck, quiet());
+      const auto peak = static_cast<double>(tracker.peak()) - problem_bytes;
+      const auto estimate = static_cast<double>(s.footprint_bytes);
+      EXPECT_GT(estimate, 4.0 * d);
+      // Kokkos rounds each allocation up to 8 bytes and counts an empty view as 128.
+      EXPECT_GE(peak, estimate);
+      EXPECT_LE(peak, estimate + 2048) << "peak " << peak << " bytes, estimate " << estimate;
+    }
   }
 }
 
