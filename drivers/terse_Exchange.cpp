@@ -71,6 +71,8 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool
   scales_h_ = host_buffer(scales_);
   vote_slice_ = Words("terse::exchange::vote_slice", on * slice_.size());
   tie_slice_ = Words("terse::exchange::tie_slice", on * slice_.size());
+  all_ = decltype(all_)("terse::exchange::all_signs", sign_buffers && direct_vote(P_, R_) ? W_ : 0, nw_);
+  all_h_ = Kokkos::create_mirror_view(all_);
   vote_ = Words("terse::exchange::vote", on * nw_);
   tie_ = Words("terse::exchange::tie", on * nw_);
   // Host staging for the gathers, only where the device memory is not host-accessible (MPI reads and writes
@@ -90,6 +92,7 @@ std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign
   const std::size_t on = sign_buffers ? 1 : 0;
   return on * (m * (R * nw * w + R * f + W * S * w + W * f)  // local signs and scales, received slice, scales
                + R * nw * w                                 // send buffer
+               + (direct_vote(P, R) ? m * W * nw * w : 0)   // every worker's signs (direct vote)
                + 2 * S * w + 2 * nw * w)                    // vote and tie: slice and whole
          + (staged ? S * w + nw * w + cs * f + d * f : 0);  // gather staging
 }
@@ -128,6 +131,19 @@ void SignExchange::uplink(const Exec& space, bool with_scales) {
 }
 
 void SignExchange::vote(const Exec& space) {
+  if (direct_vote(P_, R_)) {
+    last_bytes_ = 0;
+    Kokkos::deep_copy(space, local_h_, local_);  // no copy when local_ is on the host
+    space.fence();
+    MPI_Allgather(local_h_.data(), static_cast<int>(R_ * nw_), MPI_UINT64_T, all_h_.data(), static_cast<int>(R_ * nw_),
+                  MPI_UINT64_T, comm_);
+    count(static_cast<std::uint64_t>(P_ - 1) * R_ * nw_ * sizeof(sign_word_t));
+    Kokkos::deep_copy(space, all_, all_h_);
+    Kokkos::Profiling::pushRegion("terse::aggregate");
+    majority_vote(space, all_, vote_, tie_);
+    Kokkos::Profiling::popRegion();
+    return;
+  }
   uplink(space, false);
   Kokkos::Profiling::pushRegion("terse::aggregate");
   majority_vote(space, recv_, vote_slice_, tie_slice_);

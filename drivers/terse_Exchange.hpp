@@ -84,8 +84,12 @@ class SignExchange {
   Kokkos::View<float*, Mem> received_scales() const { return scales_; }
 
   /// Uplink, sharded majority vote, downlink: on return vote_words()/tie_words() hold the full vote
-  /// (ties only for even W). Collective.
+  /// (ties only for even W). Collective. When sending every local worker's signs to every other rank and
+  /// voting on all d coordinates everywhere moves fewer bytes than the sharded vote ((P-1) R words against
+  /// (P-1)/P (R + 1 + [W even]) words per word of d: P = 2 with W = 2), it does that instead (direct_vote()).
   void vote(const Exec& space);
+  /// Whether vote() exchanges all signs directly instead of sharding the vote.
+  static bool direct_vote(int P, int R) { return P > 1 && P * R < R + 1 + ((P * R) % 2 == 0 ? 1 : 0); }
   Words vote_words() const { return vote_; }
   Words tie_words() const { return tie_; }
 
@@ -119,6 +123,8 @@ class SignExchange {
   Kokkos::View<sign_word_t*, Kokkos::HostSpace> send_h_;            // (R * nw), ordered by destination rank
   Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> recv_;      // (W, slice)
   typename decltype(recv_)::HostMirror recv_h_;                      // the same memory on host backends
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> all_;       // (W, nw): direct_vote() only
+  typename decltype(all_)::HostMirror all_h_;
   Kokkos::View<float*, Kokkos::HostSpace> scales_h_;                 // (W)
   Kokkos::View<float*, Mem> scales_;                                 // (W)
   Words vote_slice_, tie_slice_, vote_, tie_;

@@ -185,7 +185,8 @@ class Round {
       : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R, sign_wire(c)) {
     MPI_Comm_size(comm, &P_);
     W_ = P_ * R_;
-    direction_ = Vec("terse::round.direction", d);
+    // The vote has its bits; one fp32 worker per rank averages its gradient in place (direction_ is that row).
+    direction_ = Vec("terse::round.direction", own_direction(c, R) ? d : 0);
     const CoordSlice cs = signs_.coords();
     if (c.wire == Wire::fp32) {
       host_ = Kokkos::View<float*, Kokkos::HostSpace>("terse::round.allreduce_host",
@@ -220,7 +221,8 @@ class Round {
   static std::size_t bytes(const Composition& c, std::size_t d, int R, std::size_t k, int P, int rank) {
     constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
     const CoordSlice cs = server_coords(d, P, rank);
-    std::size_t b = d * sizeof(float) + SignExchange::bytes(d, R, P, rank, sign_wire(c));  // direction, exchange
+    std::size_t b = (own_direction(c, R) ? d * sizeof(float) : 0) +  // direction
+                    SignExchange::bytes(d, R, P, rank, sign_wire(c));
     if (c.wire == Wire::fp32) {
       b += staged ? d * sizeof(float) : 0;
     } else if (c.wire == Wire::top_k) {
@@ -245,6 +247,10 @@ class Round {
     return b;
   }
 
+  /// Whether the round allocates its direction (the mean it hands the update rule).
+  static bool own_direction(const Composition& c, int R) {
+    return c.aggregate == Aggregate::mean && !(c.wire == Wire::fp32 && R == 1);
+  }
   /// Whether the wire sends signs (the SignExchange needs its sign buffers).
   static bool sign_wire(const Composition& c) { return c.wire != Wire::fp32 && c.wire != Wire::top_k; }
 
@@ -279,7 +285,13 @@ class Round {
       return;
     }
     if (c_.wire == Wire::fp32) {
-      fp32_bytes_ += mean_over_workers(comm_, space, grads, direction_, host_, W_);
+      if (R_ == 1) {  // the allreduce in place on the gradient: no copy (what a plain fp32 code does)
+        direction_ = row(grads, 0);
+        fp32_bytes_ += allreduce_sum(comm_, space, direction_, host_);
+        average_in_place(space, direction_, inv_w);
+      } else {
+        fp32_bytes_ += mean_over_workers(comm_, space, grads, direction_, host_, W_);
+      }
       return;
     }
     const bool markov = c_.downlink == Downlink::markov;

@@ -10,6 +10,7 @@
 #include <terse_Data.hpp>
 #include <terse_Deck.hpp>
 #include <terse_Error.hpp>
+#include <terse_Exchange.hpp>
 #include <terse_Problem.hpp>
 #include <terse_Run.hpp>
 #include <terse_AllocationTracker.hpp>
@@ -350,8 +351,10 @@ TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
     const double plan = (64000.0 / 8) * (P - 1) / P;  // one pass of d bits, sharded over the ranks
     SCOPED_TRACE("P = " + std::to_string(P) + ", W = " + std::to_string(W) + ", bytes/iteration " +
                  std::to_string(per_iteration));
-    // Uplink: each local worker's bits to the other ranks; downlink: the vote (and the ties for even W).
-    const double expected = per_rank * plan + (W % 2 == 0 ? 2 : 1) * plan;
+    // Uplink: each local worker's bits to the other ranks; downlink: the vote (and the ties for even W). With
+    // P = 2 and W = 2 the ranks send each other all their bits instead (d/8 each, fewer than 3 plans).
+    const double expected = SignExchange::direct_vote(P, per_rank) ? (P - 1) * per_rank * 64000.0 / 8
+                                                                  : per_rank * plan + (W % 2 == 0 ? 2 : 1) * plan;
     EXPECT_NEAR(per_iteration, expected, 1e-9 + 0.01 * expected);
     if (W % 2 == 1 && per_rank == 1) EXPECT_NEAR(per_iteration, 2 * plan, 0.1 * 2 * plan + 1e-9);
   }
@@ -397,7 +400,7 @@ TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
       EXPECT_GT(estimate, 4.0 * d);
       // Kokkos rounds each allocation up to 8 bytes and counts an empty view as 128.
       EXPECT_GE(peak, estimate);
-      EXPECT_LE(peak, estimate + 2048) << "peak " << peak << " bytes, estimate " << estimate;
+      EXPECT_LE(peak, estimate + 4096) << "peak " << peak << " bytes, estimate " << estimate;
     }
   }
 }
