@@ -190,6 +190,7 @@ struct Result {
   std::string algorithm;
   std::uint64_t d = 0;
   double seconds = 0, seconds_min = 0, compute_seconds = 0, mpi_seconds = 0;
+  double phase_seconds[3] = {0, 0, 0};  // compress, exchange, apply (each the slowest rank's)
   double collectives = 0;  // MPI collective calls per iteration
   double bytes = 0;        // handed to MPI per rank and iteration
   // memory (only at the largest d): resident peak above the baseline, the formula, Kokkos's peak
@@ -248,9 +249,15 @@ Result measure(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, int
     Kokkos::parallel_for("terse::bench::gradient", Kokkos::RangePolicy<Exec>(space, 0, d),
                          KOKKOS_LAMBDA(std::size_t i) { g(i) = static_cast<float>(rng.normal(0, w, i)); });
     const float lr = 1e-4f;
+    double phase[3] = {0, 0, 0};  // compress, exchange (with aggregation and downlink), apply: this rank
     const auto iteration = [&](std::uint64_t it) {
+      Kokkos::Timer timer;
       round.encode(space, 0, g, it);
+      space.fence();
+      phase[0] = timer.seconds();
       round.exchange(space, grads);
+      space.fence();
+      phase[1] = timer.seconds() - phase[0];
       switch (c.rule) {
         case Rule::sgd: sgd_step(space, x, round.direction(), lr); break;
         case Rule::amsgrad: amsgrad_step(space, x, m, v, v_hat, round.direction(), {lr, o.beta1, o.beta2, o.nu}); break;
@@ -259,9 +266,10 @@ Result measure(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, int
         default: break;
       }
       space.fence();
+      phase[2] = timer.seconds() - phase[0] - phase[1];
     };
     for (int i = 0; i < warmup; ++i) iteration(static_cast<std::uint64_t>(i));
-    std::vector<double> times, computes, mpis;
+    std::vector<double> times, computes, mpis, phases[3];
     const std::uint64_t bytes_before = round.bytes_sent();
     long calls = 0;
     for (int i = 0; i < repeats; ++i) {
@@ -276,12 +284,16 @@ Result measure(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, int
       calls += clk.calls;
       double slowest[2];
       MPI_Allreduce(t, slowest, 2, MPI_DOUBLE, MPI_MAX, comm);
+      double phase_max[3];
+      MPI_Allreduce(phase, phase_max, 3, MPI_DOUBLE, MPI_MAX, comm);
+      for (int q = 0; q < 3; ++q) phases[q].push_back(phase_max[q]);
       times.push_back(slowest[0]);
       computes.push_back(slowest[1]);
       mpis.push_back(slowest[0] - slowest[1]);
     }
     res.seconds = median(times);
     res.seconds_min = *std::min_element(times.begin(), times.end());
+    for (int q = 0; q < 3; ++q) res.phase_seconds[q] = median(phases[q]);
     res.compute_seconds = median(computes);
     res.mpi_seconds = median(mpis);
     res.collectives = static_cast<double>(calls) / repeats;
@@ -326,8 +338,9 @@ int main(int argc, char** argv) {
     std::printf("terse_bench_pipeline: %d ranks x %s threads (%s), %s; Kokkos %s; %s\n", P,
                 ctx.at("threads_per_rank").c_str(), ctx.at("execution_space").c_str(), ctx.at("cpu").c_str(),
                 ctx.at("kokkos_version").c_str(), ctx.at("mpi").c_str());
-    std::printf("%-14s %6s %12s %12s %12s %8s %14s %10s %10s\n", "algorithm", "log2 d", "s/iter", "compute s",
-                "MPI s", "colls", "bytes/rank", "t/t_sgd", "B/B_sgd");
+    std::printf("%-14s %6s %11s %11s %11s %11s %11s %11s %6s %12s %8s %8s\n", "algorithm", "log2 d", "s/iter",
+                "compute s", "MPI s", "compress s", "exchange s", "apply s", "colls", "bytes/rank", "t/t_sgd",
+                "B/B_sgd");
   }
   const int largest = *std::max_element(dims_log2.begin(), dims_log2.end());
   std::vector<Result> results;
@@ -341,8 +354,9 @@ int main(int argc, char** argv) {
         if (results[i].algorithm == "sgd") sgd = &results[i];
       const Result& r = results.back();
       if (root)
-        std::printf("%-14s %6d %12.4e %12.4e %12.4e %8.1f %14.0f %10s %10s\n", r.algorithm.c_str(), e, r.seconds,
-                    r.compute_seconds, r.mpi_seconds, r.collectives, r.bytes,
+        std::printf("%-14s %6d %11.4e %11.4e %11.4e %11.4e %11.4e %11.4e %6.1f %12.0f %8s %8s\n", r.algorithm.c_str(),
+                    e, r.seconds, r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1],
+                    r.phase_seconds[2], r.collectives, r.bytes,
                     sgd ? std::to_string(r.seconds / sgd->seconds).substr(0, 6).c_str() : "-",
                     sgd && sgd->bytes > 0 ? std::to_string(r.bytes / sgd->bytes).substr(0, 8).c_str() : "-");
       std::fflush(stdout);
@@ -371,14 +385,16 @@ int main(int argc, char** argv) {
       const Result& r = results[i];
       const double steps = std::ceil(std::log2(std::max(P, 2)));
       const double projected = r.compute_seconds + r.collectives * latency_us * 1e-6 * steps + r.bytes * 8 / (bandwidth_gbps * 1e9);
-      char buf[1024];
+      char buf[2048];
       std::snprintf(buf, sizeof buf,
                     "%s\n    {\"algorithm\": \"%s\", \"d\": %llu, \"ranks\": %d, \"seconds\": %.6e, \"seconds_min\": %.6e, "
-                    "\"compute_seconds\": %.6e, \"mpi_seconds\": %.6e, \"collectives\": %.2f, \"bytes_per_rank\": %.1f, "
+                    "\"compute_seconds\": %.6e, \"mpi_seconds\": %.6e, \"compress_seconds\": %.6e, \"exchange_seconds\": %.6e, "
+                    "\"apply_seconds\": %.6e, \"collectives\": %.2f, \"bytes_per_rank\": %.1f, "
                     "\"projected_seconds\": %.6e, \"rss_peak_bytes\": %.0f, \"kokkos_peak_bytes\": %.0f, "
                     "\"formula_bytes\": %.0f}",
                     i ? "," : "", r.algorithm.c_str(), static_cast<unsigned long long>(r.d), P, r.seconds, r.seconds_min,
-                    r.compute_seconds, r.mpi_seconds, r.collectives, r.bytes, projected, r.rss_peak, r.kokkos_peak,
+                    r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
+                    r.collectives, r.bytes, projected, r.rss_peak, r.kokkos_peak,
                     r.formula);
       f << buf;
     }

@@ -18,7 +18,9 @@ inline constexpr int vote_max_planes = 32;
 
 namespace Impl {
 
-template <class SignsView, class VoteView, class TieView>
+/// Planes > 0: the number of bit planes fixed at compile time (the counts stay in registers and the adder
+/// is unrolled; W < 2^Planes); Planes == 0: any W up to 2^31 - 1, the planes counted at run time.
+template <class SignsView, class VoteView, class TieView, int Planes = 0>
 struct MajorityVote {
   SignsView signs;  // (W, words)
   VoteView vote;    // (words)
@@ -27,20 +29,30 @@ struct MajorityVote {
   int planes;
 
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
-    sign_word_t count[vote_max_planes];
-    for (int l = 0; l < planes; ++l) count[l] = 0;
+    constexpr int max_planes = Planes > 0 ? Planes : vote_max_planes;
+    const int np = Planes > 0 ? Planes : planes;
+    sign_word_t count[max_planes];
+    for (int l = 0; l < max_planes; ++l) count[l] = 0;
     for (int v = 0; v < n_voters; ++v) {
       sign_word_t carry = signs(v, w);
-      for (int l = 0; l < planes && carry; ++l) {
-        const sign_word_t t = count[l] & carry;
-        count[l] ^= carry;
-        carry = t;
+      if constexpr (Planes > 0) {
+        for (int l = 0; l < Planes; ++l) {  // unrolled; no early exit, no branches
+          const sign_word_t t = count[l] & carry;
+          count[l] ^= carry;
+          carry = t;
+        }
+      } else {
+        for (int l = 0; l < np && carry; ++l) {
+          const sign_word_t t = count[l] & carry;
+          count[l] ^= carry;
+          carry = t;
+        }
       }
     }
     // Compare the bit-sliced counts with K = floor(W/2), most significant plane first.
     const unsigned half = static_cast<unsigned>(n_voters) / 2u;
     sign_word_t greater = 0, equal = ~sign_word_t(0);
-    for (int l = planes - 1; l >= 0; --l) {
+    for (int l = np - 1; l >= 0; --l) {
       if ((half >> l) & 1u) {
         equal &= count[l];
       } else {
@@ -76,9 +88,18 @@ void majority_vote(const ExecSpace& space, const SignsView& signs, const VoteVie
   const int n_voters = static_cast<int>(signs.extent(0));
   Impl::require(vote.extent(0) >= signs.extent(1) && tie.extent(0) >= signs.extent(1),
                 "terse::majority_vote: vote and tie need signs.extent(1) words");
-  Kokkos::parallel_for("terse::majority_vote", Kokkos::RangePolicy<ExecSpace>(space, 0, signs.extent(1)),
-                       Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters,
-                                                                        vote_planes(n_voters)});
+  const int planes = vote_planes(n_voters);
+  const Kokkos::RangePolicy<ExecSpace> policy(space, 0, signs.extent(1));
+  // Up to 31 voters (the usual worker counts) with the planes fixed at compile time.
+  switch (planes) {
+    case 1: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 1>{signs, vote, tie, n_voters, 1}); break;
+    case 2: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 2>{signs, vote, tie, n_voters, 2}); break;
+    case 3: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 3>{signs, vote, tie, n_voters, 3}); break;
+    case 4: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 4>{signs, vote, tie, n_voters, 4}); break;
+    case 5: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 5>{signs, vote, tie, n_voters, 5}); break;
+    default:
+      Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters, planes});
+  }
 }
 
 namespace Impl {
@@ -98,6 +119,35 @@ struct SignApplyVoted {
   }
 };
 
+/// The same, one word at a time (host backends): 32-bit halves and a branch-free coefficient in {-1, 0, +1},
+/// so the inner loop vectorises as SignApplyWords does.
+template <class WView, class XView>
+struct SignApplyVotedWords {
+  WView vote, tie;
+  XView x;
+  typename XView::non_const_value_type step;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    using T = typename XView::non_const_value_type;
+    const std::size_t begin = w * sign_word_bits;
+    const sign_word_t v = vote(w), t = tie(w);
+    if (begin + sign_word_bits <= n) {
+      for (int h = 0; h < 2; ++h) {
+        const auto vh = static_cast<std::uint32_t>(v >> (32 * h)), th = static_cast<std::uint32_t>(t >> (32 * h));
+        for (int j = 0; j < 32; ++j) {
+          const T sign = static_cast<T>(2 * static_cast<int>((vh >> j) & 1u) - 1);
+          const T keep = static_cast<T>(1 - static_cast<int>((th >> j) & 1u));
+          x(begin + 32 * h + j) -= step * sign * keep;
+        }
+      }
+    } else {
+      for (std::size_t j = 0; begin + j < n; ++j)
+        x(begin + j) -= ((t >> j) & 1u) ? T(0) : (((v >> j) & 1u) ? step : T(-step));
+    }
+  }
+};
+
 }  // namespace Impl
 
 /// x(i) <- x(i) - step * vote_i with vote_i in {+1, -1, 0 (tie)} from the packed vote and tie mask.
@@ -108,8 +158,14 @@ void sign_apply_voted(const ExecSpace& space, const WView& vote, const WView& ti
   Impl::check_access<ExecSpace, XView>();
   Impl::require(vote.extent(0) >= packed_words(x.extent(0)) && tie.extent(0) >= packed_words(x.extent(0)),
                 "terse::sign_apply_voted: vote and tie need packed_words(x.extent(0)) words");
-  Kokkos::parallel_for("terse::sign_apply_voted", Kokkos::RangePolicy<ExecSpace>(space, 0, x.extent(0)),
-                       Impl::SignApplyVoted<WView, XView>{vote, tie, x, step});
+  const std::size_t n = x.extent(0);
+  if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Kokkos::parallel_for("terse::sign_apply_voted", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                         Impl::SignApplyVotedWords<WView, XView>{vote, tie, x, step, n});
+  } else {
+    Kokkos::parallel_for("terse::sign_apply_voted", Kokkos::RangePolicy<ExecSpace>(space, 0, n),
+                         Impl::SignApplyVoted<WView, XView>{vote, tie, x, step});
+  }
 }
 
 namespace Impl {
