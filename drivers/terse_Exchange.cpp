@@ -335,7 +335,11 @@ std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokk
   if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, ExchangeMem>::accessible) {
     (void)host;
     space.fence();
-    MPI_Allreduce(MPI_IN_PLACE, v.data(), n, MPI_FLOAT, MPI_SUM, comm);
+    // In pieces of at most allreduce_chunk values: MPI's large-message algorithms allocate temporaries in
+    // proportion to the message (Open MPI's ring: half the vector on 2 ranks), which would add a d-sized
+    // buffer to the run's memory; pieces of 16 MiB keep it bounded and cost a few latencies.
+    for (int begin = 0; begin < n; begin += allreduce_chunk)
+      MPI_Allreduce(MPI_IN_PLACE, v.data() + begin, std::min(allreduce_chunk, n - begin), MPI_FLOAT, MPI_SUM, comm);
   } else {
     if (host.extent(0) < v.extent(0)) throw std::invalid_argument("terse::allreduce_sum: host buffer too small");
     auto h = Kokkos::subview(host, std::make_pair<std::size_t, std::size_t>(0, v.extent(0)));

@@ -187,6 +187,9 @@ class SparseExchange {
   std::uint64_t total_bytes_ = 0;
 };
 
+/// Values per MPI_Allreduce call of allreduce_sum on host backends (4 Mi fp32 values: 16 MiB).
+inline constexpr int allreduce_chunk = 1 << 22;
+
 /// Collective: v <- sum of v over the ranks of comm (MPI_Allreduce, fp32), through `host` (a host buffer of
 /// v's extent; unused on host backends). Returns the bytes handed to MPI: the buffer, 4 n, when P > 1 (how
 /// much of it crosses the network is up to the MPI library's algorithm), 0 on one rank.
