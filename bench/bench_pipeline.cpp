@@ -137,7 +137,10 @@ std::map<std::string, std::string> context(int P) {
   std::ostringstream kokkos_cfg;
   Kokkos::print_configuration(kokkos_cfg, false);
   const std::string cfg = kokkos_cfg.str();
-  const auto gpu = cfg.find("Device");  // CUDA/HIP print their devices: keep the first line that names one
+  // CUDA, HIP and SYCL print their devices: keep the first line that names one.
+  const std::string exec = Kokkos::DefaultExecutionSpace::name();
+  const bool device = exec == "Cuda" || exec == "HIP" || exec == "SYCL" || exec == "Experimental::HIP";
+  const auto gpu = device ? cfg.find("Device") : std::string::npos;
   std::time_t now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

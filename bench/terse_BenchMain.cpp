@@ -5,6 +5,19 @@
 
 #include <benchmark/benchmark.h>
 
+#include <fstream>
+#include <string>
+
+namespace {
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   Kokkos::initialize(argc, argv);
   {
@@ -14,6 +27,8 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("kokkos_version", terse::compat::kokkos_version());
     benchmark::AddCustomContext("kokkos_backends", backends);
     benchmark::AddCustomContext("execution_space", Kokkos::DefaultExecutionSpace::name());
+    benchmark::AddCustomContext("cpu_model", cpu_model());
+    benchmark::AddCustomContext("compiler", TERSE_BENCH_COMPILER);
     benchmark::AddCustomContext("concurrency",
                                 std::to_string(terse::compat::concurrency(Kokkos::DefaultExecutionSpace())));
     benchmark::Initialize(&argc, argv);
