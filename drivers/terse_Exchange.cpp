@@ -30,7 +30,7 @@ auto host_buffer(const V& v) {
 // SignExchange
 // ------------------------------------------------------------------------------------------------------------
 
-SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers)
+SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers, bool voting)
     : comm_(comm), R_(local_workers), d_(d), nw_(packed_words(d)) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &P_);
@@ -71,7 +71,7 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool
   scales_h_ = host_buffer(scales_);
   vote_slice_ = Words("terse::exchange::vote_slice", on * slice_.size());
   tie_slice_ = Words("terse::exchange::tie_slice", on * slice_.size());
-  all_ = decltype(all_)("terse::exchange::all_signs", sign_buffers && direct_vote(P_, R_) ? W_ : 0, nw_);
+  all_ = decltype(all_)("terse::exchange::all_signs", sign_buffers && voting && direct_vote(P_, R_) ? W_ : 0, nw_);
   all_h_ = Kokkos::create_mirror_view(all_);
   vote_ = Words("terse::exchange::vote", on * nw_);
   tie_ = Words("terse::exchange::tie", on * nw_);
@@ -84,7 +84,7 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool
   values_h_ = decltype(values_h_)("terse::exchange::values_h", staged ? d_ : 0);
 }
 
-std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign_buffers) {
+std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign_buffers, bool voting) {
   constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
   const std::size_t nw = packed_words(d), S = server_slice(nw, P, rank).size();
   const std::size_t cs = server_coords(d, P, rank).size(), W = static_cast<std::size_t>(P) * R;
@@ -92,7 +92,7 @@ std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign
   const std::size_t on = sign_buffers ? 1 : 0;
   return on * (m * (R * nw * w + R * f + W * S * w + W * f)  // local signs and scales, received slice, scales
                + R * nw * w                                 // send buffer
-               + (direct_vote(P, R) ? m * W * nw * w : 0)   // every worker's signs (direct vote)
+               + (voting && direct_vote(P, R) ? m * W * nw * w : 0)  // every worker's signs (direct vote)
                + 2 * S * w + 2 * nw * w)                    // vote and tie: slice and whole
          + (staged ? S * w + nw * w + cs * f + d * f : 0);  // gather staging
 }
@@ -132,6 +132,8 @@ void SignExchange::uplink(const Exec& space, bool with_scales) {
 
 void SignExchange::vote(const Exec& space) {
   if (direct_vote(P_, R_)) {
+    if (all_.extent(0) != static_cast<std::size_t>(W_))
+      throw std::logic_error("terse::SignExchange::vote: constructed with voting = false");
     last_bytes_ = 0;
     Kokkos::deep_copy(space, local_h_, local_);  // no copy when local_ is on the host
     space.fence();

@@ -61,10 +61,12 @@ class SignExchange {
   using Words = Kokkos::View<sign_word_t*, Mem>;
 
   /// d coordinates, `local_workers` workers on this rank (the same on every rank), W = P * local_workers.
-  /// sign_buffers = false: only the slices and gather_values() (for the fp32 and top-k wires; no sign buffers).
-  SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers = true);
+  /// sign_buffers = false: only the slices and gather_values() (for the fp32 and top-k wires; no sign buffers);
+  /// voting = false: vote() is not called (no buffer for a direct vote).
+  SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers = true, bool voting = true);
   /// Bytes the constructor allocates on rank `rank` of P (device and host buffers).
-  static std::size_t bytes(std::size_t d, int local_workers, int P, int rank, bool sign_buffers = true);
+  static std::size_t bytes(std::size_t d, int local_workers, int P, int rank, bool sign_buffers = true,
+                           bool voting = true);
 
   std::size_t dim() const { return d_; }
   std::size_t words() const { return nw_; }

@@ -182,7 +182,7 @@ inline std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const M
 class Round {
  public:
   Round(MPI_Comm comm, const Composition& c, std::size_t d, int R, std::size_t k, std::uint64_t seed, int first_worker)
-      : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R, sign_wire(c)) {
+      : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R, sign_wire(c), c.aggregate == Aggregate::vote) {
     MPI_Comm_size(comm, &P_);
     W_ = P_ * R_;
     // The vote has its bits; one fp32 worker per rank averages its gradient in place (direction_ is that row).
@@ -222,7 +222,7 @@ class Round {
     constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
     const CoordSlice cs = server_coords(d, P, rank);
     std::size_t b = (own_direction(c, R) ? d * sizeof(float) : 0) +  // direction
-                    SignExchange::bytes(d, R, P, rank, sign_wire(c));
+                    SignExchange::bytes(d, R, P, rank, sign_wire(c), c.aggregate == Aggregate::vote);
     if (c.wire == Wire::fp32) {
       b += staged ? d * sizeof(float) : 0;
     } else if (c.wire == Wire::top_k) {
