@@ -285,6 +285,8 @@ CheckpointIdentity CheckpointIdentity::of(const Deck& deck, std::uint64_t dim, s
       id.keys.emplace_back(std::string(section) + "." + it->first.Scalar(), value_text(it->second));
   id.keys.emplace_back("run.batch", value_text(root["run"]["batch"]));
   id.keys.emplace_back("run.seed", value_text(root["run"]["seed"]));
+  // The history's columns: a restart must record the same ones.
+  id.keys.emplace_back("run.success_probability_samples", std::to_string(deck.run.success_probability_samples));
   return id;
 }
 
@@ -364,7 +366,7 @@ void CheckpointWriter::write_scalars(const std::vector<std::pair<std::string, do
   H5Dclose(ds);
 }
 
-void CheckpointWriter::write_history(const std::vector<HistoryRow>& rows, bool with_test_accuracy) {
+void CheckpointWriter::write_history(const std::vector<HistoryRow>& rows, HistoryExtras extras) {
   const std::uint64_t n = rows.size();
   const Piece piece{0, rank_ == 0 ? n : 0};
   std::vector<std::int64_t> it(n);
@@ -372,7 +374,7 @@ void CheckpointWriter::write_history(const std::vector<HistoryRow>& rows, bool w
   write_dataset(comm_, static_cast<hid_t>(file_), "/history/iteration", H5T_STD_I64LE, H5T_NATIVE_INT64,
                 sizeof(std::int64_t), n, piece, it.data(), path_, {});
   std::vector<double> col(n);
-  for (const auto& c : history_columns(with_test_accuracy)) {
+  for (const auto& c : history_columns(extras)) {
     for (std::size_t i = 0; i < n; ++i) col[i] = rows[i].*(c.member);
     write_dataset(comm_, static_cast<hid_t>(file_), std::string("/history/") + c.name, H5T_IEEE_F64LE,
                   H5T_NATIVE_DOUBLE, sizeof(double), n, piece, col.data(), path_, {});
@@ -524,7 +526,7 @@ std::vector<double> CheckpointReader::read_scalars(const std::vector<std::string
   return out;
 }
 
-std::vector<HistoryRow> CheckpointReader::read_history(bool with_test_accuracy) {
+std::vector<HistoryRow> CheckpointReader::read_history(HistoryExtras extras) {
   const hid_t file = static_cast<hid_t>(file_);
   std::int64_t n = -1;
   if (H5Lexists(file, "/history/iteration", H5P_DEFAULT) > 0) {
@@ -545,9 +547,9 @@ std::vector<HistoryRow> CheckpointReader::read_history(bool with_test_accuracy) 
                path_, nullptr);
   for (std::size_t i = 0; i < un; ++i) rows[i].iteration = it[i];
   std::vector<double> col(un);
-  if (!with_test_accuracy)
+  if (!extras.test_accuracy)
     for (auto& r : rows) r.test_accuracy = std::nan("");
-  for (const auto& c : history_columns(with_test_accuracy)) {
+  for (const auto& c : history_columns(extras)) {
     read_dataset(comm_, file, std::string("/history/") + c.name, H5T_NATIVE_DOUBLE, sizeof(double), un, Piece{0, un},
                  col.data(), path_, nullptr);
     for (std::size_t i = 0; i < un; ++i) rows[i].*(c.member) = col[i];

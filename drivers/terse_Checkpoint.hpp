@@ -73,7 +73,7 @@ class CheckpointWriter {
   /// Collective: /scalars (every rank passes the same values; rank 0 writes them).
   void write_scalars(const std::vector<std::pair<std::string, double>>& scalars);
   /// Collective: /history (every rank passes the same rows).
-  void write_history(const std::vector<HistoryRow>& rows, bool with_test_accuracy);
+  void write_history(const std::vector<HistoryRow>& rows, HistoryExtras extras);
 
   /// Collective: closes the file, syncs it to disk and renames it over PATH (then syncs the directory).
   void commit();
@@ -102,7 +102,7 @@ class CheckpointReader {
   /// Collective: /scalars by name (every name must be present).
   std::vector<double> read_scalars(const std::vector<std::string>& names);
   /// Collective: the history rows.
-  std::vector<HistoryRow> read_history(bool with_test_accuracy);
+  std::vector<HistoryRow> read_history(HistoryExtras extras);
 
  private:
   MPI_Comm comm_;

@@ -44,7 +44,7 @@ const std::vector<std::string>& section_keys(const std::string& section) {
       {"optimizer",
        {"kind", "lr", "lr_schedule", "lipschitz", "vote", "accept", "compressor", "k_ratio", "beta1", "beta2", "nu",
         "eps", "sync_period", "b0", "warmup_steps"}},
-      {"run", {"iterations", "batch", "seed", "log_every", "output", "checkpoint"}},
+      {"run", {"iterations", "batch", "seed", "log_every", "output", "success_probability_samples", "checkpoint"}},
       {"workers", {"per_rank"}}};
   static const std::vector<std::string> none;
   auto it = keys.find(section);
@@ -626,6 +626,8 @@ class Parser {
     r.log_every = std::max<std::int64_t>(1, r.iterations / 100);
     if (const Entry* e = find(S, "log_every")) r.log_every = read_int<std::int64_t>("run.log_every", *e, 1);
     if (const Entry* e = find(S, "output")) r.output = read_path("run.output", *e);
+    if (const Entry* e = find(S, "success_probability_samples"))
+      r.success_probability_samples = read_int<std::int64_t>("run.success_probability_samples", *e, 0);
     r.checkpoint_path = default_checkpoint_path(r.output);
     if (const Entry* e = find(S, "checkpoint")) {
       const YAML::Node& n = e->value;
@@ -688,7 +690,7 @@ bool operator==(const OptimizerConfig& a, const OptimizerConfig& b) {
 bool operator==(const RunConfig& a, const RunConfig& b) {
   return a.iterations == b.iterations && a.batch_full == b.batch_full && a.batch == b.batch && a.seed == b.seed &&
          a.log_every == b.log_every && a.output == b.output && a.checkpoint_path == b.checkpoint_path &&
-         a.checkpoint_every == b.checkpoint_every;
+         a.checkpoint_every == b.checkpoint_every && a.success_probability_samples == b.success_probability_samples;
 }
 
 bool operator==(const WorkersConfig& a, const WorkersConfig& b) { return a.per_rank == b.per_rank; }
@@ -800,6 +802,7 @@ std::string effective_config_yaml(const Deck& deck) {
   emit_integer(out, "seed", r.seed);
   emit_integer(out, "log_every", r.log_every);
   emit_path(out, "output", r.output);
+  if (r.success_probability_samples > 0) emit_integer(out, "success_probability_samples", r.success_probability_samples);
   if (r.checkpoint_every > 0) {
     out << YAML::Key << "checkpoint" << YAML::Value << YAML::Flow << YAML::BeginMap;
     emit_path(out, "path", r.checkpoint_path);

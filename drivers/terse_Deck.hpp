@@ -120,6 +120,10 @@ struct RunConfig {
   /// default: run.output with ".h5" replaced by ".checkpoint.h5".
   std::string checkpoint_path = "terse_history.checkpoint.h5";
   std::int64_t checkpoint_every = 0;  ///< run.checkpoint.every: a checkpoint every N updates; 0: none
+  /// run.success_probability_samples: at every history row, each worker draws this many stochastic gradients
+  /// at the model and the run records the min and mean over coordinates of the estimated success
+  /// probabilities Prob(sign g~_i = sign g_i) (seed 001 Sec. 2); 0: not recorded.
+  std::int64_t success_probability_samples = 0;
 };
 
 /// Section `workers`.

@@ -12,14 +12,17 @@
 
 namespace terse {
 
-const std::vector<HistoryColumn>& history_columns(bool with_test_accuracy) {
-  static const std::vector<HistoryColumn> all = {
-      {"loss", &HistoryRow::loss},         {"grad_norm_sq", &HistoryRow::grad_norm_sq},
-      {"lr", &HistoryRow::lr},             {"bits_up", &HistoryRow::bits_up},
-      {"bits_down", &HistoryRow::bits_down}, {"wall_time", &HistoryRow::wall_time},
-      {"test_accuracy", &HistoryRow::test_accuracy}};
-  static const std::vector<HistoryColumn> without(all.begin(), all.end() - 1);
-  return with_test_accuracy ? all : without;
+std::vector<HistoryColumn> history_columns(HistoryExtras extras) {
+  std::vector<HistoryColumn> c = {
+      {"loss", &HistoryRow::loss},           {"grad_norm_sq", &HistoryRow::grad_norm_sq},
+      {"lr", &HistoryRow::lr},               {"bits_up", &HistoryRow::bits_up},
+      {"bits_down", &HistoryRow::bits_down}, {"wall_time", &HistoryRow::wall_time}};
+  if (extras.test_accuracy) c.push_back({"test_accuracy", &HistoryRow::test_accuracy});
+  if (extras.success_probability) {
+    c.push_back({"success_probability_min", &HistoryRow::success_probability_min});
+    c.push_back({"success_probability_mean", &HistoryRow::success_probability_mean});
+  }
+  return c;
 }
 
 namespace {
@@ -47,7 +50,7 @@ void check_output_path(const std::string& path) {
 }
 
 HistoryWriter::HistoryWriter(MPI_Comm comm, const std::string& path, const HistoryAttributes& attributes,
-                             bool with_test_accuracy)
+                             HistoryExtras extras)
     : comm_(comm), path_(path) {
   MPI_Comm_rank(comm_, &rank_);
   check_output_path(path_);
@@ -73,7 +76,7 @@ HistoryWriter::HistoryWriter(MPI_Comm comm, const std::string& path, const Histo
   write_int_attribute(file, "ranks", attributes.ranks, path_);
 
   const hid_t group = check_id(H5Gcreate2(file, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "history", path_);
-  columns_ = history_columns(with_test_accuracy);
+  columns_ = history_columns(extras);
   names_ = {"iteration"};
   for (const auto& c : columns_) names_.push_back(c.name);
   const hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 256;

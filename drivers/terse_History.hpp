@@ -30,15 +30,26 @@ namespace terse {
 struct HistoryRow {
   std::int64_t iteration = 0;
   double loss = 0, grad_norm_sq = 0, lr = 0, bits_up = 0, bits_down = 0, wall_time = 0, test_accuracy = 0;
+  double success_probability_min = 0, success_probability_mean = 0;  ///< run.success_probability_samples > 0
 };
 
-/// The float64 columns of the history, in file order after /history/iteration (int64); test_accuracy (the
-/// last) only for the mlp. The history file and the checkpoint both write them from this table.
+/// Which optional columns a history has: test_accuracy (the mlp), the success probabilities (recorded on request).
+struct HistoryExtras {
+  bool test_accuracy = false;
+  bool success_probability = false;
+  HistoryExtras() = default;
+  HistoryExtras(bool with_test_accuracy, bool with_success_probability = false)  // NOLINT: a bool reads as the mlp's
+      : test_accuracy(with_test_accuracy), success_probability(with_success_probability) {}
+};
+
+/// The float64 columns of the history, in file order after /history/iteration (int64); then test_accuracy
+/// (the mlp) and success_probability_min, success_probability_mean (when recorded). The history file and the
+/// checkpoint both write them from this table.
 struct HistoryColumn {
   const char* name;
   double HistoryRow::*member;
 };
-const std::vector<HistoryColumn>& history_columns(bool with_test_accuracy);
+std::vector<HistoryColumn> history_columns(HistoryExtras extras);
 
 struct HistoryAttributes {
   std::string algorithm, problem, config, kokkos_backend, terse_version;
@@ -53,8 +64,7 @@ class HistoryWriter {
  public:
   /// Collective over comm. Creates the temporary file next to `path`; throws UserError (naming the path)
   /// when the directory is missing or not writable.
-  HistoryWriter(MPI_Comm comm, const std::string& path, const HistoryAttributes& attributes,
-                bool with_test_accuracy);
+  HistoryWriter(MPI_Comm comm, const std::string& path, const HistoryAttributes& attributes, HistoryExtras extras);
   ~HistoryWriter();
   HistoryWriter(const HistoryWriter&) = delete;
   HistoryWriter& operator=(const HistoryWriter&) = delete;

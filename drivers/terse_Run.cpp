@@ -106,6 +106,9 @@ std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, 
     t.push_back({"per-sample gradients", rows * d * f});
     if (o.vote == VoteMode::samples) t.push_back({"per-sample signs and their vote", (rows + 2) * nw * sizeof(sign_word_t)});
   }
+  if (deck.run.success_probability_samples > 0)
+    t.push_back({"success probabilities: a stochastic gradient, its signs and the true gradient's, counts",
+                 d * f + 2 * nw * sizeof(sign_word_t) + d * sizeof(std::uint32_t)});
   if (!c.local())
     t.push_back({"communication: messages, compressor memories, exchange and server buffers",
                  Round::bytes(c, d, static_cast<int>(R), k, P, rank)});
@@ -170,6 +173,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   }
 
   const bool mlp = deck.problem.kind == ProblemKind::mlp;
+  const HistoryExtras extras{mlp, run.success_probability_samples > 0};
   const bool checkpointing = run.checkpoint_every > 0;
   if (run.checkpoint_path == run.output)
     throw DeckError(deck.path + ": run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " +
@@ -241,6 +245,12 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   if (o.accept == AcceptRule::descent && o.kind == OptimizerKind::majority_vote) x_prev = Vec("terse::x_prev", d);
   avg = Vec("terse::monitor.x", d);
   Vec grad_full("terse::monitor.grad", d);
+  // run.success_probability_samples: a stochastic gradient, its packed signs, the true gradient's, the counts.
+  const bool sp = run.success_probability_samples > 0;
+  Vec sp_g("terse::monitor.success_gradient", sp ? d : 0);
+  Words sp_words("terse::monitor.success_signs", sp ? packed_words(d) : 0);
+  Words sp_ref("terse::monitor.success_reference", sp ? packed_words(d) : 0);
+  Kokkos::View<std::uint32_t*, Mem> sp_count("terse::monitor.success_counts", sp ? d : 0);
 
   Mat grads("terse::worker.gradients", R, d);
   std::optional<Round> round;
@@ -340,7 +350,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     std::vector<std::pair<std::string, double>> values{{"seconds", seconds}};
     for (const auto& [name, value] : scalars) values.emplace_back(name, *value);
     w->write_scalars(values);
-    w->write_history(summary.rows, mlp);
+    w->write_history(summary.rows, extras);
     w->commit();
     return {};
   };
@@ -369,7 +379,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     const auto values = reader.read_scalars(names);
     seconds_before = values[0];
     for (std::size_t i = 0; i < scalars.size(); ++i) *scalars[i].second = values[i + 1];
-    restored_rows = reader.read_history(mlp);
+    restored_rows = reader.read_history(extras);
   }
 
   // The output file (its directory must exist and be writable): opened before the first iteration.
@@ -383,7 +393,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     attributes.ranks = P;
     attributes.kokkos_backend = Exec::name();
     attributes.terse_version = TERSE_VERSION_STRING;
-    history.emplace(comm, run.output, attributes, mlp);
+    history.emplace(comm, run.output, attributes, extras);
   }
   for (const auto& r : restored_rows) {
     summary.rows.push_back(r);
@@ -414,6 +424,44 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
         "terse::monitor.grad_norm_sq", Kokkos::RangePolicy<Exec>(space, 0, d),
         KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += static_cast<double>(gf(i)) * gf(i); }, gn);
     r.grad_norm_sq = gn;
+    if (sp) {
+      // Seed 001 Sec. 2: rho_i = Prob(sign g~_i = sign g_i) at the monitored model, estimated from S stochastic
+      // gradients per worker (random keys beyond any iteration's, so the run's own draws are untouched) against
+      // the true gradient's signs; the counts are summed over the ranks.
+      const auto S = static_cast<std::uint64_t>(run.success_probability_samples);
+      Kokkos::deep_copy(space, sp_count, 0u);
+      sign_pack(space, grad_full, sp_ref);
+      for (int l = 0; l < R; ++l)
+        for (std::uint64_t q = 0; q < S; ++q) {
+          const std::uint64_t key = (std::uint64_t(1) << 62) + static_cast<std::uint64_t>(iteration) * S + q;
+          problem->stochastic_gradient(xm, workers.first + l, key, batch, run.seed, sp_g);
+          sign_pack(space, sp_g, sp_words);
+          sign_agreement_accumulate(space, sp_words, sp_ref, sp_count);
+        }
+      auto count_h = Kokkos::create_mirror_view(sp_count);  // the same memory on host backends
+      Kokkos::deep_copy(space, count_h, sp_count);
+      space.fence();
+      if (P > 1) {
+        MPI_Allreduce(MPI_IN_PLACE, count_h.data(), static_cast<int>(d), MPI_UINT32_T, MPI_SUM, comm);
+        monitor_bytes += d * sizeof(std::uint32_t);
+        Kokkos::deep_copy(space, sp_count, count_h);
+      }
+      std::uint32_t lowest = 0;
+      double total = 0;
+      auto cnt = sp_count;
+      Kokkos::parallel_reduce(
+          "terse::monitor.success_min", Kokkos::RangePolicy<Exec>(space, 0, d),
+          KOKKOS_LAMBDA(std::size_t i, std::uint32_t& m) { m = cnt(i) < m ? cnt(i) : m; },
+          Kokkos::Min<std::uint32_t>(lowest));
+      Kokkos::parallel_reduce(
+          "terse::monitor.success_sum", Kokkos::RangePolicy<Exec>(space, 0, d),
+          KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += cnt(i); }, total);
+      const double draws = static_cast<double>(S) * W;
+      r.success_probability_min = lowest / draws;
+      r.success_probability_mean = total / (draws * static_cast<double>(d));
+    } else {
+      r.success_probability_min = r.success_probability_mean = std::numeric_limits<double>::quiet_NaN();
+    }
     r.lr = lr_now;
     r.bits_up = bits_up;
     r.bits_down = bits_down;

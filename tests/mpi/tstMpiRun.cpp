@@ -367,23 +367,27 @@ TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
 // is not a multiple of 64.
 
 TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
-  const std::vector<std::pair<std::string, std::string>> cases = [] {
-    std::vector<std::pair<std::string, std::string>> c;
-    for (const auto& alg : kAlgorithms) c.push_back({alg, ""});
-    c.push_back({"majority_vote", ", vote: samples"});
-    c.push_back({"majority_vote", ", lr_schedule: adaptive, lipschitz: 1"});
-    c.push_back({"majority_vote", ", accept: descent"});
-    c.push_back({"cd_adam", ", compressor: top_k"});
+  struct Case {
+    std::string alg, optimizer_extra, run_extra;
+  };
+  const std::vector<Case> cases = [] {
+    std::vector<Case> c;
+    for (const auto& alg : kAlgorithms) c.push_back({alg, "", ""});
+    c.push_back({"majority_vote", ", vote: samples", ""});
+    c.push_back({"majority_vote", ", lr_schedule: adaptive, lipschitz: 1", ""});
+    c.push_back({"majority_vote", ", accept: descent", ""});
+    c.push_back({"cd_adam", ", compressor: top_k", ""});
+    c.push_back({"ef_signsgd", "", ", success_probability_samples: 2"});
     return c;
   }();
   const std::uint64_t d = (1u << 18) + 5;
-  for (const auto& [alg, extra] : cases) {
+  for (const auto& [alg, extra, run_extra] : cases) {
     for (int per_rank : {1, 3}) {
-      SCOPED_TRACE(alg + extra + ", " + std::to_string(per_rank) + " per rank, " + std::to_string(size_of()) + " ranks");
+      SCOPED_TRACE(alg + extra + run_extra + ", " + std::to_string(per_rank) + " per rank, " + std::to_string(size_of()) + " ranks");
       const Deck deck = parse_deck_string(
           "problem: {kind: quadratic, dim: " + std::to_string(d) + ", noise_std: 0.1}\n"
           "optimizer: {kind: " + alg + ", lr: 0.001" + extra + "}\n"
-          "run: {iterations: 3, batch: 4, log_every: 3}\n"
+          "run: {iterations: 3, batch: 4, log_every: 3" + run_extra + "}\n"
           "workers: {per_rank: " + std::to_string(per_rank) + "}\n",
           "test:memory");
       double problem_bytes = 0;  // the problem's own buffers (its deterministic sums' partials)
@@ -403,6 +407,48 @@ TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
       EXPECT_LE(peak, estimate + 4096) << "peak " << peak << " bytes, estimate " << estimate;
     }
   }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// run.success_probability_samples: the history's success probabilities against closed forms. At the first row
+// the model is x0 = 1 in every coordinate of 0.5 ||x||^2, so the gradient is 1 and a batch-1 stochastic
+// gradient's coordinate 0 is 1 + N(0, sigma^2) (noise on the first coordinate only): it has the true sign with
+// probability Phi(1 / sigma), every other coordinate always.
+
+TEST(RunSuccessProbability, FollowsTheClosedForm) {
+  const double sigma = 2.0, rho0 = 0.5 * std::erfc(-(1.0 / sigma) / std::sqrt(2.0));  // Phi(1 / sigma)
+  const int d = 100, samples = 1000;
+  for (int per_rank : {1, 2}) {
+    const Deck deck = parse_deck_string(
+        "problem: {kind: quadratic, dim: " + std::to_string(d) + ", noise_std: " + std::to_string(sigma) +
+            ", noise_coords: first}\n"
+            "optimizer: {kind: sgd, lr: 0.01}\n"
+            "run: {iterations: 4, batch: 1, log_every: 2, success_probability_samples: " + std::to_string(samples) + "}\n"
+            "workers: {per_rank: " + std::to_string(per_rank) + "}\n",
+        "test:success");
+    const RunSummary s = run_deck(MPI_COMM_WORLD, deck, quiet());
+    ASSERT_EQ(s.rows.size(), 3u);
+    const double draws = static_cast<double>(samples) * s.workers;
+    const double tol = 4 * std::sqrt(rho0 * (1 - rho0) / draws);  // 4 standard errors
+    SCOPED_TRACE("W = " + std::to_string(s.workers) + ", min " + std::to_string(s.rows[0].success_probability_min));
+    EXPECT_NEAR(s.rows[0].success_probability_min, rho0, tol);
+    EXPECT_NEAR(s.rows[0].success_probability_mean, (d - 1 + s.rows[0].success_probability_min) / d, 1e-12);
+    for (const auto& r : s.rows) {
+      EXPECT_GE(r.success_probability_min, 0.0);
+      EXPECT_LE(r.success_probability_mean, 1.0);
+    }
+  }
+  // Without noise every draw has the true signs; without the key, nothing is recorded.
+  const Deck exact = parse_deck_string(
+      "problem: {kind: quadratic, dim: 50}\noptimizer: {kind: sgd, lr: 0.01}\n"
+      "run: {iterations: 2, log_every: 1, success_probability_samples: 3}\n", "test:success-exact");
+  for (const auto& r : run_deck(MPI_COMM_WORLD, exact, quiet()).rows) {
+    EXPECT_EQ(r.success_probability_min, 1.0);
+    EXPECT_EQ(r.success_probability_mean, 1.0);
+  }
+  const Deck off = parse_deck_string("problem: {kind: quadratic, dim: 50}\noptimizer: {kind: sgd, lr: 0.01}\n"
+                                     "run: {iterations: 2}\n", "test:success-off");
+  EXPECT_TRUE(std::isnan(run_deck(MPI_COMM_WORLD, off, quiet()).rows.back().success_probability_min));
 }
 
 // ------------------------------------------------------------------------------------------------------------
