@@ -2,7 +2,7 @@
 
 #include "terse_Deck.hpp"
 #include "terse_Hdf5.hpp"
-#include "terse_Runtime.hpp"
+#include "terse_Collective.hpp"
 
 #include <hdf5.h>
 #include <yaml-cpp/yaml.h>

@@ -1,6 +1,7 @@
 // terse_Deck.cpp: parsing and checking of the input deck (docs/deck.md), its overrides and its effective text.
 #include "terse_Deck.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -291,9 +292,43 @@ class Parser {
 
   // ---------------------------------------------------------------------------------------- structure
 
+  /// Counts the documents of a YAML text without building them, and stops where yaml-cpp would not: its
+  /// LoadAll never returns on a text that starts with a flow entry (",", ", a": every call yields another
+  /// empty document at the same place; found by tests/fuzz/fuzz_deck).
+  struct DocumentCounter : YAML::EventHandler {
+    int documents = 0;
+    bool stuck = false;
+    YAML::Mark last, stuck_at;
+    void OnDocumentStart(const YAML::Mark& m) override {
+      if (documents > 0 && m.pos == last.pos) {
+        stuck = true;
+        stuck_at = m;
+      }
+      last = m;
+      ++documents;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  };
+
   void load(const std::string& text) {
     std::vector<YAML::Node> docs;
     try {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      DocumentCounter counter;
+      while (!counter.stuck && parser.HandleNextDocument(counter)) {
+      }
+      if (counter.stuck)
+        throw DeckError(name_ + ":" + std::to_string(counter.stuck_at.line + 1) + ":" +
+                        std::to_string(counter.stuck_at.column + 1) +
+                        ": YAML syntax error: unexpected ',' outside a flow collection ([...] or {...})");
       docs = YAML::LoadAll(text);
     } catch (const YAML::Exception& e) {
       if (e.mark.is_null()) fail("YAML syntax error: " + e.msg);
@@ -700,7 +735,61 @@ bool operator==(const Deck& a, const Deck& b) {
          a.workers == b.workers;
 }
 
+namespace {
+/// The byte offset of the first byte that is not part of valid UTF-8 (overlong forms, surrogates and code
+/// points above U+10FFFF included) or is a control character YAML does not allow (NUL, ...; tab, line feed
+/// and carriage return are allowed), or npos.
+std::size_t invalid_utf8_at(const std::string& s) {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) return i;  // not printable in YAML
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return i;
+    if (i + len > n) return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    const std::uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+/// A deck is YAML, which is printable Unicode: a byte that is not UTF-8 would not survive the effective deck
+/// written to the history, and a NUL inside a path would cut it short for the operating system (both found by
+/// tests/fuzz/fuzz_deck), so they are refused where they are.
+void check_utf8(const std::string& text, const std::string& where_prefix, bool lines) {
+  const std::size_t at = invalid_utf8_at(text);
+  if (at == std::string::npos) return;
+  std::string where = where_prefix;
+  if (lines) {
+    const std::size_t line = 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + at, '\n'));
+    const std::size_t bol = text.rfind('\n', at == 0 ? 0 : at - 1);
+    const std::size_t col = at - (bol == std::string::npos || at == 0 ? 0 : bol + 1) + 1;
+    where += ":" + std::to_string(line) + ":" + std::to_string(col);
+  }
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[at]));
+  const auto b = static_cast<unsigned char>(text[at]);
+  if (b < 0x20 || b == 0x7F)
+    throw DeckError(where + ": control character " + byte + " (YAML allows tab, line feed and carriage return only)");
+  throw DeckError(where + ": not valid UTF-8 (byte " + byte + "); a deck is YAML, which is Unicode");
+}
+}  // namespace
+
 Deck parse_deck_string(const std::string& yaml, const std::string& name, const std::vector<std::string>& overrides) {
+  check_utf8(yaml, name, true);
+  for (const auto& o : overrides) check_utf8(o, name + ": --set " + o.substr(0, o.find('=')), false);
   return Parser(name).parse(yaml, overrides);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // terse_Runtime.hpp: process-wide set-up of the terse program: MPI, then Kokkos, torn down in reverse.
 
+#include "terse_Collective.hpp"
 #include "terse_Error.hpp"
 
 #include <mpi.h>
@@ -32,10 +33,6 @@ class Runtime {
   std::vector<std::string> args_;
 };
 
-/// Collective: the message of the lowest rank of comm whose `local` is not empty, on every rank ("" when no
-/// rank has one). Lets an error that one rank found (a file it reads, a check of its part) stop every rank
-/// the same way instead of leaving the others in the next collective.
-std::string first_error(MPI_Comm comm, const std::string& local);
 
 /// Makes SIGTERM and SIGUSR1 (what batch systems send before a time limit) ask the run to stop: the handler
 /// only records the signal; `terse run` checks it after every iteration, writes a checkpoint and exits.

@@ -31,6 +31,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
   dataset-fashion-mnist python3 python3-numpy python3-h5py python3-matplotlib
+  clang-14 libclang-rt-14-dev
 )
 
 apt_updated=0

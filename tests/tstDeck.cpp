@@ -251,6 +251,18 @@ TEST(Deck, YamlSyntaxErrorNamesLineAndColumn) {
   const std::string tab = error_of("problem:\n  kind: quadratic\n\t dim: 3\n");
   EXPECT_EQ(tab.rfind("deck.yaml:3:", 0), 0u) << tab;
   EXPECT_NE(tab.find("YAML syntax error"), std::string::npos) << tab;
+  // Bytes that are not UTF-8 are refused where they are (found by tests/fuzz/fuzz_deck: they did not survive the
+  // effective deck); valid multi-byte characters pass.
+  EXPECT_EQ(error_of("problem: {kind: quadratic, dim: 3}\nrun: {output: \"a\xff.h5\"}\n"),
+            "deck.yaml:2:17: not valid UTF-8 (byte 0xFF); a deck is YAML, which is Unicode");
+  EXPECT_NE(error_of("problem: {kind: quadratic, dim: 3}  # \xC0\xAF overlong\n").find("not valid UTF-8 (byte 0xC0)"),
+            std::string::npos);
+  EXPECT_EQ(error_of("# caf\xC3\xA9 \xE2\x82\xAC\nproblem: {kind: quadratic, dim: 3}\n").find("UTF-8"), std::string::npos);
+  EXPECT_EQ(error_of(std::string("problem: {kind: quadratic, dim: 3}\nrun: {output: a\0b.h5}\n", 57)),
+            "deck.yaml:2:16: control character 0x00 (YAML allows tab, line feed and carriage return only)");
+  // yaml-cpp's LoadAll never returns on a text that starts with a flow entry (found by tests/fuzz/fuzz_deck).
+  EXPECT_EQ(error_of(","), "deck.yaml:1:1: YAML syntax error: unexpected ',' outside a flow collection ([...] or {...})");
+  EXPECT_EQ(error_of(", problem: {kind: quadratic}\n").rfind("deck.yaml:1:1: YAML syntax error: unexpected ','", 0), 0u);
 }
 
 TEST(Deck, StructuralErrors) {

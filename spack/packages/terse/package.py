@@ -60,6 +60,7 @@ class Terse(CMakePackage, CudaPackage, ROCmPackage):
             self.define_from_variant("terse_ENABLE_BENCHMARKS", "benchmarks"),
             self.define("terse_ENABLE_NATIVE", False),  # spack sets the target's flags
             self.define("terse_ENABLE_SANITIZERS", False),
+            self.define("terse_ENABLE_FUZZING", False),
             self.define("Kokkos_ROOT", spec["kokkos"].prefix),
         ]
         if spec.satisfies("+cuda"):
