@@ -2,19 +2,21 @@
 # expect_failure.sh STATUS PATTERN WORKDIR -- COMMAND...
 # Runs COMMAND in WORKDIR and passes when it exits with STATUS and its standard error matches the extended
 # regular expression PATTERN: a bad input must stop the program with a message that names the file, the
-# key or the line, and must not create the output file it names (--output) or leave a temporary one. Used by
+# key or the line, and (status 2) must not create the output file it names (--output) or leave a temporary one. Used by
 # CTest (tests/CMakeLists.txt) for the input errors of `terse run`.
 set -uo pipefail
 want_status=$1 pattern=$2 workdir=$3
 shift 3
 [[ ${1:-} == -- ]] && shift
-# The output file the command names (--output FILE), when it did not exist before: a refused run must not
-# create it, nor leave a temporary file beside it.
+# The output file the command names (--output FILE), when it did not exist before: a refused run (status 2)
+# must not create it, nor leave a temporary file beside it. (A run stopped by divergence, status 3, keeps the
+# history so far, marked "stopped": that is checked by its own test.)
 out=
 args=("$@")
 for ((i = 0; i + 1 < ${#args[@]}; i++)); do [[ ${args[i]} == --output ]] && out=${args[i+1]}; done
 [[ -n $out && $out != /* ]] && out=$workdir/$out
 [[ -n $out && -e $out ]] && out=
+[[ $want_status == 2 ]] || out=
 err=$(mktemp)
 (cd "$workdir" && "$@") >/dev/null 2>"$err"
 status=$?
