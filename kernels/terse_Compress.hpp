@@ -561,4 +561,26 @@ void markov_sign_block(const ExecSpace& space, const WView& w, const HView& w_ha
                                                  out, ws, static_cast<const SignMessage<ExecSpace, T>*>(nullptr));
 }
 
+/// One block of a scaled sign with error feedback whose coordinates are split across ranks (1-bit Adam's
+/// server, Tang et al. 2021, when each rank holds a slice of the averaged momentum and of the server's
+/// error): p_i = g_i + e_i is stored in e, sign(p_i) packed into words (blocks start on word boundaries) and
+/// the block's sum of |p_i| left in ws.result(). The caller adds the blocks' sums, sets the scale to
+/// total / n_global and finishes the error with message_add(c, e, -1) on the block (e <- p - c).
+template <class ExecSpace, class GView, class EView, class WordsView>
+void error_feedback_sign_block(const ExecSpace& space, const GView& g, const EView& e, const WordsView& words,
+                               const SumWorkspace<ExecSpace>& ws) {
+  Impl::check_access<ExecSpace, GView>();
+  Impl::check_access<ExecSpace, EView>();
+  using T = typename EView::non_const_value_type;
+  const std::size_t n = e.extent(0);
+  Impl::require(g.extent(0) == n, "terse::error_feedback_sign_block: g and e differ in length");
+  Impl::require(words.extent(0) >= packed_words(n), "terse::error_feedback_sign_block: words needs packed_words(n) words");
+  SignMessage<ExecSpace, T> out;  // the words only: the fused pass does not touch the scale
+  out.words = words;
+  out.n = n;
+  Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::error_feedback_sign_block",
+                                                 Impl::ErrorFeedbackStep<GView, EView>{g, e}, n, out, ws,
+                                                 static_cast<const SignMessage<ExecSpace, T>*>(nullptr));
+}
+
 }  // namespace terse

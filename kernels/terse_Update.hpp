@@ -4,6 +4,9 @@
 //   sgd_step                    x <- x - lr g                                   (seed 002 Alg. 2, y_{i,t})
 //   amsgrad_step                AMSGrad, m/v/v_hat/x in one pass                (seed 004 Alg. 1, lines 13-16)
 //   adagrad_step                AdaGrad                                         (seed 002 Alg. 1)
+//   adam_step                   Adam without the max (1-bit Adam's warm-up)     (Tang et al. 2021, Alg. 1)
+//   momentum_blend              a worker's momentum b1 m + (1 - b1) g           (1-bit Adam, compression stage)
+//   frozen_adam_step            m <- the received momentum, x <- x - lr m / sqrt(v + nu) with v frozen
 //   adaalter_local_step         Local AdaAlter local step, lazy denominator     (seed 002 Alg. 3)
 //   adaalter_sync_denominators  Local AdaAlter denominators at a sync           (seed 002 Alg. 3, "else" branch)
 //   average_in_place            y <- y / n after an allreduce sum (models, denominators)
@@ -20,6 +23,11 @@
 //     v_hat_0 = 0 (zero initial state, as the Sec. 3 recursion implies). No bias correction. nu is added
 //     to v_hat inside the square root: V_hat_t = diag(v_hat_t + nu) (line 16), so the step is
 //     x <- x - alpha_t m_t / sqrt(v_hat_t + nu), not m / (sqrt(v_hat) + nu).
+//   * Adam and 1-bit Adam (the baseline of seed 004 Sec. 7.2, Tang et al. 2021): the same conventions as
+//     AMSGrad (zero initial m and v, no bias correction, nu inside the square root), so the warm-up of 1-bit
+//     Adam is AMSGrad without the max. After the warm-up v is frozen: each worker forms its momentum
+//     b1 m + (1 - b1) g_w (momentum_blend, in place on the gradient), the compressed average comes back as
+//     the new m (frozen_adam_step).
 //   * AdaGrad (seed 002 Alg. 1): `eps` is epsilon, not epsilon^2; the kernel adds eps^2 inside the square
 //     root, x <- x - eta G / sqrt(B^2 + eps^2), after accumulating B^2 <- B^2 + G o G (the new B_t^2 is used,
 //     as in Alg. 1). Alg. 1 starts from B_0^2 = 0: the caller zero-fills `accum`.
@@ -162,6 +170,63 @@ struct UpdateAmsgrad {
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const { apply(i, coefs); }
 };
 
+// Adam (1-bit Adam's warm-up): m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  x <- x - lr m / sqrt(v + nu).
+template <class XView, class MView, class VView, class GView>
+struct UpdateAdam {
+  using T = typename XView::non_const_value_type;
+  struct coefs_type {
+    T lr, b1, c1, b2, c2, nu;
+  };
+  XView x;
+  MView m;
+  VView v;
+  GView g;
+  coefs_type coefs;
+  KOKKOS_INLINE_FUNCTION void apply(std::size_t i, const coefs_type& k) const {
+    const T gi = g(i);
+    const T mi = k.b1 * m(i) + k.c1 * gi;
+    const T vi = k.b2 * v(i) + k.c2 * (gi * gi);
+    m(i) = mi;
+    v(i) = vi;
+    x(i) = x(i) - k.lr * mi / compat::sqrt(vi + k.nu);
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const { apply(i, coefs); }
+};
+
+// 1-bit Adam, compression stage, on a worker: g <- b1 m + (1 - b1) g (the worker's momentum, what it compresses).
+template <class MView, class GView>
+struct UpdateMomentumBlend {
+  using T = typename GView::non_const_value_type;
+  struct coefs_type {
+    T b1, c1;
+  };
+  MView m;
+  GView g;
+  coefs_type coefs;
+  KOKKOS_INLINE_FUNCTION void apply(std::size_t i, const coefs_type& k) const { g(i) = k.b1 * m(i) + k.c1 * g(i); }
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const { apply(i, coefs); }
+};
+
+// 1-bit Adam, compression stage: m <- u (the received momentum);  x <- x - lr u / sqrt(v + nu), v frozen.
+template <class XView, class MView, class VView, class UView>
+struct UpdateFrozenAdam {
+  using T = typename XView::non_const_value_type;
+  struct coefs_type {
+    T lr, nu;
+  };
+  XView x;
+  MView m;
+  VView v;
+  UView u;
+  coefs_type coefs;
+  KOKKOS_INLINE_FUNCTION void apply(std::size_t i, const coefs_type& k) const {
+    const T ui = u(i);
+    m(i) = ui;
+    x(i) = x(i) - k.lr * ui / compat::sqrt(v(i) + k.nu);
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const { apply(i, coefs); }
+};
+
 // seed 002 Alg. 1: B_t^2 <- B_{t-1}^2 + G_t o G_t;  x_t <- x_{t-1} - eta G_t / sqrt(B_t^2 + eps^2).
 template <class XView, class AView, class GView>
 struct UpdateAdagrad {
@@ -262,6 +327,47 @@ void amsgrad_step(const ExecSpace& space, const XView& x, const MView& m, const 
                           x, m, v, v_hat, g,
                           {static_cast<T>(p.lr), static_cast<T>(p.beta1), static_cast<T>(1.0 - p.beta1),
                            static_cast<T>(p.beta2), static_cast<T>(1.0 - p.beta2), static_cast<T>(p.nu)}});
+}
+
+/// Fused Adam step (1-bit Adam's warm-up stage; Tang et al. 2021, Alg. 1 before the freeze), one pass:
+///   m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  x <- x - lr m / sqrt(v + nu).
+/// AMSGrad's conventions (zero initial state, no bias correction, nu inside the root); p.beta2 and p.nu as there.
+template <class ExecSpace, class XView, class MView, class VView, class GView>
+void adam_step(const ExecSpace& space, const XView& x, const MView& m, const VView& v, const GView& g,
+               const AmsgradParams& p) {
+  Impl::check_update_views<ExecSpace, XView, MView, VView, GView>();
+  using T = typename XView::non_const_value_type;
+  const std::size_t n = x.extent(0);
+  KOKKOS_ASSERT(m.extent(0) == n && v.extent(0) == n && g.extent(0) == n);
+  Impl::launch_update("terse::adam_step", space, n,
+                      Impl::UpdateAdam<XView, MView, VView, GView>{
+                          x, m, v, g,
+                          {static_cast<T>(p.lr), static_cast<T>(p.beta1), static_cast<T>(1.0 - p.beta1),
+                           static_cast<T>(p.beta2), static_cast<T>(1.0 - p.beta2), static_cast<T>(p.nu)}});
+}
+
+/// A worker's momentum in 1-bit Adam's compression stage, in place on its gradient: g <- b1 m + (1 - b1) g
+/// (m the shared momentum of the last step). The worker then compresses g with error feedback.
+template <class ExecSpace, class MView, class GView>
+void momentum_blend(const ExecSpace& space, const MView& m, const GView& g, double beta1) {
+  Impl::check_update_views<ExecSpace, GView, MView>();
+  using T = typename GView::non_const_value_type;
+  KOKKOS_ASSERT(m.extent(0) == g.extent(0));
+  Impl::launch_update("terse::momentum_blend", space, g.extent(0),
+                      Impl::UpdateMomentumBlend<MView, GView>{m, g, {static_cast<T>(beta1), static_cast<T>(1.0 - beta1)}});
+}
+
+/// 1-bit Adam's step after the warm-up, with the variance v frozen: m <- u (the momentum the server sent
+/// back);  x <- x - lr u / sqrt(v + nu). v is read only.
+template <class ExecSpace, class XView, class MView, class VView, class UView>
+void frozen_adam_step(const ExecSpace& space, const XView& x, const MView& m, const VView& v, const UView& u,
+                      double lr, double nu) {
+  Impl::check_update_views<ExecSpace, XView, MView, VView, UView>();
+  using T = typename XView::non_const_value_type;
+  const std::size_t n = x.extent(0);
+  KOKKOS_ASSERT(m.extent(0) == n && v.extent(0) == n && u.extent(0) == n);
+  Impl::launch_update("terse::frozen_adam_step", space, n,
+                      Impl::UpdateFrozenAdam<XView, MView, VView, UView>{x, m, v, u, {static_cast<T>(lr), static_cast<T>(nu)}});
 }
 
 /// AdaGrad step (seed 002 Alg. 1): accum <- accum + g o g;  x <- x - lr g / sqrt(accum + eps^2).

@@ -558,4 +558,62 @@ TYPED_TEST(MarkovSignBlock, WholeVectorEqualsMarkovCompressorFirstMessage) {
   }
 }
 
+// error_feedback_sign_block, the sharded server's error feedback (1-bit Adam): word-aligned blocks of a vector,
+// each with its slice of the error e, follow ErrorFeedback<..., ScaledSign> on the whole vector: the same words
+// every step, the scale from the blocks' sums, and e <- p - c once the global scale is applied to each block.
+// One block is the compressor bitwise; several agree to the rounding of the sum's order.
+template <class ExecSpace, class T>
+void check_error_feedback_blocks(std::size_t n, const std::vector<std::size_t>& bounds, unsigned seed) {
+  using Mem = typename ExecSpace::memory_space;
+  ErrorFeedback<ExecSpace, T, ScaledSign> ef(n);
+  Kokkos::View<T*, Mem> e("e", n);
+  Kokkos::View<sign_word_t*, Mem> words("words", packed_words(n));
+  const bool one_block = bounds.size() == 2;
+  for (int t = 0; t < 4; ++t) {
+    const auto g = to_device<ExecSpace>(gaussian<T>(n, seed + t, t == 0 ? 1.0 : std::pow(0.5, t)), "g");
+    double total = 0;
+    for (std::size_t b = 0; b + 1 < bounds.size(); ++b) {
+      const auto range = std::make_pair(bounds[b], bounds[b + 1]);
+      SumWorkspace<ExecSpace> ws(std::max<std::size_t>(1, range.second - range.first));
+      error_feedback_sign_block(ExecSpace(), Kokkos::subview(g, range), Kokkos::subview(e, range),
+                                Kokkos::subview(words, std::make_pair(bounds[b] / 64, packed_words(bounds[b + 1]))), ws);
+      total += ws.host_result();
+    }
+    const T scale = static_cast<T>(total * (1.0 / double(n)));
+    for (std::size_t b = 0; b + 1 < bounds.size(); ++b) {
+      SignMessage<ExecSpace, T> block;
+      block.n = bounds[b + 1] - bounds[b];
+      block.words = Kokkos::subview(words, std::make_pair(bounds[b] / 64, packed_words(bounds[b + 1])));
+      block.scale = Kokkos::View<T, Mem>("scale");
+      Kokkos::deep_copy(block.scale, scale);
+      message_add(ExecSpace(), block, Kokkos::subview(e, std::make_pair(bounds[b], bounds[b + 1])), T(-1));
+    }
+    const auto& msg = ef.compress(ExecSpace(), g);
+    ASSERT_EQ(to_host(words), to_host(msg.words)) << "n = " << n << ", t = " << t;
+    T ref_scale = 0;
+    Kokkos::deep_copy(ref_scale, msg.scale);
+    const auto ref_e = to_host(ef.error(ExecSpace()));
+    const auto got_e = to_host(e);
+    if (one_block && std::is_same<T, float>::value) {
+      ASSERT_EQ(scale, ref_scale) << "n = " << n << ", t = " << t;
+      ASSERT_TRUE(same_bits(got_e, ref_e)) << "n = " << n << ", t = " << t;
+    } else {
+      ASSERT_NEAR(scale, ref_scale, 4 * std::numeric_limits<T>::epsilon() * ref_scale) << "n = " << n << ", t = " << t;
+      for (std::size_t i = 0; i < n; ++i)
+        ASSERT_NEAR(got_e[i], ref_e[i], 8 * std::numeric_limits<T>::epsilon() * (std::fabs(ref_e[i]) + ref_scale))
+            << "coordinate " << i << ", n = " << n << ", t = " << t;
+    }
+  }
+}
+
+TYPED_TEST(MarkovSignBlock, ErrorFeedbackBlocksFollowTheErrorFeedbackCompressor) {
+  for (std::size_t n : {1ul, 100ul, 70001ul}) {
+    check_error_feedback_blocks<TypeParam, float>(n, {0, n}, 1100 + static_cast<unsigned>(n));
+    check_error_feedback_blocks<TypeParam, double>(n, {0, n}, 1200 + static_cast<unsigned>(n));
+  }
+  const std::size_t n = 70001;
+  check_error_feedback_blocks<TypeParam, float>(n, {0, 64 * 300, 64 * 301, 64 * 700, n}, 1300);
+  check_error_feedback_blocks<TypeParam, double>(n, {0, 64 * 300, 64 * 301, 64 * 700, n}, 1400);
+}
+
 }  // namespace

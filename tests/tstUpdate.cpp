@@ -3,6 +3,8 @@
 //   SGD                 seed 002 Alg. 2 (y <- x - eta G)
 //   AMSGrad             seed 004 Alg. 1, lines 13-16 (zero initial state, no bias correction)
 //   AdaGrad             seed 002 Alg. 1
+//   1-bit Adam          Tang et al. 2021 (seed 004 Sec. 7.2's baseline): Adam warm-up, the workers' momentum,
+//                       the step with the variance frozen
 //   Local AdaAlter      seed 002 Alg. 3 (lazy denominators, sync of models and denominators), Sec. 6.2 warm-up
 //
 // Tolerance. The references do the same T arithmetic in the same order as the paper's formula (and the
@@ -136,6 +138,55 @@ TYPED_TEST(Update, AmsgradMatchesScalarLoop) {
   for (auto d : dims) {
     check_amsgrad<TypeParam, float>(d);
     check_amsgrad<TypeParam, double>(d);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 1-bit Adam: Adam steps (warm-up), then the frozen-variance stage: each worker's momentum b1 m + (1 - b1) g,
+// and m <- u, x <- x - lr u / sqrt(v + nu) with v unchanged.
+template <class ExecSpace, class T>
+void check_onebit_adam(std::size_t d) {
+  std::vector<T> xr = gradient<T>(d, 3), mr(d, 0), vr(d, 0);
+  auto x = to_device<ExecSpace>(xr, "x");
+  DView<ExecSpace, T> m("m", d), v("v", d);
+  const AmsgradParams p{2e-3, 0.8, 0.99, 1e-6};
+  const T lr = T(p.lr), b1 = T(p.beta1), c1 = T(1.0 - p.beta1), b2 = T(p.beta2), c2 = T(1.0 - p.beta2), nu = T(p.nu);
+  int step = 0;
+  for (int s = 0; s < 3; ++s, ++step) {  // warm-up: Adam
+    const auto g = gradient<T>(d, 300 + s, s == 0 ? 10.0 : 0.1);
+    adam_step(ExecSpace(), x, m, v, to_device<ExecSpace>(g, "g"), p);
+    for (std::size_t i = 0; i < d; ++i) {
+      mr[i] = b1 * mr[i] + c1 * g[i];
+      vr[i] = b2 * vr[i] + c2 * (g[i] * g[i]);
+      xr[i] = xr[i] - lr * mr[i] / std::sqrt(vr[i] + nu);  // v may fall: no max, unlike AMSGrad
+    }
+    expect_match<ExecSpace>(to_host(m), mr, "adam m", step);
+    expect_match<ExecSpace>(to_host(v), vr, "adam v", step);
+    expect_match<ExecSpace>(to_host(x), xr, "adam x", step);
+  }
+  const std::vector<T> v_frozen = vr;
+  for (int s = 0; s < 3; ++s, ++step) {  // compression stage
+    auto g = gradient<T>(d, 400 + s);
+    auto gd = to_device<ExecSpace>(g, "g");
+    momentum_blend(ExecSpace(), m, gd, p.beta1);
+    for (std::size_t i = 0; i < d; ++i) g[i] = b1 * mr[i] + c1 * g[i];
+    expect_match<ExecSpace>(to_host(gd), g, "worker momentum", step);
+    const auto u = gradient<T>(d, 500 + s);  // stands for the server's compressed average
+    frozen_adam_step(ExecSpace(), x, m, v, to_device<ExecSpace>(u, "u"), p.lr, p.nu);
+    for (std::size_t i = 0; i < d; ++i) {
+      mr[i] = u[i];
+      xr[i] = xr[i] - lr * u[i] / std::sqrt(vr[i] + nu);
+    }
+    expect_match<ExecSpace>(to_host(m), mr, "frozen m", step);
+    expect_match<ExecSpace>(to_host(x), xr, "frozen x", step);
+    EXPECT_EQ(to_host(v), v_frozen) << "v changed after the freeze, step " << step;
+  }
+}
+
+TYPED_TEST(Update, OnebitAdamStagesMatchScalarLoops) {
+  for (auto d : dims) {
+    check_onebit_adam<TypeParam, float>(d);
+    check_onebit_adam<TypeParam, double>(d);
   }
 }
 
