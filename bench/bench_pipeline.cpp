@@ -207,7 +207,7 @@ double median(std::vector<double> v) {
 }
 
 OptimizerKind kind_of(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(OptimizerKind::local_adaalter); ++i)
+  for (int i = 0; i <= static_cast<int>(OptimizerKind::onebit_adam); ++i)
     if (name == to_string(static_cast<OptimizerKind>(i))) return static_cast<OptimizerKind>(i);
   throw std::invalid_argument("unknown algorithm '" + name + "'");
 }

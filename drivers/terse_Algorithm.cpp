@@ -26,13 +26,21 @@ const char* to_string(Memory v) {
   return "?";
 }
 const char* to_string(Aggregate v) { return v == Aggregate::mean ? "mean" : "majority vote"; }
-const char* to_string(Downlink v) { return v == Downlink::plain ? "plain" : "markov"; }
+const char* to_string(Downlink v) {
+  switch (v) {
+    case Downlink::plain: return "plain";
+    case Downlink::markov: return "markov";
+    case Downlink::error_feedback: return "error-feedback scaled-sign";
+  }
+  return "?";
+}
 const char* to_string(Rule v) {
   switch (v) {
     case Rule::sgd: return "sgd";
     case Rule::sign: return "sign step";
     case Rule::amsgrad: return "amsgrad";
     case Rule::adagrad: return "adagrad";
+    case Rule::onebit_adam: return "adam, variance frozen after the warm-up";
     case Rule::local_sgd: return "local sgd";
     case Rule::local_adaalter: return "local adaalter";
   }
@@ -56,6 +64,7 @@ Composition compose(const OptimizerConfig& o) {
     case K::adagrad:         return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::adagrad};
     case K::local_sgd:       return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::local_sgd};
     case K::local_adaalter:  return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::local_adaalter};
+    case K::onebit_adam:     return {Wire::scaled_sign,     Memory::error_feedback, Aggregate::mean, Downlink::error_feedback, Rule::onebit_adam};
   }
   throw std::logic_error("terse::compose: unknown optimizer kind");
 }
@@ -64,6 +73,7 @@ std::string describe(const Composition& c) {
   std::string s = std::string(to_string(c.wire)) + " messages with " + to_string(c.memory) + " memory -> " +
                   to_string(c.aggregate) + " on the sharded server -> " + to_string(c.downlink) + " downlink -> " +
                   to_string(c.rule);
+  if (c.has_warmup()) s += " (warm-up rounds: fp32 gradients -> mean -> plain downlink)";
   return s;
 }
 
@@ -94,7 +104,7 @@ RoundBits round_bits(const Composition& c, std::uint64_t d, std::uint64_t k, int
     return b;
   }
   b.up = message_bits(c.wire, d, k);
-  if (c.downlink == Downlink::markov) {
+  if (c.downlink == Downlink::markov || c.downlink == Downlink::error_feedback) {
     b.down = message_bits(c.wire, d, k);
   } else if (c.aggregate == Aggregate::vote) {
     b.down = static_cast<double>(d) * (workers % 2 == 0 ? 2 : 1);  // the vote, plus the tie mask for even W

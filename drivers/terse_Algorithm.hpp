@@ -4,10 +4,12 @@
 //   wire        what a worker sends: fp32 values, signs, scaled signs, stochastic signs, top-k pairs
 //   memory      what a worker keeps between rounds: none, error feedback, a Markov compression sequence
 //   aggregate   what the (sharded) server forms: the mean of the messages, or their majority vote
-//   downlink    what the server sends back: the aggregate as it is (the vote bits, or fp32 values), or a
-//               Markov compression sequence of it with the wire's compressor (seed 004 Alg. 1, lines 8-10)
-//   rule        how the model moves: SGD, a sign step, AMSGrad, AdaGrad, or local steps with a periodic
-//               average of the models (Local SGD, Local AdaAlter)
+//   downlink    what the server sends back: the aggregate as it is (the vote bits, or fp32 values), a
+//               Markov compression sequence of it with the wire's compressor (seed 004 Alg. 1, lines 8-10),
+//               or its scaled sign with the server's own error feedback (1-bit Adam)
+//   rule        how the model moves: SGD, a sign step, AMSGrad, AdaGrad, 1-bit Adam (Adam while warming up
+//               with the fp32 pieces, then the compressed momentum over a frozen variance), or local steps
+//               with a periodic average of the models (Local SGD, Local AdaAlter)
 //
 // compose() maps each `optimizer.kind` of the deck to its pieces; the driver (terse_Run.cpp) builds the
 // pieces once and runs them in this order every iteration. A new combination (majority vote on
@@ -23,8 +25,8 @@ namespace terse {
 enum class Wire { fp32, sign, scaled_sign, stochastic_sign, top_k };
 enum class Memory { none, error_feedback, markov };
 enum class Aggregate { mean, vote };
-enum class Downlink { plain, markov };
-enum class Rule { sgd, sign, amsgrad, adagrad, local_sgd, local_adaalter };
+enum class Downlink { plain, markov, error_feedback };
+enum class Rule { sgd, sign, amsgrad, adagrad, onebit_adam, local_sgd, local_adaalter };
 
 const char* to_string(Wire v);
 const char* to_string(Memory v);
@@ -41,6 +43,10 @@ struct Composition {
 
   /// Local methods: workers keep their own models and communicate (fp32 models) every sync_period steps.
   bool local() const { return rule == Rule::local_sgd || rule == Rule::local_adaalter; }
+  /// 1-bit Adam: the first optimizer.warmup_steps rounds use warmup() (fp32 gradients, plain mean).
+  bool has_warmup() const { return rule == Rule::onebit_adam; }
+  /// The pieces of the warm-up rounds: the same rule, uncompressed.
+  Composition warmup() const { return {Wire::fp32, Memory::none, Aggregate::mean, Downlink::plain, rule}; }
 };
 
 /// The pieces of an algorithm of the deck (see the table in compose()'s definition).

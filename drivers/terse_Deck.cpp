@@ -26,9 +26,9 @@ namespace {
 constexpr std::array<const char*, 4> kProblemKinds{{"quadratic", "rosenbrock", "logistic", "mlp"}};
 constexpr std::array<const char*, 2> kNoiseCoords{{"first", "all"}};
 constexpr std::array<const char*, 2> kDataFormats{{"libsvm", "fashion_mnist"}};
-constexpr std::array<const char*, 12> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
+constexpr std::array<const char*, 13> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
                                                        "amsgrad", "amsgrad_naive", "amsgrad_ef", "cd_adam", "ef21",
-                                                       "adagrad", "local_sgd", "local_adaalter"}};
+                                                       "adagrad", "local_sgd", "local_adaalter", "onebit_adam"}};
 constexpr std::array<const char*, 3> kLrSchedules{{"constant", "inv_sqrt", "adaptive"}};
 constexpr std::array<const char*, 2> kVoteModes{{"workers", "samples"}};
 constexpr std::array<const char*, 2> kAcceptRules{{"always", "descent"}};
@@ -169,10 +169,11 @@ std::string optimizer_unused(const std::string& key, const OptimizerConfig& o) {
     return o.compressor == Compressor::top_k ? "" : std::string("optimizer.compressor ") + to_string(o.compressor);
   }
   if (key == "beta1" || key == "beta2" || key == "nu")
-    return one_of(k, {K::amsgrad, K::amsgrad_naive, K::amsgrad_ef, K::cd_adam}) ? "" : by_kind;
+    return one_of(k, {K::amsgrad, K::amsgrad_naive, K::amsgrad_ef, K::cd_adam, K::onebit_adam}) ? "" : by_kind;
   if (key == "eps") return one_of(k, {K::adagrad, K::local_adaalter}) ? "" : by_kind;
   if (key == "sync_period") return one_of(k, {K::local_sgd, K::local_adaalter}) ? "" : by_kind;
-  if (key == "b0" || key == "warmup_steps") return k == K::local_adaalter ? "" : by_kind;
+  if (key == "b0") return k == K::local_adaalter ? "" : by_kind;
+  if (key == "warmup_steps") return one_of(k, {K::local_adaalter, K::onebit_adam}) ? "" : by_kind;
   return by_kind;
 }
 
@@ -639,7 +640,9 @@ class Parser {
     if (const Entry* e = find(S, "sync_period")) o.sync_period = read_int<std::int64_t>("optimizer.sync_period", *e, 1);
     if (const Entry* e = find(S, "b0")) o.b0 = read_number_in("optimizer.b0", *e, 0, Bound::open);
     if (const Entry* e = find(S, "warmup_steps"))
-      o.warmup_steps = read_int<std::int64_t>("optimizer.warmup_steps", *e, 0);
+      o.warmup_steps = read_int<std::int64_t>("optimizer.warmup_steps", *e, o.kind == K::onebit_adam ? 1 : 0);
+    else if (o.kind == K::onebit_adam)
+      fail_required(S, "warmup_steps", " for onebit_adam (uncompressed Adam steps before the variance is frozen, >= 1)");
   }
 
   void parse_run(RunConfig& r) {

@@ -50,7 +50,8 @@ enum class OptimizerKind {
   ef21,
   adagrad,
   local_sgd,
-  local_adaalter
+  local_adaalter,
+  onebit_adam
 };
 enum class LrSchedule { constant, inv_sqrt, adaptive };
 enum class VoteMode { workers, samples };
@@ -99,13 +100,13 @@ struct OptimizerConfig {
   AcceptRule accept = AcceptRule::always;   ///< majority_vote
   Compressor compressor = Compressor::scaled_sign;  ///< cd_adam (scaled_sign), ef21 (top_k)
   double k_ratio = 0.016;                   ///< compressor top_k; in (0, 1]
-  double beta1 = 0.9;                       ///< amsgrad, amsgrad_naive, amsgrad_ef, cd_adam; in [0, 1)
+  double beta1 = 0.9;                       ///< amsgrad, amsgrad_naive, amsgrad_ef, cd_adam, onebit_adam; in [0, 1)
   double beta2 = 0.999;                     ///< same; in [0, 1)
   double nu = 1e-8;                         ///< same; > 0
   double eps = 1e-8;                        ///< adagrad, local_adaalter; > 0
   std::int64_t sync_period = 1;             ///< local_sgd, local_adaalter; >= 1
   double b0 = 1.0;                          ///< local_adaalter; > 0
-  std::int64_t warmup_steps = 0;            ///< local_adaalter; >= 0
+  std::int64_t warmup_steps = 0;            ///< local_adaalter (>= 0: lr warm-up); onebit_adam (required, >= 1: Adam steps before the freeze)
 };
 
 /// Section `run`.

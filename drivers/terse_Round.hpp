@@ -203,7 +203,8 @@ class Round {
       // mean: this rank's slice of the aggregate (with a Markov downlink: g^, kept across rounds)
       slice_ = Vec("terse::server.slice", cs.size());
     }
-    if (c.downlink == Downlink::markov) {
+    if (c.downlink == Downlink::error_feedback) server_e_ = Vec("terse::server.error_feedback", cs.size());
+    if (c.downlink != Downlink::plain) {
       if (c.wire == Wire::top_k) {
         const std::size_t mine = sparse_->candidate_count(rank());
         if (mine > 0) local_topk_.emplace(cs.size(), mine);
@@ -231,7 +232,8 @@ class Round {
       b += R * SignEncoder::bytes(c, d);
     }
     if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) b += cs.size() * sizeof(float);
-    if (c.downlink == Downlink::markov) {
+    if (c.downlink == Downlink::error_feedback) b += cs.size() * sizeof(float);
+    if (c.downlink != Downlink::plain) {
       if (c.wire == Wire::top_k) {
         std::size_t candidates = 0;
         for (int r = 0; r < P; ++r) candidates += std::min<std::size_t>(k, server_coords(d, P, r).size());
@@ -312,6 +314,32 @@ class Round {
       Region aggregate("terse::aggregate");
       sign_mean(space, signs_.received(), signs_.received_scales(), slice_, inv_w, markov);
     }
+    if (c_.downlink == Downlink::error_feedback) {
+      // 1-bit Adam's server (Tang et al. 2021): c = C(mean + e_s), e_s <- mean + e_s - c, with the scaled sign
+      // of the whole vector: each rank packs its slice and sums |p| over it, the scale is the sum over the
+      // ranks / d, and every rank receives c (the signs gathered, one scale).
+      const CoordSlice cs = signs_.coords();
+      double partial = 0;
+      if (cs.size() > 0) {
+        error_feedback_sign_block(space, slice_, server_e_, down_slice_words_, ws_);
+        partial = ws_.host_result();
+      }
+      double total = 0;
+      MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
+      fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
+      Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
+      if (cs.size() > 0) {
+        SignMessage<Exec, float> mine;  // this slice's part of c: its words, the global scale
+        mine.words = down_slice_words_;
+        mine.scale = down_.scale;
+        mine.n = cs.size();
+        message_add(space, mine, server_e_, -1.0f);
+      }
+      signs_.gather_words(space, down_slice_words_, down_.words);
+      Kokkos::deep_copy(space, direction_, 0.0f);
+      message_add(space, down_, direction_, 1.0f);
+      return;
+    }
     if (!markov) {
       signs_.gather_values(space, slice_, direction_);
       return;
@@ -354,7 +382,8 @@ class Round {
   }
 
   /// The state the round carries across iterations: the workers' compressor memories and, with a Markov
-  /// downlink, the server's g^ (its slice) and g~ (the same on every rank).
+  /// downlink, the server's g^ (its slice) and g~ (the same on every rank); with an error-feedback downlink,
+  /// the server's error (its slice).
   void state(const Exec& space, std::vector<StateArray>& out) {
     std::vector<Vec> mem;
     for (auto& e : sign_) mem.push_back(e.memory(space));
@@ -362,6 +391,8 @@ class Round {
     if (!mem.empty() && mem.front().extent(0) > 0)
       out.push_back({c_.memory == Memory::markov ? "worker.markov_estimate" : "worker.error_feedback",
                      StateArray::Kind::workers, mem});
+    if (c_.downlink == Downlink::error_feedback)
+      out.push_back({"server.error_feedback", StateArray::Kind::slice, {server_e_}});
     if (c_.downlink == Downlink::markov) {
       out.push_back({"server.g_hat", StateArray::Kind::slice, {slice_}});
       out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction_}});
@@ -389,7 +420,7 @@ class Round {
   std::vector<TopKEncoder> topk_;
   std::vector<SparseExchange::Indices> indices_;
   std::vector<SparseExchange::Values> values_;
-  Vec direction_, slice_;
+  Vec direction_, slice_, server_e_;
   Kokkos::View<float*, Kokkos::HostSpace> host_;
   Words down_slice_words_;
   SignMessage<Exec, float> down_;

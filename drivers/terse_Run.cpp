@@ -98,6 +98,7 @@ std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, 
   if (c.rule == Rule::local_adaalter) t.push_back({"Local AdaAlter accumulators and denominators", (R + 1) * d * f});
   if (c.rule == Rule::amsgrad) t.push_back({"AMSGrad m, v, v_hat", 3 * d * f});
   if (c.rule == Rule::adagrad) t.push_back({"AdaGrad accumulator", d * f});
+  if (c.rule == Rule::onebit_adam) t.push_back({"Adam m, v", 2 * d * f});
   if (o.accept == AcceptRule::descent && o.kind == OptimizerKind::majority_vote) t.push_back({"previous model (accept: descent)", d * f});
   t.push_back({"monitoring: model and full gradient", 2 * d * f + (staged ? d * f : 0)});
   t.push_back({"the local workers' gradients", R * d * f});
@@ -112,6 +113,8 @@ std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, 
   if (!c.local())
     t.push_back({"communication: messages, compressor memories, exchange and server buffers",
                  Round::bytes(c, d, static_cast<int>(R), k, P, rank)});
+  if (c.has_warmup())
+    t.push_back({"communication of the warm-up rounds", Round::bytes(c.warmup(), d, static_cast<int>(R), k, P, rank)});
   return t;
 }
 
@@ -242,6 +245,10 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     v_hat = Vec("terse::amsgrad.v_hat", d);
   }
   if (comp.rule == Rule::adagrad) accum = Vec("terse::adagrad.accum", d);
+  if (comp.rule == Rule::onebit_adam) {
+    m = Vec("terse::adam.m", d);
+    v = Vec("terse::adam.v", d);
+  }
   if (o.accept == AcceptRule::descent && o.kind == OptimizerKind::majority_vote) x_prev = Vec("terse::x_prev", d);
   avg = Vec("terse::monitor.x", d);
   Vec grad_full("terse::monitor.grad", d);
@@ -255,6 +262,10 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   Mat grads("terse::worker.gradients", R, d);
   std::optional<Round> round;
   if (!comp.local()) round.emplace(comm, comp, d, R, k_top, run.seed, workers.first);
+  // 1-bit Adam: the warm-up rounds exchange fp32 gradients (comp.warmup()); round takes over after them.
+  std::optional<Round> warmup_round;
+  if (comp.has_warmup()) warmup_round.emplace(comm, comp.warmup(), d, R, k_top, run.seed, workers.first);
+  const auto warming_up = [&](std::int64_t k) { return comp.has_warmup() && k < o.warmup_steps; };
 
   // Everything carried from one iteration to the next (besides the scalars below), by name: what a
   // checkpoint holds. Temporaries (gradients, messages, x_prev) are not in it.
@@ -279,6 +290,10 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       a.push_back({"amsgrad.v_hat", StateArray::Kind::replicated, {v_hat}});
     }
     if (comp.rule == Rule::adagrad) a.push_back({"adagrad.accum", StateArray::Kind::replicated, {accum}});
+    if (comp.rule == Rule::onebit_adam) {
+      a.push_back({"adam.m", StateArray::Kind::replicated, {m}});
+      a.push_back({"adam.v", StateArray::Kind::replicated, {v}});
+    }
     if (round) round->state(space, a);
     return a;
   };
@@ -299,6 +314,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   }
 
   const RoundBits rb = round_bits(comp, d, k_top, W);
+  const RoundBits rb_warmup = comp.has_warmup() ? round_bits(comp.warmup(), d, k_top, W) : rb;
   double bits_up = 0, bits_down = 0;
   std::uint64_t algo_bytes = 0, monitor_bytes = 0;
   double lr_now = o.lr;
@@ -499,6 +515,9 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   else
     say("  per worker and iteration: %s up, %s down (fp32 would be %s each way)\n", format_bits(rb.up).c_str(),
         format_bits(rb.down).c_str(), format_bits(32.0 * d).c_str());
+  if (comp.has_warmup())
+    say("  warm-up: the first %lld iterations send fp32 gradients, %s each way\n",
+        static_cast<long long>(o.warmup_steps), format_bits(rb_warmup.up).c_str());
   say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
       format_bytes(static_cast<double>(summary.footprint_bytes)).c_str());
   if (k_first > 0)
@@ -539,6 +558,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     if (rank == fault_rank && k == fault_iteration)
       throw std::runtime_error("fault injected by TERSE_FAULT_INJECT=" + std::string(std::getenv("TERSE_FAULT_INJECT")));
     const auto ku = static_cast<std::uint64_t>(k);
+    const bool warm = warming_up(k);
+    Round* const rnd = warm ? &*warmup_round : round ? &*round : nullptr;
     double eta_sum = 0;
     for (int l = 0; l < R; ++l) {
       const int w = workers.first + l;
@@ -576,7 +597,9 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
                               adaalter_local_index(t, static_cast<long>(o.sync_period)));
         }
       } else {
-        round->encode(space, l, g, ku);
+        // 1-bit Adam after the warm-up: the worker compresses its momentum b1 m + (1 - b1) g, not g.
+        if (comp.rule == Rule::onebit_adam && !warm) momentum_blend(space, m, g, o.beta1);
+        rnd->encode(space, l, g, ku);
       }
     }
 
@@ -600,15 +623,19 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     } else {
       {
         Region region("terse::communicate");
-        round->exchange(space, grads);
+        rnd->exchange(space, grads);
       }
-      bits_up += rb.up;
-      bits_down += rb.down;
+      bits_up += warm ? rb_warmup.up : rb.up;
+      bits_down += warm ? rb_warmup.down : rb.down;
       Region region("terse::update");
       switch (comp.rule) {
         case Rule::sgd: sgd_step(space, x, round->direction(), o.lr); break;
         case Rule::amsgrad: amsgrad_step(space, x, m, v, v_hat, round->direction(), {o.lr, o.beta1, o.beta2, o.nu}); break;
         case Rule::adagrad: adagrad_step(space, x, accum, round->direction(), o.lr, o.eps); break;
+        case Rule::onebit_adam:
+          if (warm) adam_step(space, x, m, v, rnd->direction(), {o.lr, o.beta1, o.beta2, o.nu});
+          else frozen_adam_step(space, x, m, v, rnd->direction(), o.lr, o.nu);
+          break;
         case Rule::sign: {
           switch (o.lr_schedule) {
             case LrSchedule::constant: lr_now = o.lr; break;
@@ -707,7 +734,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     history->write_status("complete");
     history->close();
   }
-  summary.algorithm_bytes = algo_bytes + (round ? round->bytes_sent() : 0);
+  summary.algorithm_bytes = algo_bytes + (round ? round->bytes_sent() : 0) + (warmup_round ? warmup_round->bytes_sent() : 0);
   summary.monitoring_bytes = monitor_bytes;
 
   const HistoryRow& last = summary.rows.back();

@@ -153,10 +153,13 @@ TEST(Deck, MlpLocalAdaalter) {
 TEST(Deck, EveryAlgorithmParsesWithItsDefaults) {
   const char* kinds[] = {"sgd",     "majority_vote", "stochastic_sign", "ef_signsgd",
                          "amsgrad", "amsgrad_naive", "amsgrad_ef",      "cd_adam",
-                         "ef21",    "adagrad",       "local_sgd",       "local_adaalter"};
+                         "ef21",    "adagrad",       "local_sgd",       "local_adaalter",
+                         "onebit_adam"};
   for (const char* k : kinds) {
     SCOPED_TRACE(k);
-    const Deck d = parse_deck_string(deck("  kind: quadratic\n  dim: 3\n", std::string("  kind: ") + k + "\n  lr: 2\n"),
+    // onebit_adam has no default for its warm-up (the variance it freezes).
+    const std::string extra = std::string(k) == "onebit_adam" ? "  warmup_steps: 10\n" : "";
+    const Deck d = parse_deck_string(deck("  kind: quadratic\n  dim: 3\n", std::string("  kind: ") + k + "\n  lr: 2\n" + extra),
                                      "deck.yaml");
     EXPECT_STREQ(to_string(d.optimizer.kind), k);
     EXPECT_EQ(d.optimizer.lr, 2.0);  // an integer is a number
@@ -169,7 +172,7 @@ TEST(Deck, EveryAlgorithmParsesWithItsDefaults) {
     EXPECT_EQ(d.optimizer.eps, 1e-8);
     EXPECT_EQ(d.optimizer.sync_period, 1);
     EXPECT_EQ(d.optimizer.b0, 1.0);
-    EXPECT_EQ(d.optimizer.warmup_steps, 0);
+    EXPECT_EQ(d.optimizer.warmup_steps, extra.empty() ? 0 : 10);
     EXPECT_EQ(d.problem.noise_coords, NoiseCoords::all);
     EXPECT_EQ(d.run.log_every, 2);  // max(1, 250 / 100)
   }
@@ -336,6 +339,10 @@ TEST(Deck, OutOfRangeValues) {
   expect_error(deck(q, "  kind: local_sgd\n  lr: 1\n  sync_period: 0\n"),
                {"optimizer.sync_period: must be >= 1, got 0"});
   expect_error(deck(q, "  kind: local_adaalter\n  lr: 1\n  b0: 0\n"), {"optimizer.b0: must be > 0"});
+  expect_error(deck(q, "  kind: onebit_adam\n  lr: 1\n"),
+               {"optimizer.warmup_steps", "required", "onebit_adam"});
+  expect_error(deck(q, "  kind: onebit_adam\n  lr: 1\n  warmup_steps: 0\n"), {"optimizer.warmup_steps", ">= 1"});
+  expect_error(deck(q, "  kind: onebit_adam\n  lr: 1\n  warmup_steps: 5\n  eps: 1\n"), {"optimizer.eps", "onebit_adam"});
   expect_error(deck(q, "  kind: local_adaalter\n  lr: 1\n  warmup_steps: -1\n"),
                {"optimizer.warmup_steps: must be >= 0, got -1"});
   expect_error(deck(q, "  kind: majority_vote\n  lr: 1\n  lr_schedule: adaptive\n  lipschitz: 0\n"),
@@ -561,9 +568,10 @@ TEST(Deck, AcceptedKeysAreThoseOfTheDocument) {
 // Every deck shipped in inputs/ parses, and its effective text parses back to the same deck.
 TEST(DeckFiles, EveryInputDeckParses) {
   std::vector<std::filesystem::path> decks;
-  for (const auto& e : std::filesystem::directory_iterator(TERSE_INPUTS_DIR))
+  // inputs/ and its subdirectories (inputs/validation/: the seed experiments).
+  for (const auto& e : std::filesystem::recursive_directory_iterator(TERSE_INPUTS_DIR))
     if (e.path().extension() == ".yaml") decks.push_back(e.path());
-  ASSERT_GE(decks.size(), 3u) << "no decks found in " << TERSE_INPUTS_DIR;
+  ASSERT_GE(decks.size(), 8u) << "not every deck found in " << TERSE_INPUTS_DIR;
   for (const auto& p : decks) {
     SCOPED_TRACE(p.string());
     terse::Deck deck;

@@ -132,18 +132,27 @@ const auto* const remove_files = ::testing::AddGlobalTestEnvironment(new RemoveF
 
 const std::vector<std::string> kAlgorithms = {"sgd",        "majority_vote", "stochastic_sign", "ef_signsgd",
                                               "amsgrad",    "amsgrad_naive", "amsgrad_ef",      "cd_adam",
-                                              "ef21",       "adagrad",       "local_sgd",       "local_adaalter"};
+                                              "ef21",       "adagrad",       "local_sgd",       "local_adaalter",
+                                              "onebit_adam"};
+/// 1-bit Adam's shortest warm-up in the decks of make_deck (3 Adam steps), so that even short runs have both stages.
+constexpr int kOnebitWarmup = 3;
 const std::vector<std::string> kProblems = {"quadratic", "rosenbrock", "logistic", "mlp"};
 
 /// Step size per family: the adaptive and sign methods move every coordinate by about lr per step, the
 /// others by lr times the gradient.
 double step_size(const std::string& problem, const std::string& alg) {
-  const bool per_coordinate = alg == "majority_vote" || alg.rfind("amsgrad", 0) == 0 || alg == "cd_adam";
+  const bool per_coordinate =
+      alg == "majority_vote" || alg.rfind("amsgrad", 0) == 0 || alg == "cd_adam" || alg == "onebit_adam";
   if (problem == "quadratic") {
     if (alg == "stochastic_sign") return 0.003;  // its messages have the size of ||g||_2 in every coordinate
     return per_coordinate ? 0.01 : 0.1;
   }
-  if (problem == "rosenbrock") return per_coordinate || alg == "stochastic_sign" ? 0.001 : 0.01;
+  if (problem == "rosenbrock") {
+    // 1-bit Adam's scaled signs give every coordinate the mean magnitude, divided by the frozen sqrt(v): the
+    // coordinates Rosenbrock's sampled components rarely touch move fastest.
+    if (alg == "onebit_adam") return 0.0002;
+    return per_coordinate || alg == "stochastic_sign" ? 0.001 : 0.01;
+  }
   if (problem == "logistic") {
     if (alg == "cd_adam") return 0.003;
     return per_coordinate || alg == "stochastic_sign" ? 0.01 : 0.1;
@@ -169,6 +178,9 @@ Deck make_deck(const std::string& problem, const std::string& alg, int per_rank,
   y << problem_yaml(problem);
   y << "optimizer: {kind: " << alg << ", lr: " << step_size(problem, alg);
   if (alg == "local_sgd" || alg == "local_adaalter") y << ", sync_period: 4";
+  // 1-bit Adam freezes v after the warm-up: a quarter of the run, with beta2 = 0.99 so that v has averaged
+  // enough gradients by then (the seeds' convention has no bias correction).
+  if (alg == "onebit_adam") y << ", beta2: 0.99, warmup_steps: " << std::max(kOnebitWarmup, iterations / 4);
   // Top-k with the seed's k = 0.016 d keeps 1 coordinate of the small problems: 20 % keeps a few.
   if (alg == "ef21" && (problem == "logistic" || problem == "rosenbrock")) y << ", k_ratio: 0.2";
   y << "}\n";
@@ -296,6 +308,7 @@ TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
   expect_decomposition_invariant("logistic", "local_sgd", false);
   expect_decomposition_invariant("logistic", "local_adaalter", false);
   expect_decomposition_invariant("quadratic", "cd_adam", false);  // the server's scale sums the ranks' blocks
+  expect_decomposition_invariant("logistic", "onebit_adam", false);
   expect_decomposition_invariant("quadratic", "majority_vote", false,
                                  {"optimizer.lr_schedule=adaptive", "optimizer.lipschitz=1",
                                   "optimizer.accept=descent"});
@@ -323,16 +336,105 @@ TEST(RunBits, FollowThePayloadFormula) {
       {"adagrad", {32 * d, 32 * d}},
       {"local_sgd", {32 * d, 32 * d}},
       {"local_adaalter", {64 * d, 64 * d}},
+      {"onebit_adam", {d + 32, d + 32}},  // after its fp32 warm-up rounds (32 d each way)
   };
   for (const auto& [alg, bits] : per_round) {
     SCOPED_TRACE(alg);
     const RunSummary s = run_deck(MPI_COMM_WORLD, make_deck("quadratic", alg, 2, 8), quiet());
     for (const auto& r : s.rows) {
-      const double rounds = alg.rfind("local", 0) == 0 ? std::floor(r.iteration / 4.0) : r.iteration;  // sync_period 4
-      EXPECT_EQ(r.bits_up, rounds * bits.first) << "iteration " << r.iteration;
-      EXPECT_EQ(r.bits_down, rounds * bits.second) << "iteration " << r.iteration;
+      double rounds = alg.rfind("local", 0) == 0 ? std::floor(r.iteration / 4.0) : r.iteration;  // sync_period 4
+      double warm = 0;
+      if (alg == "onebit_adam") {
+        warm = std::min<double>(r.iteration, kOnebitWarmup);
+        rounds -= warm;
+      }
+      EXPECT_EQ(r.bits_up, rounds * bits.first + warm * 32 * d) << "iteration " << r.iteration;
+      EXPECT_EQ(r.bits_down, rounds * bits.second + warm * 32 * d) << "iteration " << r.iteration;
     }
   }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// 1-bit Adam (Tang et al. 2021; seed 004 Sec. 7.2's baseline) against a scalar double reference written from
+// the algorithm: Adam on the mean gradient for warmup_steps steps; then v frozen, each worker compresses its
+// momentum b1 m + (1 - b1) g_w with error feedback (c = (||p||_1 / d) sign(p), sign(0) = +1, e_w <- p - c), the
+// server compresses the mean of the c_w with its own error feedback, and m <- that message, x <- x - lr m /
+// sqrt(v + nu). The workers' stochastic gradients come from the problem (a rank holding all W workers), the
+// algebra from here: the run (W = 2 P workers on P ranks, the sharded server) follows it to fp32 rounding.
+
+TEST(RunOnebitAdam, FollowsAScalarReference) {
+  const int P = size_of(), W = 2 * P, d = 37, iterations = 14, warmup = 4;
+  const double lr = 0.01, b1 = 0.9, b2 = 0.999, nu = 1e-8;
+  const std::string yaml = "problem: {kind: quadratic, dim: " + std::to_string(d) +
+                           ", noise_std: 0.5, x0: 1.0}\n"
+                           "optimizer: {kind: onebit_adam, lr: 0.01, warmup_steps: " + std::to_string(warmup) + "}\n"
+                           "run: {iterations: " + std::to_string(iterations) + ", batch: 2, seed: 11, log_every: 7}\n"
+                           "workers: {per_rank: 2}\n";
+  const Deck deck = parse_deck_string(yaml, "test:onebit_adam");
+  const RunSummary run = run_deck(MPI_COMM_WORLD, deck, quiet());
+
+  using Exec = Kokkos::DefaultExecutionSpace;
+  auto problem = make_problem<Exec>(deck.problem, workers_of_rank(0, 1, W));  // every worker on this rank
+  Problem<Exec>::vector_type xd("x", d), gd("g", d);
+  auto xh = Kokkos::create_mirror_view(xd);
+  auto gh = Kokkos::create_mirror_view(gd);
+  std::vector<double> x(d, 1.0), m(d, 0.0), v(d, 0.0), es(d, 0.0);
+  std::vector<std::vector<double>> ew(W, std::vector<double>(d, 0.0));
+  const auto scaled_sign = [&](std::vector<double>& p) {  // p <- C(p), returns nothing; C(p) = (|p|_1 / d) sign p
+    double l1 = 0;
+    for (double q : p) l1 += std::fabs(q);
+    for (double& q : p) q = (q >= 0 ? 1.0 : -1.0) * l1 / d;
+  };
+  int sign_flips_possible = 0;  // coordinates whose p came within fp32 rounding of 0 (would make the check moot)
+  for (int k = 0; k < iterations; ++k) {
+    for (int i = 0; i < d; ++i) xh(i) = static_cast<float>(x[i]);
+    Kokkos::deep_copy(xd, xh);
+    std::vector<std::vector<double>> g(W, std::vector<double>(d));
+    for (int w = 0; w < W; ++w) {
+      problem->stochastic_gradient(xd, w, static_cast<std::uint64_t>(k), batch_of(deck.run), deck.run.seed, gd);
+      Kokkos::deep_copy(gh, gd);
+      for (int i = 0; i < d; ++i) g[w][i] = gh(i);
+    }
+    if (k < warmup) {
+      for (int i = 0; i < d; ++i) {
+        double mean = 0;
+        for (int w = 0; w < W; ++w) mean += g[w][i] / W;
+        m[i] = b1 * m[i] + (1 - b1) * mean;
+        v[i] = b2 * v[i] + (1 - b2) * mean * mean;
+        x[i] -= lr * m[i] / std::sqrt(v[i] + nu);
+      }
+      continue;
+    }
+    std::vector<double> mean(d, 0.0);
+    for (int w = 0; w < W; ++w) {
+      std::vector<double> p(d);
+      for (int i = 0; i < d; ++i) p[i] = b1 * m[i] + (1 - b1) * g[w][i] + ew[w][i];
+      for (double q : p) sign_flips_possible += std::fabs(q) < 1e-5;
+      std::vector<double> c = p;
+      scaled_sign(c);
+      for (int i = 0; i < d; ++i) {
+        ew[w][i] = p[i] - c[i];
+        mean[i] += c[i] / W;
+      }
+    }
+    std::vector<double> p(d);
+    for (int i = 0; i < d; ++i) p[i] = mean[i] + es[i];
+    for (double q : p) sign_flips_possible += std::fabs(q) < 1e-5;
+    std::vector<double> c = p;
+    scaled_sign(c);
+    for (int i = 0; i < d; ++i) {
+      es[i] = p[i] - c[i];
+      m[i] = c[i];
+      x[i] -= lr * m[i] / std::sqrt(v[i] + nu);
+    }
+  }
+  ASSERT_EQ(sign_flips_possible, 0) << "choose another seed: a compressed value came too close to 0";
+  ASSERT_EQ(run.final_x.size(), static_cast<std::size_t>(d));
+  for (int i = 0; i < d; ++i) EXPECT_NEAR(run.final_x[i], x[i], 2e-5) << "coordinate " << i;
+  // The run moved: the reference is not the initial point.
+  double moved = 0;
+  for (int i = 0; i < d; ++i) moved = std::max(moved, std::fabs(x[i] - 1.0));
+  EXPECT_GT(moved, 0.05);
 }
 
 TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
@@ -378,6 +480,8 @@ TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
     c.push_back({"majority_vote", ", accept: descent", ""});
     c.push_back({"cd_adam", ", compressor: top_k", ""});
     c.push_back({"ef_signsgd", "", ", success_probability_samples: 2"});
+    for (auto& k : c)
+      if (k.alg == "onebit_adam") k.optimizer_extra = ", warmup_steps: 1";
     return c;
   }();
   const std::uint64_t d = (1u << 18) + 5;
@@ -525,6 +629,7 @@ TEST(RunRestart, EveryAlgorithmContinuesBitwise) {
                           "optimizer.accept=descent"});
   expect_restart_bitwise(sub, "mlp", "local_adaalter");
   expect_restart_bitwise(sub, "mlp", "cd_adam");
+  expect_restart_bitwise(sub, "logistic", "onebit_adam", {"optimizer.warmup_steps=12"});  // stopped while warming up
   MPI_Comm_free(&sub);
 }
 
