@@ -4,7 +4,8 @@
 # and runs the whole CTest suite there. Any memory error or undefined behaviour fails the test it happens in.
 # Leaks: Open MPI keeps memory until the process ends, which LeakSanitizer reports, so leak checking is off for
 # the suite and on again for a second pass over the tests that do not start MPI (the GoogleTest unit and driver
-# tests: every test but driver.*, mpi.*, checkpoint.* and packaging.*). Extra arguments go to ctest.
+# tests: every test but driver.*, mpi.*, checkpoint.*, packaging.* and validation.*). The seed experiments
+# (validation.*) run once here, the cheapest of them: the normal job checks them all. Extra arguments go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,8 +14,15 @@ bash scripts/build.sh -Dterse_ENABLE_SANITIZERS=ON -Dterse_ENABLE_TESTS=ON -Dter
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
 source scripts/mpi-env.sh
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-echo "[terse sanitizers] the whole suite (leak checking off: Open MPI's allocations)"
-ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 "$@"
+echo "[terse sanitizers] the whole suite but the seed experiments (leak checking off: Open MPI's allocations)"
+ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 \
+  -LE validation "$@"
+# The seed experiments are minutes of plain runs (the normal job checks their numbers); one of them, with the
+# success probabilities on, takes the driver through 40 complete runs under the sanitizers.
+echo "[terse sanitizers] one seed experiment"
+ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure --timeout 900 --no-tests=error \
+  -R '^validation\.seed001_rosenbrock_batch$'
+
 echo "[terse sanitizers] the tests without MPI, with leak checking"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 --no-tests=error \
-  -E '^(driver|mpi|checkpoint|packaging)\.' "$@"
+  -E '^(driver|mpi|checkpoint|packaging|validation)\.' "$@"
