@@ -8,6 +8,7 @@
 //   host/device   no KOKKOS_IF_ON_HOST in 3.4                    -> TERSE_DEVICE_COMPILE (defined in device passes)
 //   version       KOKKOS_VERSION only in 3.4                      -> KOKKOS_VERSION_GREATER_EQUAL (4.0+)
 //   threads flag  --kokkos-threads (3.4)                          -> --kokkos-num-threads (3.7+)
+// and the one host-only instruction-set branch: streaming (non-temporal) stores on x86-64 with AVX2.
 
 #include <Kokkos_Core.hpp>
 
@@ -27,6 +28,12 @@
 /// Defined while compiling device code (Kokkos 3.4 has no KOKKOS_IF_ON_DEVICE).
 #if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__) || defined(__SYCL_DEVICE_ONLY__)
 #define TERSE_DEVICE_COMPILE 1
+#endif
+
+/// Host code on x86-64 with AVX2 (-march=native on such a CPU): streaming stores are available.
+#if !defined(TERSE_DEVICE_COMPILE) && defined(__AVX2__) && (defined(__GNUC__) || defined(__clang__))
+#define TERSE_STREAMING_STORES 1
+#include <immintrin.h>
 #endif
 
 #if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
@@ -86,6 +93,30 @@ KOKKOS_INLINE_FUNCTION int popcount(std::uint32_t w) {
   return Kokkos::Impl::bit_count(static_cast<unsigned>(w));
 #endif
 }
+
+/// Whether streaming_signs64 writes with streaming stores (else it is not to be called).
+#if defined(TERSE_STREAMING_STORES)
+inline constexpr bool has_streaming_stores = true;
+
+/// Host only: dst[j] = (bit j of bits ? s : -s) for j = 0..63, written with non-temporal stores that bypass
+/// the caches (no read-for-ownership of lines that are only written). dst must be 32-byte aligned; call
+/// streaming_fence() before another thread reads what was written.
+inline void streaming_signs64(float* dst, std::uint64_t bits, float s) {
+  const __m256 pos = _mm256_set1_ps(s), neg = _mm256_set1_ps(-s);
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  for (int k = 0; k < 8; ++k) {
+    const __m256i byte = _mm256_set1_epi32(static_cast<int>((bits >> (8 * k)) & 0xffu));
+    const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(byte, lane_bit), lane_bit);
+    _mm256_stream_ps(dst + 8 * k, _mm256_blendv_ps(neg, pos, _mm256_castsi256_ps(set)));
+  }
+}
+/// Orders the streaming stores before the stores that follow (the end of a work item).
+inline void streaming_fence() { _mm_sfence(); }
+#else
+inline constexpr bool has_streaming_stores = false;
+inline void streaming_signs64(float*, std::uint64_t, float) {}
+inline void streaming_fence() {}
+#endif
 
 #if defined(KOKKOS_ENABLE_HIP)
 /// The HIP execution space (Kokkos::Experimental::HIP before 4.0).

@@ -106,6 +106,35 @@ struct SignUnpackWords {
   }
 };
 
+/// Host backends, fp32, vectors larger than the caches: the words of one block per work item, each full word
+/// written with streaming stores (terse::compat::streaming_signs64). A vector that is only written then costs
+/// its bytes once instead of twice (no read-for-ownership of each line). Host-only functor: launched on host
+/// execution spaces only.
+inline constexpr std::size_t streaming_min_coords = std::size_t(1) << 22;  ///< 16 MiB of fp32
+inline constexpr std::size_t streaming_block_words = 64;                   ///< 16 KiB of fp32 per work item
+
+template <class WView>
+struct SignUnpackStreaming {
+  WView words;
+  float* y;
+  float scale;
+  std::size_t n;
+
+  void operator()(std::size_t b) const {
+    const std::size_t w_end = compat::min(packed_words(n), (b + 1) * streaming_block_words);
+    for (std::size_t w = b * streaming_block_words; w < w_end; ++w) {
+      const std::size_t begin = w * sign_word_bits;
+      const sign_word_t bits = words(w);
+      if (begin + sign_word_bits <= n) {
+        compat::streaming_signs64(y + begin, bits, scale);
+      } else {
+        for (std::size_t j = 0; begin + j < n; ++j) y[begin + j] = ((bits >> j) & 1u) ? scale : -scale;
+      }
+    }
+    compat::streaming_fence();
+  }
+};
+
 template <class WView, class YView>
 struct SignUnpackCoords {
   WView words;
@@ -202,6 +231,16 @@ void sign_unpack(const ExecSpace& space, const WView& words, const YView& y,
   const std::size_t n = y.extent(0);
   Impl::require(words.extent(0) >= packed_words(n), "terse::sign_unpack: words.extent(0) < packed_words(y.extent(0))");
   if constexpr (Impl::word_loops_v<ExecSpace>) {
+    using T = typename YView::non_const_value_type;
+    if constexpr (compat::has_streaming_stores && std::is_same<T, float>::value) {
+      if (n >= Impl::streaming_min_coords && y.span_is_contiguous() &&
+          reinterpret_cast<std::uintptr_t>(y.data()) % 32 == 0) {
+        const std::size_t blocks = (packed_words(n) + Impl::streaming_block_words - 1) / Impl::streaming_block_words;
+        Kokkos::parallel_for("terse::sign_unpack", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
+                             Impl::SignUnpackStreaming<WView>{words, y.data(), scale, n});
+        return;
+      }
+    }
     Kokkos::parallel_for("terse::sign_unpack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                          Impl::SignUnpackWords<WView, YView>{words, y, scale, n});
   } else {

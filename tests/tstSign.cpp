@@ -115,6 +115,26 @@ TYPED_TEST(SignPack, UnpackAndApplyFloat64) {
   }
 }
 
+// Above Impl::streaming_min_coords, fp32 unpacks on host backends write with streaming stores (where the CPU has
+// them): a vector past the threshold with a partial last word, and an unaligned subview of it (the ordinary
+// path), against the scalar reference; every coordinate is overwritten.
+TYPED_TEST(SignPack, LargeFloat32UnpackMatchesTheReference) {
+  const std::size_t n = terse::Impl::streaming_min_coords + 4097;
+  const auto src = mixed_values<float>(n, 31);
+  const auto words_ref = reference_pack(src);
+  const auto words = to_device<TypeParam>(words_ref, "words");
+  Kokkos::View<float*, typename TypeParam::memory_space> y("y", n + 1);
+  for (std::size_t offset : {std::size_t(0), std::size_t(1)}) {
+    Kokkos::deep_copy(y, 12345.0f);
+    auto yo = Kokkos::subview(y, std::make_pair(offset, offset + n));
+    sign_unpack(TypeParam(), words, yo, 0.25f);
+    const auto got = to_host(y);
+    for (std::size_t i = 0; i < n; ++i)
+      ASSERT_EQ(got[offset + i], reference_bit(words_ref, i) ? 0.25f : -0.25f) << "coordinate " << i << ", offset " << offset;
+    EXPECT_EQ(got[offset == 0 ? n : 0], 12345.0f) << "a coordinate outside the view was written, offset " << offset;
+  }
+}
+
 TYPED_TEST(SignPack, PackThenUnpackRoundTrips) {
   const std::size_t n = 4099;
   const auto x = mixed_values<double>(n, 99);
