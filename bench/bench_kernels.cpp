@@ -210,13 +210,33 @@ void BM_MajorityVote(benchmark::State& state) {
   state.counters["speedup_vs_unpacked"] = median(unpacked) / median(sliced);
 }
 
+// The server's mean of W scaled-sign messages (sign_mean): reads W n / 8 bytes of signs, writes n values (with
+// accumulate, reads them too); against the copy reference.
+void BM_SignMean(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const int voters = static_cast<int>(state.range(1));
+  const bool accumulate = state.range(2) != 0;
+  const StreamReferences s(n);
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem> signs("signs", voters, packed_words(n));
+  vote_inputs(signs);
+  Kokkos::View<float*, Mem> scales("scales", voters), out("out", n);
+  Kokkos::deep_copy(scales, 0.5f);
+  const double bytes = (accumulate ? 8.0 : 4.0) * double(n) + voters * double(packed_words(n)) * sizeof(sign_word_t);
+  run_against_reference(state, Exec(), bytes, accumulate ? Reference::update : Reference::copy, s,
+                        [&] { sign_mean(Exec(), signs, scales, out, 1.0 / voters, accumulate); });
+}
+
 BENCHMARK_TEMPLATE(BM_ScaledSign, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_StochasticSign, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_ErrorFeedback, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_Markov, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_MessageAdd, float) TERSE_SIZES;
 BENCHMARK(BM_MajorityVote)
-    ->ArgsProduct({{1 << 20, 1 << 26}, {3, 8, 32}})
+    ->ArgsProduct({{1 << 20, 1 << 26}, {2, 3, 8, 32}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SignMean)
+    ->ArgsProduct({{1 << 20, 1 << 26}, {2, 8}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 

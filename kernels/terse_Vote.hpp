@@ -191,6 +191,43 @@ struct SignMean {
   }
 };
 
+/// Host backends: one word (64 coordinates) per work item; the voters' words and scales are read once per
+/// word and the 64 sums, kept in registers, vectorise. The same sums in the same order (v = 0 .. W-1, from 0)
+/// as SignMean, so the two give identical results.
+template <class SignsView, class ScalesView, class OutView>
+struct SignMeanWords {
+  SignsView signs;  // (W, words)
+  ScalesView scales;  // (W)
+  OutView out;
+  typename OutView::non_const_value_type inv_count;
+  bool accumulate;
+  std::size_t n;
+
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
+    using T = typename OutView::non_const_value_type;
+    const std::size_t begin = w * sign_word_bits;
+    if (begin + sign_word_bits > n) {  // the last, partial word
+      for (std::size_t i = begin; i < n; ++i) SignMean<SignsView, ScalesView, OutView>{signs, scales, out, inv_count, accumulate}(i);
+      return;
+    }
+    T sum[sign_word_bits];
+    for (int j = 0; j < sign_word_bits; ++j) sum[j] = T(0);
+    for (std::size_t v = 0; v < signs.extent(0); ++v) {
+      const T s = static_cast<T>(scales(v));
+      const sign_word_t bits = signs(v, w);
+      for (int h = 0; h < 2; ++h) {  // 32-bit halves vectorise (compare of the shifted bit, blend)
+        const std::uint32_t half = static_cast<std::uint32_t>(bits >> (32 * h));
+        for (int j = 0; j < 32; ++j) sum[32 * h + j] += ((half >> j) & 1u) ? s : T(-s);
+      }
+    }
+    if (accumulate) {
+      for (int j = 0; j < sign_word_bits; ++j) out(begin + j) = out(begin + j) + inv_count * sum[j];
+    } else {
+      for (int j = 0; j < sign_word_bits; ++j) out(begin + j) = inv_count * sum[j];
+    }
+  }
+};
+
 }  // namespace Impl
 
 /// The server's aggregation of W scaled-sign messages (seed 004 Sec. 4, naive compression and error feedback;
@@ -209,9 +246,16 @@ void sign_mean(const ExecSpace& space, const SignsView& signs, const ScalesView&
   Impl::require(scales.extent(0) == signs.extent(0), "terse::sign_mean: one scale per voter");
   Impl::require(signs.extent(1) >= packed_words(out.extent(0)), "terse::sign_mean: out is longer than the signs");
   using T = typename OutView::non_const_value_type;
-  Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, out.extent(0)),
-                       Impl::SignMean<SignsView, ScalesView, OutView>{signs, scales, out, static_cast<T>(inv_count),
-                                                                      accumulate});
+  const std::size_t n = out.extent(0);
+  if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                         Impl::SignMeanWords<SignsView, ScalesView, OutView>{signs, scales, out, static_cast<T>(inv_count),
+                                                                             accumulate, n});
+  } else {
+    Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, n),
+                         Impl::SignMean<SignsView, ScalesView, OutView>{signs, scales, out, static_cast<T>(inv_count),
+                                                                        accumulate});
+  }
 }
 
 }  // namespace terse
