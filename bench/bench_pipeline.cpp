@@ -6,17 +6,20 @@
 // downlink -> apply, the gradient being given. The slowest rank's time is the iteration's time (MPI_MAX);
 // the report gives medians over the repetitions. The compressed paths (majority_vote, ef_signsgd, cd_adam,
 // ef21, ...) and the uncompressed ones (sgd and amsgrad: an fp32 MPI_Allreduce of the gradient, then the
-// update) run in the same process, one after the other, so their ratios compare like with like.
+// update) run in the same process. The machines this runs on are shared and noisy (the memory bandwidth of a
+// 2-core VM moves by 2x within seconds), so every algorithm is timed against the sgd path iteration by
+// iteration, alternating the two (sgd first, then last), and its ratio to sgd is the median of the
+// per-repetition ratios ("paired"); sgd's own row gathers all its iterations.
 //
 // Besides the time, for every configuration:
 //   * the bytes this rank handed to MPI per iteration (the Round's own count), and their ratio to sgd's;
 //   * the time spent inside MPI collectives, from PMPI wrappers of the collectives the pieces call, so
 //     compute = time - MPI time; and a projection of the iteration onto a network of bandwidth B and
 //     latency L:  T = compute + collectives * L * ceil(log2 P) + bytes / B;
-//   * at the largest d, the process's peak resident memory (VmHWM, reset per algorithm through
-//     /proc/self/clear_refs) above its resident memory before the pieces were built, against the state
-//     formula (what the constructors allocate: x, the gradient, the update rule's state and Round::bytes)
-//     and against Kokkos's own count of the bytes it allocated (AllocationTracker).
+//   * at the largest d, after the timings, each algorithm alone: the process's peak resident memory (VmHWM,
+//     reset per algorithm through /proc/self/clear_refs) above its resident memory before the pieces were
+//     built, against the state formula (what the constructors allocate: x, the gradient, the update rule's
+//     state and Round::bytes) and against Kokkos's own count of the bytes it allocated (AllocationTracker).
 // Every result file records what it ran on (CPU or GPU, Kokkos version and backend, threads, ranks,
 // compiler, MPI library), so bench/compare.py can put files from different machines side by side.
 //
@@ -41,6 +44,7 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -186,7 +190,7 @@ bool reset_peak_rss() {
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// One configuration
+// One algorithm's path
 // ------------------------------------------------------------------------------------------------------------
 
 struct Result {
@@ -196,6 +200,8 @@ struct Result {
   double phase_seconds[3] = {0, 0, 0};  // compress, exchange, apply (each the slowest rank's)
   double collectives = 0;  // MPI collective calls per iteration
   double bytes = 0;        // handed to MPI per rank and iteration
+  double ratio_to_sgd = 0; // median over the paired repetitions of t / t_sgd (sgd: 1)
+  int pairs = 0;           // paired repetitions behind ratio_to_sgd
   // memory (only at the largest d): resident peak above the baseline, the formula, Kokkos's peak
   double rss_peak = -1, formula = 0, kokkos_peak = 0;
 };
@@ -212,101 +218,190 @@ OptimizerKind kind_of(const std::string& name) {
   throw std::invalid_argument("unknown algorithm '" + name + "'");
 }
 
-Result measure(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, int warmup, int repeats, bool memory) {
-  int rank = 0, P = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &P);
-  OptimizerConfig o;
-  o.kind = kind_of(algorithm);
-  o.compressor = o.kind == OptimizerKind::ef21 ? Compressor::top_k : Compressor::scaled_sign;
-  const Composition c = compose(o);
-  if (c.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
-  const std::uint64_t k = c.wire == Wire::top_k ? top_k_count(o.k_ratio, d) : 0;
-  Exec space;
+/// The pieces `terse run` allocates for one algorithm at dimension d with one worker per rank (the model, the
+/// worker's gradient, the update rule's state, the round), and one timed iteration of its path.
+class Path {
+ public:
+  /// One iteration, as the slowest rank saw it.
+  struct Sample {
+    double seconds = 0, compute = 0, phases[3] = {0, 0, 0};
+    long calls = 0;  // this rank's MPI collective calls
+  };
+
+  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d) : comm_(comm), d_(d) {
+    MPI_Comm_rank(comm, &rank_);
+    MPI_Comm_size(comm, &P_);
+    o_.kind = kind_of(algorithm);
+    o_.compressor = o_.kind == OptimizerKind::ef21 ? Compressor::top_k : Compressor::scaled_sign;
+    c_ = compose(o_);
+    if (c_.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
+    const std::uint64_t k = c_.wire == Wire::top_k ? top_k_count(o_.k_ratio, d) : 0;
+    x_ = Vec("terse::x", d);
+    grads_ = Mat("terse::worker.gradients", 1, d);
+    if (c_.rule == Rule::amsgrad) {
+      m_ = Vec("terse::amsgrad.m", d);
+      v_ = Vec("terse::amsgrad.v", d);
+      v_hat_ = Vec("terse::amsgrad.v_hat", d);
+    }
+    round_ = std::make_unique<Round>(comm, c_, d, 1, k, 7, rank_);
+    formula_ = static_cast<double>(d * sizeof(float) * (c_.rule == Rule::amsgrad ? 5 : 2) +
+                                   Round::bytes(c_, d, 1, k, P_, rank_));
+    // A gradient of N(0, 1) values, different on each rank.
+    const CounterRng rng{42, static_cast<std::uint32_t>(RandomStream::gradient_noise)};
+    auto g = row(grads_, 0);
+    const auto w = static_cast<std::uint32_t>(rank_);
+    Kokkos::parallel_for("terse::bench::gradient", Kokkos::RangePolicy<Exec>(space_, 0, d),
+                         KOKKOS_LAMBDA(std::size_t i) { g(i) = static_cast<float>(rng.normal(0, w, i)); });
+    space_.fence();
+  }
+
+  /// The state formula: what the constructor allocates (docs/architecture.md, Memory).
+  double formula() const { return formula_; }
+  std::uint64_t bytes_sent() const { return round_->bytes_sent(); }
+
+  /// Collective: one iteration (compress -> exchange -> aggregate -> downlink -> apply), timed on every rank.
+  Sample run() {
+    MPI_Barrier(comm_);
+    MpiClock& clk = mpi_clock();
+    clk = MpiClock{true, 0, 0};
+    const double t0 = MPI_Wtime();
+    double phase[3];
+    iteration(phase);
+    double t[2] = {MPI_Wtime() - t0, 0};
+    clk.on = false;
+    t[1] = t[0] - clk.seconds;
+    Sample s;
+    s.calls = clk.calls;
+    double slowest[2];
+    MPI_Allreduce(t, slowest, 2, MPI_DOUBLE, MPI_MAX, comm_);
+    MPI_Allreduce(phase, s.phases, 3, MPI_DOUBLE, MPI_MAX, comm_);
+    s.seconds = slowest[0];
+    s.compute = slowest[1];
+    return s;
+  }
+
+ private:
+  void iteration(double* phase) {
+    const auto g = row(grads_, 0);
+    const float lr = 1e-4f;
+    Kokkos::Timer timer;
+    round_->encode(space_, 0, g, it_);
+    space_.fence();
+    phase[0] = timer.seconds();
+    round_->exchange(space_, grads_);
+    space_.fence();
+    phase[1] = timer.seconds() - phase[0];
+    switch (c_.rule) {
+      case Rule::sgd: sgd_step(space_, x_, round_->direction(), lr); break;
+      case Rule::amsgrad:
+        amsgrad_step(space_, x_, m_, v_, v_hat_, round_->direction(), {lr, o_.beta1, o_.beta2, o_.nu});
+        break;
+      case Rule::sign: sign_apply_voted(space_, round_->vote_words(), round_->tie_words(), x_, lr); break;
+      default: break;
+    }
+    space_.fence();
+    phase[2] = timer.seconds() - phase[0] - phase[1];
+    ++it_;
+  }
+
+  MPI_Comm comm_;
+  int rank_ = 0, P_ = 1;
+  std::uint64_t d_ = 0, it_ = 0;
+  OptimizerConfig o_;
+  Composition c_;
+  Exec space_;
+  Vec x_, m_, v_, v_hat_;
+  Mat grads_;
+  std::unique_ptr<Round> round_;
+  double formula_ = 0;
+};
+
+/// Fills the times of `res` from its samples: medians over the repetitions.
+void summarise(Result& res, const std::vector<Path::Sample>& samples, std::uint64_t bytes) {
+  std::vector<double> times, computes, mpis, phases[3];
+  long calls = 0;
+  for (const auto& s : samples) {
+    times.push_back(s.seconds);
+    computes.push_back(s.compute);
+    mpis.push_back(s.seconds - s.compute);
+    for (int q = 0; q < 3; ++q) phases[q].push_back(s.phases[q]);
+    calls += s.calls;
+  }
+  res.seconds = median(times);
+  res.seconds_min = *std::min_element(times.begin(), times.end());
+  for (int q = 0; q < 3; ++q) res.phase_seconds[q] = median(phases[q]);
+  res.compute_seconds = median(computes);
+  res.mpi_seconds = median(mpis);
+  res.collectives = static_cast<double>(calls) / static_cast<double>(samples.size());
+  res.bytes = static_cast<double>(bytes) / static_cast<double>(samples.size());
+}
+
+/// Times `algorithm` against the sgd path `sgd` at the same d: iterations alternate between the two (sgd
+/// first on even repetitions, last on odd ones), so both see the same machine, and the ratio is the median of
+/// the per-repetition ratios. Appends the sgd samples to `sgd_samples`.
+Result measure_paired(MPI_Comm comm, const std::string& algorithm, Path& sgd, std::uint64_t d, int warmup, int repeats,
+                      std::vector<Path::Sample>& sgd_samples, std::uint64_t& sgd_bytes) {
   Result res;
   res.algorithm = algorithm;
   res.d = d;
-
-  MPI_Barrier(comm);
-  const bool rss = memory && reset_peak_rss();
-  const double rss_before = status_bytes("VmRSS");
-  std::optional<AllocationTracker> tracker;
-  if (memory) tracker.emplace();
-  {
-    // The pieces and the state: the model, the worker's gradient, the rule's state, the round.
-    Vec x("terse::x", d);
-    Mat grads("terse::worker.gradients", 1, d);
-    Vec m, v, v_hat;
-    if (c.rule == Rule::amsgrad) {
-      m = Vec("terse::amsgrad.m", d);
-      v = Vec("terse::amsgrad.v", d);
-      v_hat = Vec("terse::amsgrad.v_hat", d);
-    }
-    Round round(comm, c, d, 1, k, 7, rank);
-    res.formula = static_cast<double>(d * sizeof(float) * (c.rule == Rule::amsgrad ? 5 : 2) +
-                                      Round::bytes(c, d, 1, k, P, rank));
-    // A gradient of N(0, 1) values, different on each rank.
-    const CounterRng rng{42, static_cast<std::uint32_t>(RandomStream::gradient_noise)};
-    auto g = row(grads, 0);
-    const auto w = static_cast<std::uint32_t>(rank);
-    Kokkos::parallel_for("terse::bench::gradient", Kokkos::RangePolicy<Exec>(space, 0, d),
-                         KOKKOS_LAMBDA(std::size_t i) { g(i) = static_cast<float>(rng.normal(0, w, i)); });
-    const float lr = 1e-4f;
-    double phase[3] = {0, 0, 0};  // compress, exchange (with aggregation and downlink), apply: this rank
-    const auto iteration = [&](std::uint64_t it) {
-      Kokkos::Timer timer;
-      round.encode(space, 0, g, it);
-      space.fence();
-      phase[0] = timer.seconds();
-      round.exchange(space, grads);
-      space.fence();
-      phase[1] = timer.seconds() - phase[0];
-      switch (c.rule) {
-        case Rule::sgd: sgd_step(space, x, round.direction(), lr); break;
-        case Rule::amsgrad: amsgrad_step(space, x, m, v, v_hat, round.direction(), {lr, o.beta1, o.beta2, o.nu}); break;
-        case Rule::adagrad: break;
-        case Rule::sign: sign_apply_voted(space, round.vote_words(), round.tie_words(), x, lr); break;
-        default: break;
-      }
-      space.fence();
-      phase[2] = timer.seconds() - phase[0] - phase[1];
-    };
-    for (int i = 0; i < warmup; ++i) iteration(static_cast<std::uint64_t>(i));
-    std::vector<double> times, computes, mpis, phases[3];
-    const std::uint64_t bytes_before = round.bytes_sent();
-    long calls = 0;
-    for (int i = 0; i < repeats; ++i) {
-      MPI_Barrier(comm);
-      MpiClock& clk = mpi_clock();
-      clk = MpiClock{true, 0, 0};
-      const double t0 = MPI_Wtime();
-      iteration(static_cast<std::uint64_t>(warmup + i));
-      double t[2] = {MPI_Wtime() - t0, 0};
-      clk.on = false;
-      t[1] = t[0] - clk.seconds;
-      calls += clk.calls;
-      double slowest[2];
-      MPI_Allreduce(t, slowest, 2, MPI_DOUBLE, MPI_MAX, comm);
-      double phase_max[3];
-      MPI_Allreduce(phase, phase_max, 3, MPI_DOUBLE, MPI_MAX, comm);
-      for (int q = 0; q < 3; ++q) phases[q].push_back(phase_max[q]);
-      times.push_back(slowest[0]);
-      computes.push_back(slowest[1]);
-      mpis.push_back(slowest[0] - slowest[1]);
-    }
-    res.seconds = median(times);
-    res.seconds_min = *std::min_element(times.begin(), times.end());
-    for (int q = 0; q < 3; ++q) res.phase_seconds[q] = median(phases[q]);
-    res.compute_seconds = median(computes);
-    res.mpi_seconds = median(mpis);
-    res.collectives = static_cast<double>(calls) / repeats;
-    res.bytes = static_cast<double>(round.bytes_sent() - bytes_before) / repeats;
-    if (memory) {
-      res.kokkos_peak = static_cast<double>(tracker->peak());
-      res.rss_peak = rss ? status_bytes("VmHWM") - rss_before : -1;
-    }
+  Path path(comm, algorithm, d);
+  for (int i = 0; i < warmup; ++i) {
+    sgd.run();
+    path.run();
   }
+  std::vector<Path::Sample> samples;
+  std::vector<double> ratios;
+  const std::uint64_t bytes_before = path.bytes_sent();
+  for (int i = 0; i < repeats; ++i) {
+    const std::uint64_t sgd_before = sgd.bytes_sent();
+    Path::Sample base, s;
+    if (i % 2 == 0) {
+      base = sgd.run();
+      s = path.run();
+    } else {
+      s = path.run();
+      base = sgd.run();
+    }
+    sgd_bytes += sgd.bytes_sent() - sgd_before;
+    samples.push_back(s);
+    sgd_samples.push_back(base);
+    ratios.push_back(s.seconds / base.seconds);
+  }
+  summarise(res, samples, path.bytes_sent() - bytes_before);
+  res.ratio_to_sgd = median(ratios);
+  res.pairs = repeats;
   return res;
+}
+
+/// Times sgd alone (when it is the only algorithm asked for).
+Result measure_alone(MPI_Comm comm, Path& path, const std::string& algorithm, std::uint64_t d, int warmup, int repeats) {
+  Result res;
+  res.algorithm = algorithm;
+  res.d = d;
+  for (int i = 0; i < warmup; ++i) path.run();
+  std::vector<Path::Sample> samples;
+  const std::uint64_t bytes_before = path.bytes_sent();
+  for (int i = 0; i < repeats; ++i) samples.push_back(path.run());
+  summarise(res, samples, path.bytes_sent() - bytes_before);
+  res.ratio_to_sgd = 1;
+  (void)comm;
+  return res;
+}
+
+/// Memory of `algorithm` alone at d: the resident peak above the process's before its pieces were built, and
+/// Kokkos's allocation peak, over `iterations` iterations, against the state formula.
+void measure_memory(MPI_Comm comm, Result& res, int iterations) {
+  MPI_Barrier(comm);
+  const bool rss = reset_peak_rss();
+  const double rss_before = status_bytes("VmRSS");
+  AllocationTracker tracker;
+  {
+    Path path(comm, res.algorithm, res.d);
+    for (int i = 0; i < iterations; ++i) path.run();
+    res.formula = path.formula();
+  }
+  res.kokkos_peak = static_cast<double>(tracker.peak());
+  res.rss_peak = rss ? status_bytes("VmHWM") - rss_before : -1;
 }
 
 }  // namespace
@@ -343,27 +438,45 @@ int main(int argc, char** argv) {
                 ctx.at("kokkos_version").c_str(), ctx.at("mpi").c_str());
     std::printf("%-14s %6s %11s %11s %11s %11s %11s %11s %6s %12s %8s %8s\n", "algorithm", "log2 d", "s/iter",
                 "compute s", "MPI s", "compress s", "exchange s", "apply s", "colls", "bytes/rank", "t/t_sgd",
-                "B/B_sgd");
+                "B/4d");
   }
   const int largest = *std::max_element(dims_log2.begin(), dims_log2.end());
   std::vector<Result> results;
+  const auto print = [&](const Result& r, int e) {
+    if (!root) return;
+    std::printf("%-14s %6d %11.4e %11.4e %11.4e %11.4e %11.4e %11.4e %6.1f %12.0f %8.4f %8.6f\n", r.algorithm.c_str(), e,
+                r.seconds, r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
+                r.collectives, r.bytes, r.ratio_to_sgd, r.bytes / (4.0 * static_cast<double>(r.d)));
+    std::fflush(stdout);
+  };
   for (int e : dims_log2) {
     const std::uint64_t d = std::uint64_t(1) << e;
-    const Result* sgd = nullptr;
     const std::size_t first = results.size();
-    for (const auto& a : algorithms) {
-      results.push_back(measure(MPI_COMM_WORLD, a, d, warmup, repeats, e == largest));
-      for (std::size_t i = first; i < results.size(); ++i)
-        if (results[i].algorithm == "sgd") sgd = &results[i];
-      const Result& r = results.back();
-      if (root)
-        std::printf("%-14s %6d %11.4e %11.4e %11.4e %11.4e %11.4e %11.4e %6.1f %12.0f %8s %8s\n", r.algorithm.c_str(),
-                    e, r.seconds, r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1],
-                    r.phase_seconds[2], r.collectives, r.bytes,
-                    sgd ? std::to_string(r.seconds / sgd->seconds).substr(0, 6).c_str() : "-",
-                    sgd && sgd->bytes > 0 ? std::to_string(r.bytes / sgd->bytes).substr(0, 8).c_str() : "-");
-      std::fflush(stdout);
+    {
+      // Every algorithm is timed against the sgd path, iteration by iteration (measure_paired).
+      Path sgd_path(MPI_COMM_WORLD, "sgd", d);
+      std::vector<Path::Sample> sgd_samples;
+      std::uint64_t sgd_bytes = 0;
+      results.emplace_back();
+      for (const auto& a : algorithms) {
+        if (a == "sgd") continue;
+        results.push_back(measure_paired(MPI_COMM_WORLD, a, sgd_path, d, warmup, repeats, sgd_samples, sgd_bytes));
+        print(results.back(), e);
+      }
+      Result& sgd = results[first];
+      if (sgd_samples.empty()) {
+        sgd = measure_alone(MPI_COMM_WORLD, sgd_path, "sgd", d, warmup, repeats);
+      } else {
+        sgd.algorithm = "sgd";
+        sgd.d = d;
+        summarise(sgd, sgd_samples, sgd_bytes);
+        sgd.ratio_to_sgd = 1;
+      }
+      sgd.pairs = static_cast<int>(sgd_samples.size());
+      print(sgd, e);
     }
+    if (e == largest)
+      for (std::size_t i = first; i < results.size(); ++i) measure_memory(MPI_COMM_WORLD, results[i], warmup + 1);
   }
   if (root) {
     std::printf("\nmemory at d = 2^%d (per rank): resident peak above the baseline, Kokkos's peak, the state formula\n",
@@ -394,11 +507,11 @@ int main(int argc, char** argv) {
                     "\"compute_seconds\": %.6e, \"mpi_seconds\": %.6e, \"compress_seconds\": %.6e, \"exchange_seconds\": %.6e, "
                     "\"apply_seconds\": %.6e, \"collectives\": %.2f, \"bytes_per_rank\": %.1f, "
                     "\"projected_seconds\": %.6e, \"rss_peak_bytes\": %.0f, \"kokkos_peak_bytes\": %.0f, "
-                    "\"formula_bytes\": %.0f}",
+                    "\"formula_bytes\": %.0f, \"ratio_to_sgd\": %.6e, \"pairs\": %d}",
                     i ? "," : "", r.algorithm.c_str(), static_cast<unsigned long long>(r.d), P, r.seconds, r.seconds_min,
                     r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
                     r.collectives, r.bytes, projected, r.rss_peak, r.kokkos_peak,
-                    r.formula);
+                    r.formula, r.ratio_to_sgd, r.pairs);
       f << buf;
     }
     f << "\n  ]\n}\n";

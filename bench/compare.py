@@ -8,7 +8,8 @@ Benchmark JSON (bench/run_kernels.sh). Every file says what it ran on (CPU or GP
 threads, ranks, compiler, MPI); the first table lists that. Then:
 
   pipeline files:  per algorithm and d, each file's median seconds per iteration, its ratio to the same file's
-                   sgd (the fp32 allreduce path), bytes per rank and their ratio to sgd's, and the projection
+                   sgd (the fp32 allreduce path; the median of the paired ratios where the file has them,
+                   ratio_to_sgd), bytes per rank and their ratio to sgd's, and the projection
                    onto the network recorded in the file; with one file, also the scaling fit (slope of
                    log time against log d, linear when about 1), bytes per rank against the number of ranks
                    (when files with different rank counts are given), and memory against the state formula;
@@ -76,7 +77,7 @@ def pipeline_tables(files):
     by = [{(r["algorithm"], r["d"]): r for r in d["results"]} for _, d in files]
     header = ["algorithm", "log2 d"]
     for lab in labels:
-        header += [f"{lab}: s/iter", "t / t_sgd", "bytes/rank", "B / B_sgd", "projected s"]
+        header += [f"{lab}: s/iter", "t / t_sgd (paired)", "bytes/rank", "B / B_sgd", "projected s"]
     rows = []
     for (alg, dim) in keys:
         row = [f"`{alg}`", int(round(math.log2(dim)))]
@@ -85,7 +86,9 @@ def pipeline_tables(files):
             if r is None:
                 row += ["-"] * 5
                 continue
-            row += [f"{r['seconds']:.4g}", f"{r['seconds'] / s['seconds']:.3f}" if s else "-",
+            # The paired ratio (iterations alternated with sgd's, median of the ratios) where the file has it.
+            ratio = r.get("ratio_to_sgd") or (r["seconds"] / s["seconds"] if s else None)
+            row += [f"{r['seconds']:.4g}", f"{ratio:.3f}" if ratio else "-",
                     f"{r['bytes_per_rank']:.4g}",
                     f"{r['bytes_per_rank'] / s['bytes_per_rank']:.4f}" if s and s["bytes_per_rank"] > 0 else "-",
                     f"{r['projected_seconds']:.4g}"]
