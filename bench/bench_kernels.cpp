@@ -138,6 +138,34 @@ void BM_Markov(benchmark::State& state) {
   run_against_reference(state, Exec(), bytes, Reference::update, s, [&] { markov.compress(Exec(), w); });
 }
 
+// The sharded server's blocks: markov_sign_block reads w and w_hat and writes the bits (w_hat is updated later by
+// message_add); error_feedback_sign_block reads g and e, writes p = g + e into e and the bits.
+template <class T>
+void BM_MarkovBlock(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> w("w", n), w_hat("w_hat", n);
+  fill_gaussian_like(w, 5);
+  Kokkos::View<sign_word_t*, Mem> words("words", packed_words(n));
+  SumWorkspace<Exec> ws(n);
+  const double bytes = 2.0 * sizeof(T) * double(n) + n / 8.0;
+  run_against_reference(state, Exec(), bytes, Reference::read, s, [&] { markov_sign_block(Exec(), w, w_hat, words, ws); });
+}
+
+template <class T>
+void BM_ErrorFeedbackBlock(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  Kokkos::View<T*, Mem> g("g", n), e("e", n);
+  fill_gaussian_like(g, 6);
+  Kokkos::View<sign_word_t*, Mem> words("words", packed_words(n));
+  SumWorkspace<Exec> ws(n);
+  const double bytes = 3.0 * sizeof(T) * double(n) + n / 8.0;
+  // Without the caller's e <- p - c, e grows by g per call: linearly, far from overflow in a benchmark's calls.
+  run_against_reference(state, Exec(), bytes, Reference::update, s,
+                        [&] { error_feedback_sign_block(Exec(), g, e, words, ws); });
+}
+
 // Decoding y <- y + alpha * c: reads the bits, reads and writes y (in-place update traffic).
 template <class T>
 void BM_MessageAdd(benchmark::State& state) {
@@ -230,6 +258,8 @@ BENCHMARK_TEMPLATE(BM_ScaledSign, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_StochasticSign, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_ErrorFeedback, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_Markov, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_MarkovBlock, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_ErrorFeedbackBlock, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_MessageAdd, float) TERSE_SIZES;
 BENCHMARK(BM_MajorityVote)
     ->ArgsProduct({{1 << 20, 1 << 26}, {2, 3, 8, 32}})

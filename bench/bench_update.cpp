@@ -7,6 +7,9 @@
 //   adaalter_local_step         reads x, denom, accum, g;   writes x, accum    6
 //   adaalter_sync_denominators  reads accum;                writes accum, denom 3
 //   average_in_place            reads y;                    writes y           2
+//   adam_step                   reads x, m, v, g;           writes x, m, v     7
+//   momentum_blend              reads m, g;                 writes g           3
+//   frozen_adam_step            reads x, v, u;              writes x, m        5
 #include "terse_BenchUtils.hpp"
 
 #include <terse_Update.hpp>
@@ -99,6 +102,40 @@ void BM_UpdateAverageInPlace(benchmark::State& state) {
   });
 }
 
+template <class T>
+void BM_UpdateAdam(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  auto x = filled<T>("x", n, 1.0);
+  auto g = filled<T>("g", n, 0.1);
+  Kokkos::View<T*, Mem> m("m", n), v("v", n);
+  const AmsgradParams p{1e-3};
+  run_against_reference(state, Exec(), 7.0 * sizeof(T) * n, Reference::update, s,
+                        [&] { adam_step(Exec(), x, m, v, g, p); });
+}
+
+template <class T>
+void BM_UpdateMomentumBlend(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  auto m = filled<T>("m", n, 0.1);
+  auto g = filled<T>("g", n, 0.1);  // g <- 0.5 m + 0.5 g stays bounded
+  run_against_reference(state, Exec(), 3.0 * sizeof(T) * n, Reference::update, s,
+                        [&] { momentum_blend(Exec(), m, g, 0.5); });
+}
+
+template <class T>
+void BM_UpdateFrozenAdam(benchmark::State& state) {
+  const std::size_t n = state.range(0);
+  const StreamReferences s(n);
+  auto x = filled<T>("x", n, 1.0);
+  auto u = filled<T>("u", n, 0.1);
+  auto v = filled<T>("v", n, 0.01);
+  Kokkos::View<T*, Mem> m("m", n);
+  run_against_reference(state, Exec(), 5.0 * sizeof(T) * n, Reference::update, s,
+                        [&] { frozen_adam_step(Exec(), x, m, v, u, 1e-6, 1e-8); });
+}
+
 #define TERSE_SIZES ->RangeMultiplier(16)->Range(1 << 18, 1 << 26)->UseManualTime()->Unit(benchmark::kMillisecond)
 BENCHMARK_TEMPLATE(BM_UpdateSgd, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_UpdateAmsgrad, float) TERSE_SIZES;
@@ -108,6 +145,9 @@ BENCHMARK_TEMPLATE(BM_UpdateAdagrad, double) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_UpdateAdaAlterLocal, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_UpdateAdaAlterSync, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_UpdateAverageInPlace, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_UpdateAdam, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_UpdateMomentumBlend, float) TERSE_SIZES;
+BENCHMARK_TEMPLATE(BM_UpdateFrozenAdam, float) TERSE_SIZES;
 #undef TERSE_SIZES
 
 }  // namespace

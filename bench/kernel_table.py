@@ -33,9 +33,13 @@ def main(path):
             continue
         if "ratio_to_ref" not in b:
             continue
-        n = name.split("/")[1] if "/" in name else "?"
+        parts = name.split("/")
+        n = parts[1] if len(parts) > 1 else "?"
+        kernel = f"`{parts[0]}`"
+        if family == "BM_SignMean":  # arguments: n, voters W, accumulate
+            kernel += f" W = {parts[2]}" + (", accumulate" if parts[3] == "1" else "")
         ref = b.get("label", "?").replace("vs ", "")  # run_against_reference labels the reference
-        print(f"| `{name.split('/')[0]}` | {n} | {b['median_GBps']:.2f} | {ref} | {b['ref_median_GBps']:.2f} | "
+        print(f"| {kernel} | {n} | {b['median_GBps']:.2f} | {ref} | {b['ref_median_GBps']:.2f} | "
               f"{b['ratio_to_ref']:.2f} |")
     if votes:
         print()
