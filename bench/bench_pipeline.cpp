@@ -374,7 +374,7 @@ Result measure_paired(MPI_Comm comm, const std::string& algorithm, Path& sgd, st
 }
 
 /// Times sgd alone (when it is the only algorithm asked for).
-Result measure_alone(MPI_Comm comm, Path& path, const std::string& algorithm, std::uint64_t d, int warmup, int repeats) {
+Result measure_alone(Path& path, const std::string& algorithm, std::uint64_t d, int warmup, int repeats) {
   Result res;
   res.algorithm = algorithm;
   res.d = d;
@@ -384,7 +384,6 @@ Result measure_alone(MPI_Comm comm, Path& path, const std::string& algorithm, st
   for (int i = 0; i < repeats; ++i) samples.push_back(path.run());
   summarise(res, samples, path.bytes_sent() - bytes_before);
   res.ratio_to_sgd = 1;
-  (void)comm;
   return res;
 }
 
@@ -465,7 +464,7 @@ int main(int argc, char** argv) {
       }
       Result& sgd = results[first];
       if (sgd_samples.empty()) {
-        sgd = measure_alone(MPI_COMM_WORLD, sgd_path, "sgd", d, warmup, repeats);
+        sgd = measure_alone(sgd_path, "sgd", d, warmup, repeats);
       } else {
         sgd.algorithm = "sgd";
         sgd.d = d;
