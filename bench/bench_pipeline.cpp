@@ -228,13 +228,25 @@ class Path {
     long calls = 0;  // this rank's MPI collective calls
   };
 
+  /// The benchmark's configuration of `algorithm`; throws std::invalid_argument for what it cannot time.
+  static OptimizerConfig config(const std::string& algorithm) {
+    OptimizerConfig o;
+    o.kind = kind_of(algorithm);
+    o.compressor = o.kind == OptimizerKind::ef21 ? Compressor::top_k : Compressor::scaled_sign;
+    const Composition c = compose(o);
+    if (c.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
+    if (c.rule != Rule::sgd && c.rule != Rule::amsgrad && c.rule != Rule::sign)
+      throw std::invalid_argument(algorithm + ": its update rule (" + to_string(c.rule) +
+                                  ") is not timed here; the benchmark times the sgd, amsgrad and sign rules");
+    return o;
+  }
+  static void check(const std::string& algorithm) { config(algorithm); }
+
   Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d) : comm_(comm), d_(d) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &P_);
-    o_.kind = kind_of(algorithm);
-    o_.compressor = o_.kind == OptimizerKind::ef21 ? Compressor::top_k : Compressor::scaled_sign;
+    o_ = config(algorithm);
     c_ = compose(o_);
-    if (c_.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
     const std::uint64_t k = c_.wire == Wire::top_k ? top_k_count(o_.k_ratio, d) : 0;
     x_ = Vec("terse::x", d);
     grads_ = Mat("terse::worker.gradients", 1, d);
@@ -415,7 +427,7 @@ int main(int argc, char** argv) {
   CLI::App app{"terse_bench_pipeline: one iteration's communication path per algorithm, against the fp32 "
                "allreduce path (sgd, amsgrad), over the ranks of the job"};
   app.add_option("--dims", dims_log2, "log2 of the dimensions d")->delimiter(',');
-  app.add_option("--algorithms", algorithms, "optimizer.kind values (not the local methods)")->delimiter(',');
+  app.add_option("--algorithms", algorithms, "optimizer.kind values (methods with a per-iteration exchange and the sgd, amsgrad or sign rule)")->delimiter(',');
   app.add_option("--repeats", repeats, "timed iterations per configuration (the median is reported)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed iterations first")->check(CLI::NonNegativeNumber);
   app.add_option("--bandwidth-gbps", bandwidth_gbps, "network bandwidth of the projection, Gbit/s")->check(CLI::PositiveNumber);
@@ -430,6 +442,14 @@ int main(int argc, char** argv) {
   }
   const int P = rt.size();
   const bool root = rt.rank() == 0;
+  for (const auto& a : algorithms) {  // refuse what cannot be timed before timing anything (every rank alike)
+    try {
+      Path::check(a);
+    } catch (const std::exception& e) {
+      if (root) std::fprintf(stderr, "terse_bench_pipeline: --algorithms: %s\n", e.what());
+      return 2;
+    }
+  }
   const auto ctx = context(P);
   if (root) {
     std::printf("terse_bench_pipeline: %d ranks x %s threads (%s), %s; Kokkos %s; %s\n", P,

@@ -240,16 +240,17 @@ def seed002(runner, trials):
     files = runner.many(rep.name, specs)
     ada = history(files["adagrad"])
     acc = {"adagrad": tail_mean(ada["test_accuracy"], 0.001)}
-    ratio = {}
+    ratio, ratio_down = {}, {}
     for h in H:
         r = history(files[f"adaalter_H{h}"])
         acc[f"H{h}"] = tail_mean(r["test_accuracy"], 0.001)
         ratio[h] = float(r["bits_up"][-1] / ada["bits_up"][-1])
-        ratio_down = float(r["bits_down"][-1] / ada["bits_down"][-1])
-        assert ratio_down == ratio[h]
-    rep.measured.update({"final_test_accuracy": acc, "bits_ratio_to_adagrad": ratio})
-    rep.claim("communicated bits are 2/H of AdaGrad's, exactly",
-              all(ratio[h] == 2.0 / h for h in H), ", ".join(f"H = {h}: {ratio[h]:.6g} (2/H = {2 / h:.6g})" for h in H))
+        ratio_down[h] = float(r["bits_down"][-1] / ada["bits_down"][-1])
+    rep.measured.update({"final_test_accuracy": acc, "bits_ratio_to_adagrad": ratio,
+                         "bits_down_ratio_to_adagrad": ratio_down})
+    rep.claim("communicated bits (uplink and downlink) are 2/H of AdaGrad's, exactly",
+              all(ratio[h] == 2.0 / h and ratio_down[h] == 2.0 / h for h in H),
+              ", ".join(f"H = {h}: {ratio[h]:.6g} up, {ratio_down[h]:.6g} down (2/H = {2 / h:.6g})" for h in H))
     gaps = {h: acc["adagrad"] - acc[f"H{h}"] for h in H}
     rep.claim("final test accuracy within 2 points of AdaGrad's for H <= 8",
               all(gaps[h] <= 0.02 for h in H if h <= 8),
@@ -284,8 +285,7 @@ def seed004_logistic(runner, trials):
               "method at its best step)", gn["cd_adam"] <= gn["amsgrad_ef"] and gn["cd_adam"] <= gn["amsgrad_naive"],
               ", ".join(f"{k}: {gn[k]:.3g} (lr {best[k]})" for k in kinds) +
               " (|grad f|^2, mean of the last 10 % of rows)")
-    rep.claim("and close to uncompressed AMSGrad's: both converge, |grad f|^2 falls by more than 10^6 from its start "
-              "(error feedback and naive compression stall above that)",
+    rep.claim("and close to uncompressed AMSGrad's: both converge, |grad f|^2 falls by more than 10^6 from its start",
               gn["cd_adam"] < 1e-6 * start and gn["amsgrad"] < 1e-6 * start,
               f"start {start:.3g}; CD-Adam / start = {gn['cd_adam'] / start:.2g}, AMSGrad / start = "
               f"{gn['amsgrad'] / start:.2g}, error feedback / start = {gn['amsgrad_ef'] / start:.2g}, naive / start = "
