@@ -113,22 +113,18 @@ struct SignUnpackWords {
 inline constexpr std::size_t streaming_min_coords = std::size_t(1) << 22;  ///< 16 MiB of fp32
 inline constexpr std::size_t streaming_block_words = 64;                   ///< 16 KiB of fp32 per work item
 
-template <class WView>
+template <class WView, class YView>
 struct SignUnpackStreaming {
-  WView words;
-  float* y;
-  float scale;
-  std::size_t n;
+  SignUnpackWords<WView, YView> plain;  // its views and scale; it writes the last, partial word
 
   void operator()(std::size_t b) const {
-    const std::size_t w_end = compat::min(packed_words(n), (b + 1) * streaming_block_words);
+    const std::size_t w_end = compat::min(packed_words(plain.n), (b + 1) * streaming_block_words);
     for (std::size_t w = b * streaming_block_words; w < w_end; ++w) {
       const std::size_t begin = w * sign_word_bits;
-      const sign_word_t bits = words(w);
-      if (begin + sign_word_bits <= n) {
-        compat::streaming_signs64(y + begin, bits, scale);
+      if (begin + sign_word_bits <= plain.n) {
+        compat::streaming_signs64(plain.y.data() + begin, plain.words(w), plain.scale);
       } else {
-        for (std::size_t j = 0; begin + j < n; ++j) y[begin + j] = ((bits >> j) & 1u) ? scale : -scale;
+        plain(w);
       }
     }
     compat::streaming_fence();
@@ -237,7 +233,7 @@ void sign_unpack(const ExecSpace& space, const WView& words, const YView& y,
           reinterpret_cast<std::uintptr_t>(y.data()) % 32 == 0) {
         const std::size_t blocks = (packed_words(n) + Impl::streaming_block_words - 1) / Impl::streaming_block_words;
         Kokkos::parallel_for("terse::sign_unpack", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
-                             Impl::SignUnpackStreaming<WView>{words, y.data(), scale, n});
+                             Impl::SignUnpackStreaming<WView, YView>{{words, y, scale, n}});
         return;
       }
     }

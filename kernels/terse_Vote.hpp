@@ -193,37 +193,34 @@ struct SignMean {
 
 /// Host backends: one word (64 coordinates) per work item; the voters' words and scales are read once per
 /// word and the 64 sums, kept in registers, vectorise. The same sums in the same order (v = 0 .. W-1, from 0)
-/// as SignMean, so the two give identical results.
+/// as SignMean, whose fields it uses and which it runs on the last, partial word: the two give identical results.
 template <class SignsView, class ScalesView, class OutView>
 struct SignMeanWords {
-  SignsView signs;  // (W, words)
-  ScalesView scales;  // (W)
-  OutView out;
-  typename OutView::non_const_value_type inv_count;
-  bool accumulate;
+  SignMean<SignsView, ScalesView, OutView> coords;
   std::size_t n;
 
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
     using T = typename OutView::non_const_value_type;
     const std::size_t begin = w * sign_word_bits;
-    if (begin + sign_word_bits > n) {  // the last, partial word
-      for (std::size_t i = begin; i < n; ++i) SignMean<SignsView, ScalesView, OutView>{signs, scales, out, inv_count, accumulate}(i);
+    if (begin + sign_word_bits > n) {
+      for (std::size_t i = begin; i < n; ++i) coords(i);
       return;
     }
     T sum[sign_word_bits];
     for (int j = 0; j < sign_word_bits; ++j) sum[j] = T(0);
-    for (std::size_t v = 0; v < signs.extent(0); ++v) {
-      const T s = static_cast<T>(scales(v));
-      const sign_word_t bits = signs(v, w);
+    for (std::size_t v = 0; v < coords.signs.extent(0); ++v) {
+      const T s = static_cast<T>(coords.scales(v));
+      const sign_word_t bits = coords.signs(v, w);
       for (int h = 0; h < 2; ++h) {  // 32-bit halves vectorise (compare of the shifted bit, blend)
         const std::uint32_t half = static_cast<std::uint32_t>(bits >> (32 * h));
         for (int j = 0; j < 32; ++j) sum[32 * h + j] += ((half >> j) & 1u) ? s : T(-s);
       }
     }
-    if (accumulate) {
-      for (int j = 0; j < sign_word_bits; ++j) out(begin + j) = out(begin + j) + inv_count * sum[j];
+    const auto& out = coords.out;
+    if (coords.accumulate) {
+      for (int j = 0; j < sign_word_bits; ++j) out(begin + j) = out(begin + j) + coords.inv_count * sum[j];
     } else {
-      for (int j = 0; j < sign_word_bits; ++j) out(begin + j) = inv_count * sum[j];
+      for (int j = 0; j < sign_word_bits; ++j) out(begin + j) = coords.inv_count * sum[j];
     }
   }
 };
@@ -247,14 +244,12 @@ void sign_mean(const ExecSpace& space, const SignsView& signs, const ScalesView&
   Impl::require(signs.extent(1) >= packed_words(out.extent(0)), "terse::sign_mean: out is longer than the signs");
   using T = typename OutView::non_const_value_type;
   const std::size_t n = out.extent(0);
+  const Impl::SignMean<SignsView, ScalesView, OutView> coords{signs, scales, out, static_cast<T>(inv_count), accumulate};
   if constexpr (Impl::word_loops_v<ExecSpace>) {
     Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
-                         Impl::SignMeanWords<SignsView, ScalesView, OutView>{signs, scales, out, static_cast<T>(inv_count),
-                                                                             accumulate, n});
+                         Impl::SignMeanWords<SignsView, ScalesView, OutView>{coords, n});
   } else {
-    Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, n),
-                         Impl::SignMean<SignsView, ScalesView, OutView>{signs, scales, out, static_cast<T>(inv_count),
-                                                                        accumulate});
+    Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, n), coords);
   }
 }
 

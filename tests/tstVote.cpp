@@ -245,8 +245,9 @@ TYPED_TEST(SignMean, VoterOrderDoesNotMatterForExactlyRepresentableScales) {
 }
 
 // Device backends take the per-coordinate functor (one thread per coordinate); host backends the word functor
-// the tests above exercise. The per-coordinate one, launched here on the host backends, gives the same bits.
-// (On device backends sign_mean is the per-coordinate functor already, which the tests above check.)
+// the tests above exercise. The per-coordinate one, launched here on the host backends, matches the ordered
+// scalar sum and so the word functor, bit for bit. (On device backends sign_mean is the per-coordinate functor
+// already, which the tests above check.)
 TYPED_TEST(SignMean, DevicePathFunctorMatchesTheWordFunctorBitwise) {
   if constexpr (!terse::Impl::word_loops_v<TypeParam>) GTEST_SKIP() << "sign_mean runs the per-coordinate functor here";
   using Mem = typename TypeParam::memory_space;
@@ -264,13 +265,13 @@ TYPED_TEST(SignMean, DevicePathFunctorMatchesTheWordFunctorBitwise) {
       using Out = Kokkos::View<float*, Mem>;
       Kokkos::parallel_for(Kokkos::RangePolicy<TypeParam>(0, n),
                            terse::Impl::SignMean<decltype(d_signs), decltype(d_scales), Out>{
-                               d_signs, d_scales, coords_out, 1.0f / static_cast<float>(voters), accumulate});
+                               d_signs, d_scales, coords_out, static_cast<float>(1.0 / voters), accumulate});
       const auto a = to_host(words_out);
       const auto b = to_host(coords_out);
       const auto ref = reference_sign_mean(signs, scales, n, 1.0 / voters, accumulate ? &x0 : nullptr);
       for (std::size_t i = 0; i < n; ++i) {
-        ASSERT_EQ(bit_pattern(b[i]), bit_pattern(a[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
-        ASSERT_EQ(bit_pattern(a[i]), bit_pattern(ref[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
+        ASSERT_EQ(bit_pattern(b[i]), bit_pattern(ref[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
+        ASSERT_EQ(bit_pattern(a[i]), bit_pattern(b[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
       }
     }
   }
