@@ -240,9 +240,7 @@ class Path {
                                   ") is not timed here; the benchmark times the sgd, amsgrad and sign rules");
     return o;
   }
-  static void check(const std::string& algorithm) { config(algorithm); }
-
-  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d) : comm_(comm), d_(d) {
+  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d) : comm_(comm) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &P_);
     o_ = config(algorithm);
@@ -309,7 +307,7 @@ class Path {
         amsgrad_step(space_, x_, m_, v_, v_hat_, round_->direction(), {lr, o_.beta1, o_.beta2, o_.nu});
         break;
       case Rule::sign: sign_apply_voted(space_, round_->vote_words(), round_->tie_words(), x_, lr); break;
-      default: break;
+      default: break;  // config() admits no other rule
     }
     space_.fence();
     phase[2] = timer.seconds() - phase[0] - phase[1];
@@ -318,7 +316,7 @@ class Path {
 
   MPI_Comm comm_;
   int rank_ = 0, P_ = 1;
-  std::uint64_t d_ = 0, it_ = 0;
+  std::uint64_t it_ = 0;
   OptimizerConfig o_;
   Composition c_;
   Exec space_;
@@ -444,7 +442,7 @@ int main(int argc, char** argv) {
   const bool root = rt.rank() == 0;
   for (const auto& a : algorithms) {  // refuse what cannot be timed before timing anything (every rank alike)
     try {
-      Path::check(a);
+      Path::config(a);
     } catch (const std::exception& e) {
       if (root) std::fprintf(stderr, "terse_bench_pipeline: --algorithms: %s\n", e.what());
       return 2;
