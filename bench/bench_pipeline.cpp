@@ -218,6 +218,16 @@ OptimizerKind kind_of(const std::string& name) {
   throw std::invalid_argument("unknown algorithm '" + name + "'");
 }
 
+/// g(i) = N(0, 1) draws of stream w (a gradient different on each rank). A free function: nvcc does not take
+/// a device lambda defined in a constructor.
+template <class View>
+void fill_normal(const Exec& space, const View& g, std::uint32_t w) {
+  const CounterRng rng{42, static_cast<std::uint32_t>(RandomStream::gradient_noise)};
+  Kokkos::parallel_for("terse::bench::gradient", Kokkos::RangePolicy<Exec>(space, 0, g.extent(0)),
+                       KOKKOS_LAMBDA(std::size_t i) { g(i) = static_cast<float>(rng.normal(0, w, i)); });
+  space.fence();
+}
+
 /// The pieces `terse run` allocates for one algorithm at dimension d with one worker per rank (the model, the
 /// worker's gradient, the update rule's state, the round), and one timed iteration of its path.
 class Path {
@@ -256,13 +266,7 @@ class Path {
     round_ = std::make_unique<Round>(comm, c_, d, 1, k, 7, rank_);
     formula_ = static_cast<double>(d * sizeof(float) * (c_.rule == Rule::amsgrad ? 5 : 2) +
                                    Round::bytes(c_, d, 1, k, P_, rank_));
-    // A gradient of N(0, 1) values, different on each rank.
-    const CounterRng rng{42, static_cast<std::uint32_t>(RandomStream::gradient_noise)};
-    auto g = row(grads_, 0);
-    const auto w = static_cast<std::uint32_t>(rank_);
-    Kokkos::parallel_for("terse::bench::gradient", Kokkos::RangePolicy<Exec>(space_, 0, d),
-                         KOKKOS_LAMBDA(std::size_t i) { g(i) = static_cast<float>(rng.normal(0, w, i)); });
-    space_.fence();
+    fill_normal(space_, row(grads_, 0), static_cast<std::uint32_t>(rank_));
   }
 
   /// The state formula: what the constructor allocates (docs/architecture.md, Memory).

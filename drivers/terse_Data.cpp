@@ -132,7 +132,6 @@ class GzInput {
   }
 
   bool compressed() { return gzdirect(file_) == 0; }
-  const std::string& path() const { return path_; }
 
  private:
   [[noreturn]] void throw_error() {

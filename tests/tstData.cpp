@@ -471,7 +471,10 @@ TEST(DataRowBlock, MatchesTheIssueFormula) {
       {1, 1}, {7, 1}, {7, 7}, {10, 3}, {10, 4}, {60000, 7}, {12000, 16}, {1000003, 64},
       {(std::uint64_t(1) << 62) + 12345, 1000}, {std::numeric_limits<std::uint64_t>::max(), 2147483647},
       {std::numeric_limits<std::uint64_t>::max() - 1, 65535}};
-  for (const auto& [n, workers] : cases) {
+  for (const auto& c : cases) {
+    // Plain variables, not a structured binding: C++17 does not let a lambda capture one (nvcc refuses it).
+    const std::uint64_t n = c.first;
+    const int workers = c.second;
     SCOPED_TRACE("N = " + std::to_string(n) + ", W = " + std::to_string(workers));
     // Every worker when W is small (then contiguity and the total are checked too), else a sample.
     const bool all = workers <= 200;

@@ -218,17 +218,17 @@ const double beta_ps[] = {1e-6, 0.01, 0.1, 0.25, 0.3, 0.45, 0.5, 0.55, 0.7, 0.9,
 TYPED_TEST(StatisticsIncompleteBeta, ClosedForms) {
   std::vector<BetaCase> cases;
   for (double p : beta_ps) {
-    cases.push_back({p, 1, 1, p, "I(p;1,1) = p"});
+    cases.push_back(BetaCase{p, 1, 1, p, "I(p;1,1) = p"});
     for (double a : {0.5, 2.0, 7.5, 30.0, 100.0})
-      cases.push_back({p, a, 1, std::pow(static_cast<long double>(p), static_cast<long double>(a)), "I(p;a,1) = p^a"});
+      cases.push_back(BetaCase{p, a, 1, std::pow(static_cast<long double>(p), static_cast<long double>(a)), "I(p;a,1) = p^a"});
     for (double b : {0.5, 3.0, 12.25, 100.0})
-      cases.push_back({p, 1, b, -std::expm1(b * std::log1p(static_cast<long double>(-p))), "I(p;1,b) = 1-(1-p)^b"});
-    cases.push_back({p, 0.5, 0.5, 2 / 3.14159265358979323846264338327950288L * std::asin(std::sqrt(static_cast<long double>(p))),
+      cases.push_back(BetaCase{p, 1, b, -std::expm1(b * std::log1p(static_cast<long double>(-p))), "I(p;1,b) = 1-(1-p)^b"});
+    cases.push_back(BetaCase{p, 0.5, 0.5, 2 / 3.14159265358979323846264338327950288L * std::asin(std::sqrt(static_cast<long double>(p))),
                      "I(p;1/2,1/2) = 2 asin(sqrt p)/pi"});
   }
-  for (double a : {0.5, 1.0, 2.0, 3.7, 10.0, 50.0, 99.5, 100.0}) cases.push_back({0.5, a, a, 0.5L, "I(1/2;a,a) = 1/2"});
-  cases.push_back({0.0, 3, 4, 0.0L, "I(0;a,b) = 0"});
-  cases.push_back({1.0, 3, 4, 1.0L, "I(1;a,b) = 1"});
+  for (double a : {0.5, 1.0, 2.0, 3.7, 10.0, 50.0, 99.5, 100.0}) cases.push_back(BetaCase{0.5, a, a, 0.5L, "I(1/2;a,a) = 1/2"});
+  cases.push_back(BetaCase{0.0, 3, 4, 0.0L, "I(0;a,b) = 0"});
+  cases.push_back(BetaCase{1.0, 3, 4, 1.0L, "I(1;a,b) = 1"});
   expect_beta_cases(cases, beta_on_device<TypeParam>(cases));
 }
 
@@ -239,12 +239,12 @@ TYPED_TEST(StatisticsIncompleteBeta, BinomialTailIdentity) {
     for (int l : {1, 2, 3, 4, 5, 7, 10, 17, 25, 50, 75, 100}) {
       const long double want = binomial_upper_tail(2 * l - 1, p, l);
       if (want < 1e-280L) continue;  // below double's normal range: not a meaningful relative check
-      cases.push_back({p, double(l), double(l), want, "I(p;l,l) = P(Bin(2l-1,p) >= l)"});
+      cases.push_back(BetaCase{p, double(l), double(l), want, "I(p;l,l) = P(Bin(2l-1,p) >= l)"});
     }
-    for (auto kn : {std::pair<int, int>{3, 10}, {8, 10}, {1, 50}, {20, 60}, {90, 100}, {10, 150}}) {
+    for (const auto& kn : std::vector<std::pair<int, int>>{{3, 10}, {8, 10}, {1, 50}, {20, 60}, {90, 100}, {10, 150}}) {
       const long double want = binomial_upper_tail(kn.second, p, kn.first);
       if (want < 1e-280L) continue;
-      cases.push_back({p, double(kn.first), double(kn.second - kn.first + 1), want, "I(p;k,n-k+1) = P(Bin(n,p) >= k)"});
+      cases.push_back(BetaCase{p, double(kn.first), double(kn.second - kn.first + 1), want, "I(p;k,n-k+1) = P(Bin(n,p) >= k)"});
     }
   }
   expect_beta_cases(cases, beta_on_device<TypeParam>(cases));
@@ -258,10 +258,10 @@ TYPED_TEST(StatisticsIncompleteBeta, EqualIntegerParametersBySumAndContinuedFrac
     for (int l : {1, 2, 3, 4, 5, 8, 16, 31, 32, 63, 64, 65, 66, 100, 150}) {
       const long double want = binomial_upper_tail(2 * l - 1, p, l);
       if (want < 1e-280L) continue;
-      cases.push_back({p, double(l), double(l), want, "incomplete_beta_equal(p, l) = P(Bin(2l-1,p) >= l)"});
+      cases.push_back(BetaCase{p, double(l), double(l), want, "incomplete_beta_equal(p, l) = P(Bin(2l-1,p) >= l)"});
     }
-  for (double p : {0.0, -0.5}) cases.push_back({p, 4, 4, 0.0L, "I(p <= 0; l, l) = 0"});
-  for (double p : {1.0, 1.5}) cases.push_back({p, 4, 4, 1.0L, "I(p >= 1; l, l) = 1"});
+  for (double p : {0.0, -0.5}) cases.push_back(BetaCase{p, 4, 4, 0.0L, "I(p <= 0; l, l) = 0"});
+  for (double p : {1.0, 1.5}) cases.push_back(BetaCase{p, 4, 4, 1.0L, "I(p >= 1; l, l) = 1"});
   expect_beta_cases(cases, beta_on_device<TypeParam>(cases, true));
 }
 
@@ -270,7 +270,7 @@ TYPED_TEST(StatisticsIncompleteBeta, NonIntegerParametersAgainstQuadratureOfTheD
   // 40000 intervals on [0, p]. For a, b >= 4.5 the integrand is C^3 on [0, 1] and its peak is wider than 0.05,
   // so Simpson's error (~(h / width)^4 with h <= 2.5e-5) is far below 1e-12 relative.
   std::vector<BetaCase> cases;
-  for (auto ab : {std::pair<double, double>{4.5, 6.25}, {12.5, 30.75}, {7.25, 7.25}, {40.5, 13.0}}) {
+  for (const auto& ab : std::vector<std::pair<double, double>>{{4.5, 6.25}, {12.5, 30.75}, {7.25, 7.25}, {40.5, 13.0}}) {
     const long double a = ab.first, b = ab.second;
     const long double lbeta = std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b);
     for (double p : {0.1, 0.3, 0.45, 0.6, 0.8, 0.95}) {
@@ -283,7 +283,7 @@ TYPED_TEST(StatisticsIncompleteBeta, NonIntegerParametersAgainstQuadratureOfTheD
       for (int k = 1; k < intervals; ++k) s += (k % 2 ? 4 : 2) * f(k * h);
       const long double want = s * h / 3;
       if (want < 1e-200L) continue;
-      cases.push_back({p, ab.first, ab.second, want, "quadrature of eq. (22)"});
+      cases.push_back(BetaCase{p, ab.first, ab.second, want, "quadrature of eq. (22)"});
     }
   }
   expect_beta_cases(cases, beta_on_device<TypeParam>(cases));
@@ -294,17 +294,17 @@ TYPED_TEST(StatisticsIncompleteBeta, SymmetryAndLemma8Recurrence) {
   // I(p; l+1, l) + I(p; l, l+1) = 2 I(p; l, l).
   std::vector<BetaCase> cases;  // `want` unused here
   for (double p : beta_ps) {
-    for (auto ab : {std::pair<double, double>{2.5, 7.25}, {40.5, 13.0}, {100.0, 80.0}, {0.75, 3.0}}) {
-      cases.push_back({p, ab.first, ab.second, 0, ""});
-      cases.push_back({1 - p, ab.second, ab.first, 0, ""});
+    for (const auto& ab : std::vector<std::pair<double, double>>{{2.5, 7.25}, {40.5, 13.0}, {100.0, 80.0}, {0.75, 3.0}}) {
+      cases.push_back(BetaCase{p, ab.first, ab.second, 0, ""});
+      cases.push_back(BetaCase{1 - p, ab.second, ab.first, 0, ""});
     }
   }
   const std::size_t n_sym = cases.size();
   for (double p : beta_ps)
     for (int l = 1; l <= 40; l += 3) {
-      cases.push_back({p, l + 1.0, double(l), 0, ""});
-      cases.push_back({p, double(l), l + 1.0, 0, ""});
-      cases.push_back({p, double(l), double(l), 0, ""});
+      cases.push_back(BetaCase{p, l + 1.0, double(l), 0, ""});
+      cases.push_back(BetaCase{p, double(l), l + 1.0, 0, ""});
+      cases.push_back(BetaCase{p, double(l), double(l), 0, ""});
     }
   const auto got = beta_on_device<TypeParam>(cases);
   // 1 - p is not exact for p < 1/2 (one rounding, relative 1.1e-16); |dI/dp| <= ~10 here, so 1e-13 absolute.

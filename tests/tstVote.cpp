@@ -249,29 +249,32 @@ TYPED_TEST(SignMean, VoterOrderDoesNotMatterForExactlyRepresentableScales) {
 // scalar sum and so the word functor, bit for bit. (On device backends sign_mean is the per-coordinate functor
 // already, which the tests above check.)
 TYPED_TEST(SignMean, DevicePathFunctorMatchesTheWordFunctorBitwise) {
-  if constexpr (!terse::Impl::word_loops_v<TypeParam>) GTEST_SKIP() << "sign_mean runs the per-coordinate functor here";
-  using Mem = typename TypeParam::memory_space;
-  for (int voters : {2, 7}) {
-    const std::size_t n = 4099;
-    const auto signs = random_signs(voters, n, 700 + voters);
-    const auto scales = random_scales<float>(voters, 710 + voters);
-    const auto x0 = mixed_values<float>(n, 720 + voters);
-    const auto d_signs = signs_to_device<TypeParam, Kokkos::LayoutRight>(signs, packed_words(n));
-    const auto d_scales = to_device<TypeParam>(scales, "scales");
-    for (bool accumulate : {false, true}) {
-      auto words_out = to_device<TypeParam>(x0, "words_out");
-      auto coords_out = to_device<TypeParam>(x0, "coords_out");
-      sign_mean(TypeParam(), d_signs, d_scales, words_out, 1.0 / voters, accumulate);
-      using Out = Kokkos::View<float*, Mem>;
-      Kokkos::parallel_for(Kokkos::RangePolicy<TypeParam>(0, n),
-                           terse::Impl::SignMean<decltype(d_signs), decltype(d_scales), Out>{
-                               d_signs, d_scales, coords_out, static_cast<float>(1.0 / voters), accumulate});
-      const auto a = to_host(words_out);
-      const auto b = to_host(coords_out);
-      const auto ref = reference_sign_mean(signs, scales, n, 1.0 / voters, accumulate ? &x0 : nullptr);
-      for (std::size_t i = 0; i < n; ++i) {
-        ASSERT_EQ(bit_pattern(b[i]), bit_pattern(ref[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
-        ASSERT_EQ(bit_pattern(a[i]), bit_pattern(b[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
+  if constexpr (!terse::Impl::word_loops_v<TypeParam>) {
+    GTEST_SKIP() << "sign_mean runs the per-coordinate functor here";
+  } else {
+    using Mem = typename TypeParam::memory_space;
+    for (int voters : {2, 7}) {
+      const std::size_t n = 4099;
+      const auto signs = random_signs(voters, n, 700 + voters);
+      const auto scales = random_scales<float>(voters, 710 + voters);
+      const auto x0 = mixed_values<float>(n, 720 + voters);
+      const auto d_signs = signs_to_device<TypeParam, Kokkos::LayoutRight>(signs, packed_words(n));
+      const auto d_scales = to_device<TypeParam>(scales, "scales");
+      for (bool accumulate : {false, true}) {
+        auto words_out = to_device<TypeParam>(x0, "words_out");
+        auto coords_out = to_device<TypeParam>(x0, "coords_out");
+        sign_mean(TypeParam(), d_signs, d_scales, words_out, 1.0 / voters, accumulate);
+        using Out = Kokkos::View<float*, Mem>;
+        Kokkos::parallel_for(Kokkos::RangePolicy<TypeParam>(0, n),
+                             terse::Impl::SignMean<decltype(d_signs), decltype(d_scales), Out>{
+                                 d_signs, d_scales, coords_out, static_cast<float>(1.0 / voters), accumulate});
+        const auto a = to_host(words_out);
+        const auto b = to_host(coords_out);
+        const auto ref = reference_sign_mean(signs, scales, n, 1.0 / voters, accumulate ? &x0 : nullptr);
+        for (std::size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(bit_pattern(b[i]), bit_pattern(ref[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
+          ASSERT_EQ(bit_pattern(a[i]), bit_pattern(b[i])) << "W = " << voters << ", accumulate = " << accumulate << ", i = " << i;
+        }
       }
     }
   }

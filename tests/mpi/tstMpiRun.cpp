@@ -128,7 +128,7 @@ class RemoveFiles : public ::testing::Environment {
  public:
   void TearDown() override;
 };
-const auto* const remove_files = ::testing::AddGlobalTestEnvironment(new RemoveFiles);
+[[maybe_unused]] const auto* const remove_files = ::testing::AddGlobalTestEnvironment(new RemoveFiles);
 
 const std::vector<std::string> kAlgorithms = {"sgd",        "majority_vote", "stochastic_sign", "ef_signsgd",
                                               "amsgrad",    "amsgrad_naive", "amsgrad_ef",      "cd_adam",
