@@ -75,6 +75,8 @@ struct SumAbs {
 /// previous message's value (prev_scale * (+-1)), passed to the step for its lazy memory update.
 template <bool HasPrev, class Sum, class Step, class WView, class PView, class PrevWords, class PrevScale>
 struct FusedSignPass {
+  static constexpr bool has_prev = HasPrev;
+  using sum_type = Sum;
   Step step;
   WView words;
   PView partials;
@@ -129,6 +131,49 @@ struct FusedSignPass {
     for (int j = 0; j < sign_word_bits; ++j) t[j] = Sum::term(v[j]);
     words(w) = bits;
     partials(w) = lane_sum64(t);
+  }
+};
+
+/// Device path of FusedSignPass (impl/terse_Lanes.hpp): a team thread per word, lane u computes p_i for the
+/// word's coordinates u, u+8, ..., u+56 (each exactly once, so the step's memory update happens once) and adds
+/// their terms in lane_sum64's order; the bits and the chunk sum are bitwise those of FusedSignPass.
+template <class Pass>
+struct FusedSignPassLanes {
+  Pass pass;  // its views, step and value()
+
+  template <class Member>
+  KOKKOS_INLINE_FUNCTION void operator()(const Member& team) const {
+    using T = typename decltype(pass.step)::value_type;
+    const std::size_t n = pass.n;
+    for_team_words(team, packed_words(n), [&](std::size_t w) {
+      const std::size_t begin = w * sign_word_bits;
+      sign_word_t prev_bits = 0;
+      T s = 0;
+      if constexpr (Pass::has_prev) {
+        prev_bits = pass.prev_words(w);
+        s = pass.prev_scale();
+      }
+      WordPartial<T> r;
+      Kokkos::parallel_reduce(
+          Kokkos::ThreadVectorRange(team, word_lanes),
+          [&](int u, WordPartial<T>& acc) {
+            for (int j = u; j < sign_word_bits; j += word_lanes) {
+              T v = T(0);
+              if (begin + j < n) {
+                v = pass.value(begin + j, prev_bits, j, s);
+                acc.bits |= sign_bit(v) << j;
+              }
+              acc.acc[u] += Pass::sum_type::term(v);
+            }
+          },
+          WordPartialReducer<T>(r));
+      Kokkos::single(Kokkos::PerThread(team), [&]() {
+        double d[word_lanes];
+        for (int u = 0; u < word_lanes; ++u) d[u] = static_cast<double>(r.acc[u]);
+        pass.words(w) = r.bits;
+        pass.partials(w) = combine8(d);
+      });
+    });
   }
 };
 
@@ -193,6 +238,18 @@ struct SquareOf {
   }
 };
 
+/// One fused pass: a word per work item on host backends, FusedSignPassLanes on devices.
+template <class ExecSpace, class Pass>
+void launch_fused_sign_pass(const ExecSpace& space, const char* label, const Pass& pass) {
+  if constexpr (word_loops_v<ExecSpace>) {
+    if (!device_paths_on_host()) {
+      Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(pass.n)), pass);
+      return;
+    }
+  }
+  Kokkos::parallel_for(label, word_lanes_policy(space, packed_words(pass.n)), FusedSignPassLanes<Pass>{pass});
+}
+
 template <class ExecSpace, class Sum, class Step, class T>
 void fused_sign_pass(const ExecSpace& space, const char* label, const Step& step, std::size_t n,
                      const SignMessage<ExecSpace, T>& out, const SumWorkspace<ExecSpace>& ws,
@@ -203,21 +260,16 @@ void fused_sign_pass(const ExecSpace& space, const char* label, const Step& step
   using Partials = typename SumWorkspace<ExecSpace>::partials_type;
   Impl::require(out.n == n, "terse: the message was made for another dimension");
   Impl::require(n <= ws.capacity(), "terse: the SumWorkspace is smaller than the vector");
-  const auto policy = Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n));
   if constexpr (Step::has_memory) {
     if (prev) {
-      Kokkos::parallel_for(label, policy,
-                           FusedSignPass<true, Sum, Step, Words, Partials, Words, Scale>{
-                               step, out.words, ws.partials(), prev->words, prev->scale, n});
+      launch_fused_sign_pass(space, label, FusedSignPass<true, Sum, Step, Words, Partials, Words, Scale>{
+                                               step, out.words, ws.partials(), prev->words, prev->scale, n});
       ws.finish(space, packed_words(n));
       return;
     }
   }
-  {
-    Kokkos::parallel_for(label, policy,
-                         FusedSignPass<false, Sum, Step, Words, Partials, Words, Scale>{
-                             step, out.words, ws.partials(), Words(), Scale(), n});
-  }
+  launch_fused_sign_pass(space, label, FusedSignPass<false, Sum, Step, Words, Partials, Words, Scale>{
+                                           step, out.words, ws.partials(), Words(), Scale(), n});
   ws.finish(space, packed_words(n));
 }
 
@@ -245,24 +297,67 @@ struct StochasticSignPack {
   std::uint32_t worker;
   std::size_t n;
 
+  /// The bits of coordinates 4q .. 4q+3 of word w (in place), from one Philox draw: coordinate i uses
+  /// rng.uniform_lane(iteration, worker, i).
+  KOKKOS_INLINE_FUNCTION sign_word_t quad_bits(std::size_t w, int q, double norm, double half_inv_norm) const {
+    const std::size_t begin = w * sign_word_bits;
+    const Philox4x32 r = rng.draw(iteration, worker, begin / 4 + q);
+    sign_word_t bits = 0;
+    for (int lane = 0; lane < 4 && begin + 4 * q + lane < n; ++lane) {
+      const std::size_t i = begin + 4 * q + lane;
+      const double p_plus = 0.5 + half_inv_norm * static_cast<double>(x(i));
+      const bool plus = norm == 0.0 || CounterRng::lane_to_uniform(r.v[lane]) < p_plus;
+      bits |= static_cast<sign_word_t>(plus) << (4 * q + lane);
+    }
+    return bits;
+  }
+
+  /// Host backends: a word per work item.
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t w) const {
     const double norm = compat::sqrt(sum_squares());
     const double half_inv_norm = norm == 0.0 ? 0.0 : 0.5 / norm;
-    const std::size_t begin = w * sign_word_bits;
     sign_word_t bits = 0;
-    // Coordinate i uses rng.uniform_lane(iteration, worker, i): one Philox draw serves four coordinates.
-    for (int q = 0; q < sign_word_bits / 4 && begin + 4 * q < n; ++q) {
-      const Philox4x32 r = rng.draw(iteration, worker, begin / 4 + q);
-      for (int lane = 0; lane < 4 && begin + 4 * q + lane < n; ++lane) {
-        const std::size_t i = begin + 4 * q + lane;
-        const double p_plus = 0.5 + half_inv_norm * static_cast<double>(x(i));
-        const bool plus = norm == 0.0 || CounterRng::lane_to_uniform(r.v[lane]) < p_plus;
-        bits |= static_cast<sign_word_t>(plus) << (4 * q + lane);
-      }
-    }
+    for (int q = 0; q < sign_word_bits / 4 && w * sign_word_bits + 4 * q < n; ++q)
+      bits |= quad_bits(w, q, norm, half_inv_norm);
     words(w) = bits;
   }
 };
+
+/// Device path (impl/terse_Lanes.hpp): a team thread per word, lane u draws for the quads u and u+8 (16
+/// consecutive bytes of fp32 per lane and step), the bits or'ed across the lanes.
+template <class Pack>
+struct StochasticSignPackLanes {
+  Pack pack;
+
+  template <class Member>
+  KOKKOS_INLINE_FUNCTION void operator()(const Member& team) const {
+    const double norm = compat::sqrt(pack.sum_squares());
+    const double half_inv_norm = norm == 0.0 ? 0.0 : 0.5 / norm;
+    for_team_words(team, packed_words(pack.n), [&](std::size_t w) {
+      sign_word_t bits = 0;
+      Kokkos::parallel_reduce(
+          Kokkos::ThreadVectorRange(team, word_lanes),
+          [&](int u, sign_word_t& acc) {
+            for (int q = u; q < sign_word_bits / 4 && w * sign_word_bits + 4 * q < pack.n; q += word_lanes)
+              acc |= pack.quad_bits(w, q, norm, half_inv_norm);
+          },
+          Kokkos::BOr<sign_word_t>(bits));
+      Kokkos::single(Kokkos::PerThread(team), [&]() { pack.words(w) = bits; });
+    });
+  }
+};
+
+template <class ExecSpace, class Pack>
+void launch_stochastic_sign_pack(const ExecSpace& space, const Pack& pack) {
+  if constexpr (word_loops_v<ExecSpace>) {
+    if (!device_paths_on_host()) {
+      Kokkos::parallel_for("terse::stochastic_sign", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(pack.n)), pack);
+      return;
+    }
+  }
+  Kokkos::parallel_for("terse::stochastic_sign", word_lanes_policy(space, packed_words(pack.n)),
+                       StochasticSignPackLanes<Pack>{pack});
+}
 
 }  // namespace Impl
 
@@ -301,8 +396,8 @@ void stochastic_sign_compress(const ExecSpace& space, const XView& x, const Coun
   deterministic_sum(space, Impl::SquareOf<XView>{x}, n, ws);
   using Words = decltype(out.words);
   using Sum = decltype(ws.result());
-  Kokkos::parallel_for("terse::stochastic_sign", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
-                       Impl::StochasticSignPack<XView, Words, Sum>{x, out.words, ws.result(), rng, iteration, worker, n});
+  Impl::launch_stochastic_sign_pack(
+      space, Impl::StochasticSignPack<XView, Words, Sum>{x, out.words, ws.result(), rng, iteration, worker, n});
   Impl::set_scale(space, out, ws, true);
 }
 

@@ -14,6 +14,8 @@
 
 #include <terse_Compat.hpp>
 
+#include "impl/terse_Lanes.hpp"
+
 #include <cstddef>
 #include <stdexcept>
 #include <utility>
@@ -64,6 +66,45 @@ struct ChunkSum {
   }
 };
 
+/// Device path of ChunkSum (impl/terse_Lanes.hpp): a team thread per chunk, lane u adds the chunk's terms
+/// u, u+8, ..., u+56 in that order (lane_sum64's lanes), the lane sums combined as combine8 does: bitwise the
+/// host's sum, with coalesced reads and no per-thread array.
+template <class Term, class Out>
+struct ChunkSumLanes {
+  Term term;
+  Out out;
+  std::size_t n;
+
+  template <class Member>
+  KOKKOS_INLINE_FUNCTION void operator()(const Member& team) const {
+    for_team_words(team, sum_chunks(n), [&](std::size_t c) {
+      const std::size_t begin = c * sum_chunk;
+      WordPartial<double> r;
+      Kokkos::parallel_reduce(
+          Kokkos::ThreadVectorRange(team, word_lanes),
+          [&](int u, WordPartial<double>& acc) {
+            for (std::size_t j = u; j < sum_chunk; j += word_lanes)
+              acc.acc[u] += begin + j < n ? static_cast<double>(term(begin + j)) : 0.0;
+          },
+          WordPartialReducer<double>(r));
+      Kokkos::single(Kokkos::PerThread(team), [&]() { out(c) = combine8(r.acc); });
+    });
+  }
+};
+
+/// out(c) = the sum of chunk c of term(0 .. n-1), for every chunk: ChunkSum on host backends, ChunkSumLanes on
+/// devices (both bitwise the same).
+template <class ExecSpace, class Term, class Out>
+void launch_chunk_sums(const ExecSpace& space, const char* label, const Term& term, const Out& out, std::size_t n) {
+  if constexpr (word_loops_v<ExecSpace>) {
+    if (!device_paths_on_host()) {
+      Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, sum_chunks(n)), ChunkSum<Term, Out>{term, out, n});
+      return;
+    }
+  }
+  Kokkos::parallel_for(label, word_lanes_policy(space, sum_chunks(n)), ChunkSumLanes<Term, Out>{term, out, n});
+}
+
 }  // namespace Impl
 
 /// Buffers of a deterministic sum of up to n terms; allocate once, reuse for every sum.
@@ -106,8 +147,7 @@ class SumWorkspace {
     partials_type in = a_, out = b_;
     while (chunks > 1) {
       const std::size_t next = sum_chunks(chunks);
-      Kokkos::parallel_for("terse::sum_partials", Kokkos::RangePolicy<ExecSpace>(space, 0, next),
-                           Impl::ChunkSum<partials_type, partials_type>{in, out, chunks});
+      Impl::launch_chunk_sums(space, "terse::sum_partials", in, out, chunks);
       std::swap(in, out);
       chunks = next;
     }
@@ -132,8 +172,7 @@ template <class ExecSpace, class Term>
 void deterministic_sum(const ExecSpace& space, const Term& term, std::size_t n, const SumWorkspace<ExecSpace>& ws) {
   if (n > ws.capacity()) throw std::invalid_argument("terse::deterministic_sum: n exceeds the SumWorkspace's capacity");
   const std::size_t chunks = sum_chunks(n);
-  Kokkos::parallel_for("terse::deterministic_sum", Kokkos::RangePolicy<ExecSpace>(space, 0, chunks),
-                       Impl::ChunkSum<Term, typename SumWorkspace<ExecSpace>::partials_type>{term, ws.partials(), n});
+  Impl::launch_chunk_sums(space, "terse::deterministic_sum", term, ws.partials(), n);
   ws.finish(space, chunks);
 }
 

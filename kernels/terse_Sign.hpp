@@ -10,6 +10,8 @@
 
 #include <terse_Compat.hpp>
 
+#include "impl/terse_Lanes.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -39,13 +41,6 @@ KOKKOS_INLINE_FUNCTION constexpr T sign_value(sign_word_t bit) {
 }
 
 namespace Impl {
-
-/// Host backends (execution spaces that can reach host memory: Serial, OpenMP, Threads) write whole words
-/// per iteration (contiguous, vectorisable); device backends map one thread to one coordinate so that
-/// neighbouring threads touch neighbouring addresses. (Chosen by the execution space, not its memory space,
-/// which is host-accessible for CUDA UVM too.) sign_pack has one thread per word on every backend.
-template <class ExecSpace>
-inline constexpr bool word_loops_v = Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
 
 /// Argument checks that hold in release builds too (KOKKOS_ASSERT is compiled out with NDEBUG).
 inline void require(bool condition, const char* what) {
@@ -82,6 +77,37 @@ struct SignPack {
     words(w) = bits;
   }
 };
+
+/// Device path of sign_pack (impl/terse_Lanes.hpp): a team thread per word, its 64 coordinates over the
+/// word's vector lanes (lane u reads u, u+8, ..., u+56: coalesced), the bits or'ed across the lanes.
+template <class XView, class WView>
+struct SignPackLanes {
+  XView x;
+  WView words;
+  std::size_t n;
+
+  template <class Member>
+  KOKKOS_INLINE_FUNCTION void operator()(const Member& team) const {
+    for_team_words(team, packed_words(n), [&](std::size_t w) {
+      const std::size_t begin = w * sign_word_bits;
+      sign_word_t bits = 0;
+      Kokkos::parallel_reduce(
+          Kokkos::ThreadVectorRange(team, word_lanes),
+          [&](int u, sign_word_t& acc) {
+            for (int j = u; j < sign_word_bits && begin + j < n; j += word_lanes) acc |= sign_bit(x(begin + j)) << j;
+          },
+          Kokkos::BOr<sign_word_t>(bits));
+      Kokkos::single(Kokkos::PerThread(team), [&]() { words(w) = bits; });
+    });
+  }
+};
+
+template <class ExecSpace, class XView, class WView>
+void launch_sign_pack_lanes(const ExecSpace& space, const XView& x, const WView& words) {
+  const std::size_t n = x.extent(0);
+  Kokkos::parallel_for("terse::sign_pack", word_lanes_policy(space, packed_words(n)),
+                       SignPackLanes<XView, WView>{x, words, n});
+}
 
 /// y(i) = (bit i ? s : -s) for a whole word at a time (host backends).
 template <class WView, class YView>
@@ -214,8 +240,14 @@ void sign_pack(const ExecSpace& space, const XView& x, const WView& words) {
   static_assert(std::is_same<typename WView::value_type, sign_word_t>::value, "packed words are sign_word_t");
   const std::size_t n = x.extent(0);
   Impl::require(words.extent(0) >= packed_words(n), "terse::sign_pack: words.extent(0) < packed_words(x.extent(0))");
-  Kokkos::parallel_for("terse::sign_pack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
-                       Impl::SignPack<XView, WView>{x, words, n});
+  if constexpr (Impl::word_loops_v<ExecSpace>) {
+    if (!Impl::device_paths_on_host()) {
+      Kokkos::parallel_for("terse::sign_pack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
+                           Impl::SignPack<XView, WView>{x, words, n});
+      return;
+    }
+  }
+  Impl::launch_sign_pack_lanes(space, x, words);
 }
 
 /// Unpacks n = y.extent(0) signs into y(i) = +scale or -scale.

@@ -65,6 +65,56 @@ struct MajorityVote {
   }
 };
 
+/// Device path for 32 or more voters, where the planes counted at run time would keep up to 32 words per
+/// thread (spilled on a GPU): a team thread per word, lane u counts the set bits of the word's coordinates u,
+/// u+8, ..., u+56 over the voters in eight registers; the vote bits and (slot u) lane u's tie bits are or'ed
+/// across the lanes (impl/terse_Lanes.hpp). The same vote and tie as MajorityVote, bit for bit.
+template <class SignsView, class VoteView, class TieView>
+struct MajorityVoteLanes {
+  SignsView signs;  // (W, words)
+  VoteView vote;    // (words)
+  TieView tie;      // (words)
+  int n_voters;
+
+  template <class Member>
+  KOKKOS_INLINE_FUNCTION void operator()(const Member& team) const {
+    const int half = n_voters / 2;
+    const bool even = n_voters % 2 == 0;
+    for_team_words(team, signs.extent(1), [&](std::size_t w) {
+      WordPartial<sign_word_t> r;  // bits: the vote; acc[u]: the tie bits of lane u
+      Kokkos::parallel_reduce(
+          Kokkos::ThreadVectorRange(team, word_lanes),
+          [&](int u, WordPartial<sign_word_t>& acc) {
+            int count[sign_word_bits / word_lanes];
+            for (int k = 0; k < sign_word_bits / word_lanes; ++k) count[k] = 0;
+            for (int v = 0; v < n_voters; ++v) {
+              const sign_word_t s = signs(v, w) >> u;
+              for (int k = 0; k < sign_word_bits / word_lanes; ++k) count[k] += static_cast<int>((s >> (word_lanes * k)) & 1u);
+            }
+            for (int k = 0; k < sign_word_bits / word_lanes; ++k) {
+              const sign_word_t bit = sign_word_t(1) << (u + word_lanes * k);
+              if (count[k] > half) acc.bits |= bit;
+              if (even && count[k] == half) acc.acc[u] |= bit;
+            }
+          },
+          WordPartialReducer<sign_word_t>(r));
+      Kokkos::single(Kokkos::PerThread(team), [&]() {
+        sign_word_t t = 0;
+        for (int u = 0; u < word_lanes; ++u) t |= r.acc[u];
+        vote(w) = r.bits;
+        tie(w) = t;
+      });
+    });
+  }
+};
+
+template <class ExecSpace, class SignsView, class VoteView, class TieView>
+void launch_majority_vote_lanes(const ExecSpace& space, const SignsView& signs, const VoteView& vote, const TieView& tie,
+                                int n_voters) {
+  Kokkos::parallel_for("terse::majority_vote", word_lanes_policy(space, signs.extent(1)),
+                       MajorityVoteLanes<SignsView, VoteView, TieView>{signs, vote, tie, n_voters});
+}
+
 }  // namespace Impl
 
 /// Number of bit planes that hold counts 0..n_voters.
@@ -98,7 +148,13 @@ void majority_vote(const ExecSpace& space, const SignsView& signs, const VoteVie
     case 4: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 4>{signs, vote, tie, n_voters, 4}); break;
     case 5: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 5>{signs, vote, tie, n_voters, 5}); break;
     default:
-      Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters, planes});
+      if constexpr (Impl::word_loops_v<ExecSpace>) {
+        if (!Impl::device_paths_on_host()) {
+          Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters, planes});
+          return;
+        }
+      }
+      Impl::launch_majority_vote_lanes(space, signs, vote, tie, n_voters);
   }
 }
 
