@@ -60,7 +60,6 @@ void BM_SignApply(benchmark::State& state) {
   run_against_reference(state, Exec(), bytes, Reference::update, s, [&] { sign_apply(Exec(), words, x, T(1e-3)); });
 }
 
-#define TERSE_SIZES ->RangeMultiplier(16)->Range(1 << 18, 1 << 26)->UseManualTime()->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_StreamCopy) TERSE_SIZES;
 BENCHMARK(BM_StreamRead) TERSE_SIZES;
 BENCHMARK(BM_StreamUpdate) TERSE_SIZES;
@@ -262,11 +261,11 @@ BENCHMARK_TEMPLATE(BM_MarkovBlock, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_ErrorFeedbackBlock, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_MessageAdd, float) TERSE_SIZES;
 BENCHMARK(BM_MajorityVote)
-    ->ArgsProduct({{1 << 20, 1 << 26}, {2, 3, 8, 32}})
+    ->ArgsProduct({{1 << 20, largest_size()}, {2, 3, 8, 32}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SignMean)
-    ->ArgsProduct({{1 << 20, 1 << 26}, {2, 8}, {0, 1}})
+    ->ArgsProduct({{1 << 20, largest_size()}, {2, 8}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 

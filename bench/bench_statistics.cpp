@@ -119,7 +119,6 @@ void BM_Statistics_EtaStarBatch16(benchmark::State& state) {
                         [&] { benchmark::DoNotOptimize(eta_star(Exec(), grads, double(d))); });
 }
 
-#define TERSE_SIZES ->RangeMultiplier(16)->Range(1 << 18, 1 << 26)->UseManualTime()->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_Statistics_SignAgreement) TERSE_SIZES;
 BENCHMARK(BM_Statistics_AgreementAccumulate) TERSE_SIZES;
 BENCHMARK(BM_Statistics_AgreementAccumulateBatch16) TERSE_SIZES;

@@ -109,7 +109,6 @@ void BM_TopKZero(benchmark::State& state) {
                         [&] { top_k_zero(Exec(), ws.indices(), y); });
 }
 
-#define TERSE_SIZES ->RangeMultiplier(16)->Range(1 << 18, 1 << 26)->UseManualTime()->Unit(benchmark::kMillisecond)
 BENCHMARK_TEMPLATE(BM_TopKSelect, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_TopKSelect, double) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_TopKSelectFused, float) TERSE_SIZES;

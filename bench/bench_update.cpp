@@ -136,7 +136,6 @@ void BM_UpdateFrozenAdam(benchmark::State& state) {
                         [&] { frozen_adam_step(Exec(), x, m, v, u, 1e-6, 1e-8); });
 }
 
-#define TERSE_SIZES ->RangeMultiplier(16)->Range(1 << 18, 1 << 26)->UseManualTime()->Unit(benchmark::kMillisecond)
 BENCHMARK_TEMPLATE(BM_UpdateSgd, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_UpdateAmsgrad, float) TERSE_SIZES;
 BENCHMARK_TEMPLATE(BM_UpdateAmsgrad, double) TERSE_SIZES;

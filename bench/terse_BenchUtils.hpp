@@ -6,6 +6,8 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <cstdint>
 #include <vector>
@@ -24,6 +26,29 @@ double fenced_seconds(const Exec& exec, F&& f) {
   exec.fence();
   return timer.seconds();
 }
+
+/// The largest vector length of the size sweeps: 2^TERSE_BENCH_LOG2_MAX (an environment variable read when
+/// the benchmarks are registered, 18 .. 31; default 26). A GPU run takes 28 (scripts/prepare-h200.sh).
+inline std::int64_t largest_size() {
+  static const std::int64_t n = [] {
+    int log2 = 26;
+    if (const char* v = std::getenv("TERSE_BENCH_LOG2_MAX")) {
+      char* end = nullptr;
+      const long l = std::strtol(v, &end, 10);
+      if (end == v || *end != '\0' || l < 18 || l > 31) {
+        std::fprintf(stderr, "TERSE_BENCH_LOG2_MAX: expected an integer in 18 .. 31, got '%s'\n", v);
+        std::exit(2);
+      }
+      log2 = static_cast<int>(l);
+    }
+    return std::int64_t(1) << log2;
+  }();
+  return n;
+}
+
+/// The size sweep of the kernel benchmarks: 2^18, the powers of 16 above it (2^20, 2^24, ...) and largest_size().
+#define TERSE_SIZES \
+  ->RangeMultiplier(16)->Range(1 << 18, terse::bench::largest_size())->UseManualTime()->Unit(benchmark::kMillisecond)
 
 inline double median(std::vector<double> v) {
   if (v.empty()) return 0;
