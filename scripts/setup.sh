@@ -9,7 +9,8 @@
 #  3. Writes the Kokkos prefix it chose to $TERSE_DEPS/kokkos-root, which scripts/build.sh reads.
 #
 # Environment: TERSE_DEPS (default ~/.cache/terse-deps), Kokkos_ROOT, CMAKE_PREFIX_PATH,
-#              TERSE_SKIP_APT=1 (do not touch system packages; for machines where you manage them yourself).
+#              TERSE_SKIP_APT=1 (do not touch system packages; for machines where you manage them yourself),
+#              TERSE_SETUP_PACKAGES_ONLY=1 (step 1 only: the Kokkos 4.x and GPU jobs bring their own Kokkos).
 set -euo pipefail
 
 TERSE_DEPS=${TERSE_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/terse-deps}
@@ -119,6 +120,7 @@ enable_deb_src() {
 }
 
 if [[ ${TERSE_SKIP_APT:-0} != 1 ]]; then install_packages; fi
+if [[ ${TERSE_SETUP_PACKAGES_ONLY:-0} == 1 ]]; then log "done (packages only)"; exit 0; fi
 mkdir -p "$TERSE_DEPS"
 if root=$(find_user_kokkos); then
   echo "$root" >"$TERSE_DEPS/kokkos-root"
