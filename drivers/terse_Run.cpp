@@ -204,16 +204,25 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     MPI_Comm_size(node, &node_ranks);
     MPI_Comm_free(&node);
     std::string err;
-    const AvailableMemory avail = available_memory();
-    if (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible && avail.bytes > 0 && on_node > avail.bytes) {
-      std::string parts;
-      for (const auto& t : terms)
-        if (t.bytes > 0) parts += "\n    " + format_bytes(static_cast<double>(t.bytes)) + "  " + t.what;
-      err = deck.path + ": this run needs an estimated " + format_bytes(static_cast<double>(mine)) + " per rank (" +
-            std::to_string(node_ranks) + " rank(s) on this node: " + format_bytes(static_cast<double>(on_node)) +
-            ") besides the data, but only " + format_bytes(static_cast<double>(avail.bytes)) + " is available (" +
-            avail.source + "); nothing was allocated. Lower problem.dim or workers.per_rank, or spread the ranks " +
-            "over more nodes. Rank " + std::to_string(rank) + "'s estimate:" + parts;
+    std::string parts;
+    for (const auto& t : terms)
+      if (t.bytes > 0) parts += "\n    " + format_bytes(static_cast<double>(t.bytes)) + "  " + t.what;
+    if (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+      const AvailableMemory avail = available_memory();
+      if (avail.bytes > 0 && on_node > avail.bytes)
+        err = deck.path + ": this run needs an estimated " + format_bytes(static_cast<double>(mine)) + " per rank (" +
+              std::to_string(node_ranks) + " rank(s) on this node: " + format_bytes(static_cast<double>(on_node)) +
+              ") besides the data, but only " + format_bytes(static_cast<double>(avail.bytes)) + " is available (" +
+              avail.source + "); nothing was allocated. Lower problem.dim or workers.per_rank, or spread the ranks " +
+              "over more nodes. Rank " + std::to_string(rank) + "'s estimate:" + parts;
+    } else {
+      // One GPU per rank: the rank's own state against its device's free memory.
+      const std::size_t free_bytes = compat::device_memory_free();
+      if (free_bytes > 0 && mine > free_bytes)
+        err = deck.path + ": this run needs an estimated " + format_bytes(static_cast<double>(mine)) +
+              " of device memory on rank " + std::to_string(rank) + " besides the data, but its device has " +
+              format_bytes(static_cast<double>(free_bytes)) + " free; nothing was allocated. Lower problem.dim or " +
+              "workers.per_rank, or use more ranks (GPUs). Rank " + std::to_string(rank) + "'s estimate:" + parts;
     }
     err = first_error(comm, err);
     if (!err.empty()) throw DeckError(err);

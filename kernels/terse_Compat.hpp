@@ -8,10 +8,13 @@
 //   host/device   no KOKKOS_IF_ON_HOST in 3.4                    -> TERSE_DEVICE_COMPILE (defined in device passes)
 //   version       KOKKOS_VERSION only in 3.4                      -> KOKKOS_VERSION_GREATER_EQUAL (4.0+)
 //   threads flag  --kokkos-threads (3.4)                          -> --kokkos-num-threads (3.7+)
-// and the one host-only instruction-set branch: streaming (non-temporal) stores on x86-64 with AVX2.
+//   HIP           Kokkos::Experimental::HIP (3.x)                 -> Kokkos::HIP (4.0+)
+// and the one host-only instruction-set branch: streaming (non-temporal) stores on x86-64 with AVX2, and the one
+// call into a GPU runtime: the free device memory the run's memory estimate is compared with.
 
 #include <Kokkos_Core.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,6 +37,12 @@
 #if !defined(TERSE_DEVICE_COMPILE) && defined(__AVX2__) && (defined(__GNUC__) || defined(__clang__))
 #define TERSE_STREAMING_STORES 1
 #include <immintrin.h>
+#endif
+
+#if defined(KOKKOS_ENABLE_CUDA)
+#include <cuda_runtime_api.h>
+#elif defined(KOKKOS_ENABLE_HIP)
+#include <hip/hip_runtime_api.h>
 #endif
 
 #if TERSE_KOKKOS_AT_LEAST(4, 1, 0)
@@ -126,6 +135,19 @@ using HIP = Kokkos::HIP;
 using HIP = Kokkos::Experimental::HIP;
 #endif
 #endif
+
+/// Free bytes of the current GPU's memory (CUDA, HIP; the device Kokkos initialised), 0 on builds without one
+/// or when the runtime cannot tell. Host code, after Kokkos::initialize.
+inline std::size_t device_memory_free() {
+  std::size_t free_bytes = 0, total_bytes = 0;
+#if defined(KOKKOS_ENABLE_CUDA)
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) free_bytes = 0;
+#elif defined(KOKKOS_ENABLE_HIP)
+  if (hipMemGetInfo(&free_bytes, &total_bytes) != hipSuccess) free_bytes = 0;
+#endif
+  (void)total_bytes;
+  return free_bytes;
+}
 
 /// "OpenMP;Serial": the execution spaces this Kokkos was built with, by name.
 inline std::vector<std::string> enabled_backends() {
