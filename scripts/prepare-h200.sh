@@ -80,9 +80,10 @@ chmod +x "$out/run.sh"
 # the machine's own library directories (Debian's multiarch /lib/x86_64-linux-gnu) are not searched.
 size=$(du -sb "$out" | awk '{print $1}')
 ((size <= 64 * 1024 * 1024)) || k4_die "$out is $((size / 1024 / 1024)) MiB, over the 64 MiB a GPU check may carry"
+abs=$(readlink -f "$out")
 for b in "${binaries[@]}"; do
-  listing=$("$out/lib/ld-linux-x86-64.so.2" --inhibit-cache --library-path "$out/lib" --list "$out/bin/$b" 2>&1 || true)
-  outside=$(grep -vE "^\s*(linux-vdso|libcuda\.so)|=> $(readlink -f "$out")/lib/|^\s*/.*ld-linux" <<<"$listing" | grep -v '^\s*$' || true)
+  listing=$("$abs/lib/ld-linux-x86-64.so.2" --inhibit-cache --library-path "$abs/lib" --list "$abs/bin/$b" 2>&1 || true)
+  outside=$(grep -vE "^\s*(linux-vdso|libcuda\.so)|=> $abs/lib/|^\s*/.*ld-linux" <<<"$listing" | grep -v '^\s*$' || true)
   [[ -z $outside ]] || { echo "$listing" >&2; k4_die "$b loads libraries from outside $out: $outside"; }
 done
 k4_log "prepared $out ($((size / 1024 / 1024)) MiB): $(ls "$out/bin" | tr '\n' ' ')+ $(ls "$out/lib" | wc -l) libraries; run: bash $out/run.sh"
