@@ -50,6 +50,9 @@ const char* to_string(Rule v) {
 Composition compose(const OptimizerConfig& o) {
   using K = OptimizerKind;
   const Wire compressor = o.compressor == Compressor::top_k ? Wire::top_k : Wire::scaled_sign;
+  // The Markov methods' broadcast: the Markov sequence of g^ (two-way) or g^ itself as fp32 values (one-way).
+  const Downlink markov_down = o.broadcast == Broadcast::mean ? Downlink::plain : Downlink::markov;
+  const bool exact = o.estimate_start == EstimateStart::gradient;
   //                         wire                  memory                  aggregate        downlink          rule
   switch (o.kind) {
     case K::sgd:             return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::sgd};
@@ -59,8 +62,8 @@ Composition compose(const OptimizerConfig& o) {
     case K::amsgrad:         return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::amsgrad};
     case K::amsgrad_naive:   return {Wire::scaled_sign,     Memory::none,           Aggregate::mean, Downlink::plain,  Rule::amsgrad};
     case K::amsgrad_ef:      return {Wire::scaled_sign,     Memory::error_feedback, Aggregate::mean, Downlink::plain,  Rule::amsgrad};
-    case K::cd_adam:         return {compressor,            Memory::markov,         Aggregate::mean, Downlink::markov, Rule::amsgrad};
-    case K::ef21:            return {compressor,            Memory::markov,         Aggregate::mean, Downlink::markov, Rule::sgd};
+    case K::cd_adam:         return {compressor,            Memory::markov,         Aggregate::mean, markov_down,      Rule::amsgrad, exact};
+    case K::ef21:            return {compressor,            Memory::markov,         Aggregate::mean, markov_down,      Rule::sgd,     exact};
     case K::adagrad:         return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::adagrad};
     case K::local_sgd:       return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::local_sgd};
     case K::local_adaalter:  return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::local_adaalter};
@@ -74,6 +77,7 @@ std::string describe(const Composition& c) {
                   to_string(c.aggregate) + " on the sharded server -> " + to_string(c.downlink) + " downlink -> " +
                   to_string(c.rule);
   if (c.has_warmup()) s += " (warm-up rounds: fp32 gradients -> mean -> plain downlink)";
+  if (c.exact_start) s += " (iteration 0: fp32 gradients -> mean; the estimates start there)";
   return s;
 }
 
@@ -95,6 +99,8 @@ double message_bits(Wire w, std::uint64_t d, std::uint64_t k) {
   return 0;
 }
 }  // namespace
+
+RoundBits start_bits(std::uint64_t d) { return {32.0 * static_cast<double>(d), 32.0 * static_cast<double>(d)}; }
 
 RoundBits round_bits(const Composition& c, std::uint64_t d, std::uint64_t k, int workers) {
   RoundBits b;

@@ -40,6 +40,9 @@ struct Composition {
   Aggregate aggregate = Aggregate::mean;
   Downlink downlink = Downlink::plain;
   Rule rule = Rule::sgd;
+  /// Markov memories only: iteration 0 is the exact start (optimizer.estimate_start: gradient), an fp32 round
+  /// whose mean becomes g^ (and g~), each worker's gradient its estimate g^_w (Round::start).
+  bool exact_start = false;
 
   /// Local methods: workers keep their own models and communicate (fp32 models) every sync_period steps.
   bool local() const { return rule == Rule::local_sgd || rule == Rule::local_adaalter; }
@@ -65,5 +68,7 @@ struct RoundBits {
   double up = 0, down = 0;
 };
 RoundBits round_bits(const Composition& c, std::uint64_t d, std::uint64_t k, int workers);
+/// Payload bits per worker of the exact start's round: its gradient up, the mean down, 32 per value.
+RoundBits start_bits(std::uint64_t d);
 
 }  // namespace terse

@@ -33,6 +33,8 @@ constexpr std::array<const char*, 3> kLrSchedules{{"constant", "inv_sqrt", "adap
 constexpr std::array<const char*, 2> kVoteModes{{"workers", "samples"}};
 constexpr std::array<const char*, 2> kAcceptRules{{"always", "descent"}};
 constexpr std::array<const char*, 2> kCompressors{{"scaled_sign", "top_k"}};
+constexpr std::array<const char*, 2> kBroadcasts{{"markov", "mean"}};
+constexpr std::array<const char*, 2> kEstimateStarts{{"zero", "gradient"}};
 
 constexpr std::array<const char*, 4> kSections{{"problem", "optimizer", "run", "workers"}};
 
@@ -43,8 +45,8 @@ const std::vector<std::string>& section_keys(const std::string& section) {
        {"kind", "dim", "x0", "noise_std", "noise_coords", "lambda", "data", "data_format", "classes", "hidden",
         "train_images", "train_labels", "test_images", "test_labels"}},
       {"optimizer",
-       {"kind", "lr", "lr_schedule", "lipschitz", "vote", "accept", "compressor", "k_ratio", "beta1", "beta2", "nu",
-        "eps", "sync_period", "b0", "warmup_steps"}},
+       {"kind", "lr", "lr_schedule", "lipschitz", "vote", "accept", "compressor", "k_ratio", "broadcast",
+        "estimate_start", "beta1", "beta2", "nu", "eps", "sync_period", "b0", "warmup_steps"}},
       {"run", {"iterations", "batch", "seed", "log_every", "output", "success_probability_samples", "checkpoint"}},
       {"workers", {"per_rank"}}};
   static const std::vector<std::string> none;
@@ -168,6 +170,7 @@ std::string optimizer_unused(const std::string& key, const OptimizerConfig& o) {
     if (!one_of(k, {K::cd_adam, K::ef21})) return by_kind;
     return o.compressor == Compressor::top_k ? "" : std::string("optimizer.compressor ") + to_string(o.compressor);
   }
+  if (key == "broadcast" || key == "estimate_start") return one_of(k, {K::cd_adam, K::ef21}) ? "" : by_kind;
   if (key == "beta1" || key == "beta2" || key == "nu")
     return one_of(k, {K::amsgrad, K::amsgrad_naive, K::amsgrad_ef, K::cd_adam, K::onebit_adam}) ? "" : by_kind;
   if (key == "eps") return one_of(k, {K::adagrad, K::local_adaalter}) ? "" : by_kind;
@@ -631,6 +634,10 @@ class Parser {
     if (const Entry* e = find(S, "accept")) o.accept = read_enum<AcceptRule>("optimizer.accept", *e, kAcceptRules);
     if (const Entry* e = find(S, "k_ratio"))
       o.k_ratio = read_number_in("optimizer.k_ratio", *e, 0, Bound::open, 1, Bound::closed);
+    if (const Entry* e = find(S, "broadcast"))
+      o.broadcast = read_enum<Broadcast>("optimizer.broadcast", *e, kBroadcasts);
+    if (const Entry* e = find(S, "estimate_start"))
+      o.estimate_start = read_enum<EstimateStart>("optimizer.estimate_start", *e, kEstimateStarts);
     if (const Entry* e = find(S, "beta1"))
       o.beta1 = read_number_in("optimizer.beta1", *e, 0, Bound::closed, 1, Bound::open);
     if (const Entry* e = find(S, "beta2"))
@@ -709,6 +716,8 @@ const char* to_string(LrSchedule v) { return kLrSchedules[static_cast<std::size_
 const char* to_string(VoteMode v) { return kVoteModes[static_cast<std::size_t>(v)]; }
 const char* to_string(AcceptRule v) { return kAcceptRules[static_cast<std::size_t>(v)]; }
 const char* to_string(Compressor v) { return kCompressors[static_cast<std::size_t>(v)]; }
+const char* to_string(Broadcast v) { return kBroadcasts[static_cast<std::size_t>(v)]; }
+const char* to_string(EstimateStart v) { return kEstimateStarts[static_cast<std::size_t>(v)]; }
 
 bool operator==(const ProblemConfig& a, const ProblemConfig& b) {
   return a.kind == b.kind && a.dim == b.dim && a.x0 == b.x0 && a.noise_std == b.noise_std &&
@@ -721,7 +730,7 @@ bool operator==(const ProblemConfig& a, const ProblemConfig& b) {
 bool operator==(const OptimizerConfig& a, const OptimizerConfig& b) {
   return a.kind == b.kind && a.lr == b.lr && a.lr_schedule == b.lr_schedule && a.lipschitz == b.lipschitz &&
          a.vote == b.vote && a.accept == b.accept && a.compressor == b.compressor && a.k_ratio == b.k_ratio &&
-         a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.nu == b.nu && a.eps == b.eps && a.sync_period == b.sync_period &&
+         a.broadcast == b.broadcast && a.estimate_start == b.estimate_start && a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.nu == b.nu && a.eps == b.eps && a.sync_period == b.sync_period &&
          a.b0 == b.b0 && a.warmup_steps == b.warmup_steps;
 }
 
@@ -858,6 +867,8 @@ void emit_optimizer_key(YAML::Emitter& out, const std::string& key, const Optimi
   if (key == "accept") return emit_word(out, key, to_string(o.accept));
   if (key == "compressor") return emit_word(out, key, to_string(o.compressor));
   if (key == "k_ratio") return emit_number(out, key, o.k_ratio);
+  if (key == "broadcast") return emit_word(out, key, to_string(o.broadcast));
+  if (key == "estimate_start") return emit_word(out, key, to_string(o.estimate_start));
   if (key == "beta1") return emit_number(out, key, o.beta1);
   if (key == "beta2") return emit_number(out, key, o.beta2);
   if (key == "nu") return emit_number(out, key, o.nu);

@@ -57,6 +57,8 @@ enum class LrSchedule { constant, inv_sqrt, adaptive };
 enum class VoteMode { workers, samples };
 enum class AcceptRule { always, descent };
 enum class Compressor { scaled_sign, top_k };
+enum class Broadcast { markov, mean };
+enum class EstimateStart { zero, gradient };
 
 /// The deck spelling of each enumerator ("majority_vote", "top_k", ...).
 const char* to_string(ProblemKind v);
@@ -67,6 +69,8 @@ const char* to_string(LrSchedule v);
 const char* to_string(VoteMode v);
 const char* to_string(AcceptRule v);
 const char* to_string(Compressor v);
+const char* to_string(Broadcast v);
+const char* to_string(EstimateStart v);
 
 /// Where the Debian package dataset-fashion-mnist installs its IDX files (the defaults of the *_images/labels).
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
@@ -100,6 +104,12 @@ struct OptimizerConfig {
   AcceptRule accept = AcceptRule::always;   ///< majority_vote
   Compressor compressor = Compressor::scaled_sign;  ///< cd_adam (scaled_sign), ef21 (top_k)
   double k_ratio = 0.016;                   ///< compressor top_k; in (0, 1]
+  /// cd_adam, ef21: what the server sends back, the Markov sequence g~ of g^ (two-way, seed 004 Alg. 1) or the
+  /// plain mean g^ of the workers' estimates as fp32 values (one-way, Richtarik et al. 2021 Alg. 1).
+  Broadcast broadcast = Broadcast::markov;
+  /// cd_adam, ef21: the workers' estimates g^_w and the server's g^ (and g~) start at 0, or at the workers'
+  /// gradients at x0 and their mean, sent once as fp32 values at iteration 0 (Richtarik et al. 2021 Alg. 1).
+  EstimateStart estimate_start = EstimateStart::zero;
   double beta1 = 0.9;                       ///< amsgrad, amsgrad_naive, amsgrad_ef, cd_adam, onebit_adam; in [0, 1)
   double beta2 = 0.999;                     ///< same; in [0, 1)
   double nu = 1e-8;                         ///< same; > 0

@@ -188,15 +188,16 @@ class Round {
     // The vote has its bits; one fp32 worker per rank averages its gradient in place (direction_ is that row).
     direction_ = Vec("terse::round.direction", own_direction(c, R) ? d : 0);
     const CoordSlice cs = signs_.coords();
-    if (c.wire == Wire::fp32) {
+    if (c.wire == Wire::fp32 || c.exact_start) {
       host_ = Kokkos::View<float*, Kokkos::HostSpace>("terse::round.allreduce_host",
                                                       Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 0 : d);
-    } else if (c.wire == Wire::top_k) {
+    }
+    if (c.wire == Wire::top_k) {
       sparse_.emplace(comm, d, R, k);
       for (int l = 0; l < R; ++l) topk_.emplace_back(c.memory, d, k);
       indices_.resize(R);
       values_.resize(R);
-    } else {
+    } else if (c.wire != Wire::fp32) {
       for (int l = 0; l < R; ++l) sign_.emplace_back(c, d, seed, first_worker + l);
     }
     if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) {
@@ -224,11 +225,10 @@ class Round {
     const CoordSlice cs = server_coords(d, P, rank);
     std::size_t b = (own_direction(c, R) ? d * sizeof(float) : 0) +  // direction
                     SignExchange::bytes(d, R, P, rank, sign_wire(c), c.aggregate == Aggregate::vote);
-    if (c.wire == Wire::fp32) {
-      b += staged ? d * sizeof(float) : 0;
-    } else if (c.wire == Wire::top_k) {
+    if (c.wire == Wire::fp32 || c.exact_start) b += staged ? d * sizeof(float) : 0;
+    if (c.wire == Wire::top_k) {
       b += SparseExchange::bytes(d, R, k, P, rank) + R * TopKEncoder::bytes(c.memory, d, k);
-    } else {
+    } else if (c.wire != Wire::fp32) {
       b += R * SignEncoder::bytes(c, d);
     }
     if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) b += cs.size() * sizeof(float);
@@ -296,8 +296,8 @@ class Round {
       }
       return;
     }
-    const bool markov = c_.downlink == Downlink::markov;
-    // Uplink and the mean (or, for a Markov downlink, g^ <- g^ + mean) on this rank's slice.
+    // Uplink and the mean (or, for Markov memories, g^ <- g^ + mean) on this rank's slice.
+    const bool markov = c_.memory == Memory::markov;
     if (c_.wire == Wire::top_k) {
       sparse_->uplink(space, indices_, values_);
       if (!markov) Kokkos::deep_copy(space, slice_, 0.0f);
@@ -340,7 +340,7 @@ class Round {
       message_add(space, down_, direction_, 1.0f);
       return;
     }
-    if (!markov) {
+    if (c_.downlink == Downlink::plain) {  // the mean (g^ for Markov memories, one-way) as fp32 values
       signs_.gather_values(space, slice_, direction_);
       return;
     }
@@ -381,9 +381,22 @@ class Round {
     }
   }
 
-  /// The state the round carries across iterations: the workers' compressor memories and, with a Markov
-  /// downlink, the server's g^ (its slice) and g~ (the same on every rank); with an error-feedback downlink,
-  /// the server's error (its slice).
+  /// The exact start of the Markov memories (optimizer.estimate_start: gradient; Richtarik et al. 2021, Alg. 1:
+  /// g_i^0 = grad f_i(x^0)): every local worker's estimate becomes its gradient, and g^ (this rank's slice) and
+  /// direction() (g~ with a Markov downlink) the mean of all W gradients, sent once as fp32 values (an
+  /// allreduce). Replaces encode() and exchange() at iteration 0. Collective.
+  void start(const Exec& space, const Mat& grads) {
+    for (int l = 0; l < R_; ++l) {
+      const Vec estimate = c_.wire == Wire::top_k ? topk_[l].memory(space) : sign_[l].memory(space);
+      Kokkos::deep_copy(space, estimate, row(grads, l));
+    }
+    fp32_bytes_ += mean_over_workers(comm_, space, grads, direction_, host_, W_);
+    Kokkos::deep_copy(space, slice_, slice_of(direction_, signs_.coords()));
+  }
+
+  /// The state the round carries across iterations: the workers' compressor memories; with Markov memories
+  /// the server's g^ (its slice) and, with a Markov downlink, g~ (the same on every rank); with an
+  /// error-feedback downlink, the server's error (its slice).
   void state(const Exec& space, std::vector<StateArray>& out) {
     std::vector<Vec> mem;
     for (auto& e : sign_) mem.push_back(e.memory(space));
@@ -393,10 +406,9 @@ class Round {
                      StateArray::Kind::workers, mem});
     if (c_.downlink == Downlink::error_feedback)
       out.push_back({"server.error_feedback", StateArray::Kind::slice, {server_e_}});
-    if (c_.downlink == Downlink::markov) {
-      out.push_back({"server.g_hat", StateArray::Kind::slice, {slice_}});
+    if (c_.memory == Memory::markov) out.push_back({"server.g_hat", StateArray::Kind::slice, {slice_}});
+    if (c_.downlink == Downlink::markov)
       out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction_}});
-    }
   }
 
   /// This rank's server slice of the coordinates.

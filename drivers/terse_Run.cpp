@@ -324,6 +324,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
 
   const RoundBits rb = round_bits(comp, d, k_top, W);
   const RoundBits rb_warmup = comp.has_warmup() ? round_bits(comp.warmup(), d, k_top, W) : rb;
+  const RoundBits rb_start = start_bits(d);  // the exact start's round (iteration 0)
   double bits_up = 0, bits_down = 0;
   std::uint64_t algo_bytes = 0, monitor_bytes = 0;
   double lr_now = o.lr;
@@ -527,6 +528,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   if (comp.has_warmup())
     say("  warm-up: the first %lld iterations send fp32 gradients, %s each way\n",
         static_cast<long long>(o.warmup_steps), format_bits(rb_warmup.up).c_str());
+  if (comp.exact_start)
+    say("  exact start: iteration 0 sends fp32 gradients, %s each way\n", format_bits(rb_start.up).c_str());
   say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
       format_bytes(static_cast<double>(summary.footprint_bytes)).c_str());
   if (k_first > 0)
@@ -568,6 +571,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       throw std::runtime_error("fault injected by TERSE_FAULT_INJECT=" + std::string(std::getenv("TERSE_FAULT_INJECT")));
     const auto ku = static_cast<std::uint64_t>(k);
     const bool warm = warming_up(k);
+    const bool starting = comp.exact_start && k == 0;  // the Markov estimates start at the gradients
     Round* const rnd = warm ? &*warmup_round : round ? &*round : nullptr;
     double eta_sum = 0;
     for (int l = 0; l < R; ++l) {
@@ -608,7 +612,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       } else {
         // 1-bit Adam after the warm-up: the worker compresses its momentum b1 m + (1 - b1) g, not g.
         if (comp.rule == Rule::onebit_adam && !warm) momentum_blend(space, m, g, o.beta1);
-        rnd->encode(space, l, g, ku);
+        if (!starting) rnd->encode(space, l, g, ku);
       }
     }
 
@@ -632,10 +636,12 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     } else {
       {
         Region region("terse::communicate");
-        rnd->exchange(space, grads);
+        if (starting) rnd->start(space, grads);
+        else rnd->exchange(space, grads);
       }
-      bits_up += warm ? rb_warmup.up : rb.up;
-      bits_down += warm ? rb_warmup.down : rb.down;
+      const RoundBits& sent = starting ? rb_start : warm ? rb_warmup : rb;
+      bits_up += sent.up;
+      bits_down += sent.down;
       Region region("terse::update");
       switch (comp.rule) {
         case Rule::sgd: sgd_step(space, x, round->direction(), o.lr); break;

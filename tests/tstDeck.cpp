@@ -169,6 +169,8 @@ TEST(Deck, EveryAlgorithmParsesWithItsDefaults) {
     EXPECT_EQ(d.optimizer.compressor,
               d.optimizer.kind == OptimizerKind::ef21 ? Compressor::top_k : Compressor::scaled_sign);
     EXPECT_EQ(d.optimizer.k_ratio, 0.016);
+    EXPECT_EQ(d.optimizer.broadcast, Broadcast::markov);
+    EXPECT_EQ(d.optimizer.estimate_start, EstimateStart::zero);
     EXPECT_EQ(d.optimizer.eps, 1e-8);
     EXPECT_EQ(d.optimizer.sync_period, 1);
     EXPECT_EQ(d.optimizer.b0, 1.0);
@@ -401,6 +403,14 @@ TEST(Deck, KeysTheProblemOrAlgorithmDoesNotUseAreRefused) {
                {"optimizer.k_ratio: not used by optimizer.compressor scaled_sign"});
   expect_error(deck(q, "  kind: ef21\n  lr: 1\n  compressor: scaled_sign\n  k_ratio: 0.1\n"),
                {"optimizer.k_ratio: not used by optimizer.compressor scaled_sign"});
+  expect_error(deck(q, "  kind: ef_signsgd\n  lr: 1\n  broadcast: mean\n"),
+               {"optimizer.broadcast: not used by optimizer.kind ef_signsgd"});
+  expect_error(deck(q, "  kind: onebit_adam\n  lr: 1\n  warmup_steps: 2\n  estimate_start: gradient\n"),
+               {"optimizer.estimate_start: not used by optimizer.kind onebit_adam"});
+  expect_error(deck(q, "  kind: ef21\n  lr: 1\n  broadcast: plain\n"),
+               {"optimizer.broadcast: expected one of markov, mean, got 'plain'"});
+  expect_error(deck(q, "  kind: cd_adam\n  lr: 1\n  estimate_start: exact\n"),
+               {"optimizer.estimate_start: expected one of zero, gradient, got 'exact'"});
   expect_error(deck(q, "  kind: local_sgd\n  lr: 1\n  b0: 2\n"),
                {"optimizer.b0: not used by optimizer.kind local_sgd"});
   expect_error(deck(q, "  kind: majority_vote\n  lr: 1\n  lipschitz: 3\n"),
@@ -492,7 +502,8 @@ TEST(Deck, EffectiveConfigRoundTrips) {
            "  output: \"a: b # c\"\n  seed: 18446744073709551615\n"),
       "deck.yaml"));
   decks.push_back(parse_deck_string(deck("  kind: quadratic\n  dim: 9\n  x0: -0.0\n  noise_std: 5e-324\n",
-                                         "  kind: ef21\n  lr: 1.7976931348623157e308\n  compressor: scaled_sign\n"),
+                                         "  kind: ef21\n  lr: 1.7976931348623157e308\n  compressor: scaled_sign\n"
+                                         "  broadcast: mean\n  estimate_start: gradient\n"),
                                     "deck.yaml", {"run.output=123", "problem.noise_coords=first"}));
   for (const Deck& d : decks) {
     const std::string text = effective_config_yaml(d);
@@ -553,7 +564,7 @@ TEST(Deck, AcceptedKeysAreThoseOfTheDocument) {
   // The document's four-key row is read as four keys.
   for (const char* k : {"problem.train_images", "problem.train_labels", "problem.test_images", "problem.test_labels"})
     EXPECT_NE(std::find(doc.begin(), doc.end(), k), doc.end()) << k;
-  EXPECT_EQ(doc.size(), 37u);
+  EXPECT_EQ(doc.size(), 39u);
   EXPECT_EQ(std::set<std::string>(doc.begin(), doc.end()).size(), doc.size()) << "a key listed twice in the doc";
   EXPECT_EQ(doc, ours);  // same keys, same order
   // And every accepted key is really accepted: setting it is never "unknown".
