@@ -13,6 +13,7 @@
 #include <terse_Exchange.hpp>
 #include <terse_Problem.hpp>
 #include <terse_Run.hpp>
+#include <terse_Algorithm.hpp>
 #include <terse_AllocationTracker.hpp>
 
 #include <gtest/gtest.h>
@@ -299,6 +300,8 @@ TEST(RunDecomposition, ElementwiseAndIntegerMethodsAreBitwiseInvariant) {
   expect_decomposition_invariant("logistic", "amsgrad_naive", true);
   expect_decomposition_invariant("logistic", "ef21", true);
   expect_decomposition_invariant("logistic", "cd_adam", true, {"optimizer.compressor=top_k"});
+  // The one-way broadcast: g^ gathered as it is (summed in worker order on each slice).
+  expect_decomposition_invariant("logistic", "ef21", true, {"optimizer.broadcast=mean"});
 }
 
 TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
@@ -309,6 +312,10 @@ TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
   expect_decomposition_invariant("logistic", "local_adaalter", false);
   expect_decomposition_invariant("quadratic", "cd_adam", false);  // the server's scale sums the ranks' blocks
   expect_decomposition_invariant("logistic", "onebit_adam", false);
+  // The exact start's mean of the first gradients is an fp32 allreduce.
+  expect_decomposition_invariant("logistic", "ef21", false, {"optimizer.estimate_start=gradient"});
+  expect_decomposition_invariant("logistic", "cd_adam", false,
+                                 {"optimizer.broadcast=mean", "optimizer.estimate_start=gradient"});
   expect_decomposition_invariant("quadratic", "majority_vote", false,
                                  {"optimizer.lr_schedule=adaptive", "optimizer.lipschitz=1",
                                   "optimizer.accept=descent"});
@@ -437,6 +444,184 @@ TEST(RunOnebitAdam, FollowsAScalarReference) {
   EXPECT_GT(moved, 0.05);
 }
 
+// ---- EF21 and CD-Adam against a scalar reference written from the algorithm boxes -------------------------
+//
+// The Markov methods in each combination of optimizer.broadcast and optimizer.estimate_start, followed
+// through `terse run` (W = 4 workers at 1, 2 and 4 ranks, full local gradients of the planted logistic
+// problem) and through a double-precision reference that shares no code with terse's algorithm (only the
+// problem's gradient and objective):
+//   EF21 (Richtarik et al. 2021, Alg. 1): g_i^0 = grad f_i(x^0) (estimate_start: gradient) or 0 (zero);
+//     x^{t+1} = x^t - lr g^t;  c_i = C(grad f_i(x^{t+1}) - g_i^t), g_i^{t+1} = g_i^t + c_i;  g^{t+1} = g^t + mean c_i;
+//     broadcast: mean sends g^ (one-way); markov sends g~ <- g~ + C(g^ - g~) and the step uses g~ (two-way,
+//     seed 004 Alg. 1 lines 8-12 and Sec. 7.2);
+//   CD-Adam (seed 004 Alg. 1): the same estimates with the scaled-sign compressor and AMSGrad on g~.
+// Every history row's loss must agree (the model moves in fp32 in terse), the bits each row records must be
+// the payload of the chosen start and broadcast, and the model after 10 and 20 iterations must agree.
+struct MarkovVariant {
+  std::string kind, compressor, broadcast, start;
+};
+
+struct MarkovReference {
+  std::vector<double> loss;                   ///< f at x_k, k = 0 .. iterations
+  std::vector<double> x;                      ///< the final model
+  int ambiguous = 0;                          ///< selections or signs within fp32 rounding of a tie
+};
+
+MarkovReference markov_reference(const MarkovVariant& v, const Deck& deck, int W, int iterations) {
+  using Exec = Kokkos::DefaultExecutionSpace;
+  auto problem = make_problem<Exec>(deck.problem, workers_of_rank(0, 1, W));  // every worker on this rank
+  const int d = static_cast<int>(problem->dim());
+  Problem<Exec>::vector_type xd("x", d), gd("g", d);
+  auto xh = Kokkos::create_mirror_view(xd);
+  auto gh = Kokkos::create_mirror_view(gd);
+  problem->initial_model(xd, deck.run.seed);
+  Kokkos::deep_copy(xh, xd);
+  std::vector<double> x(d);
+  for (int i = 0; i < d; ++i) x[i] = xh(i);
+  const OptimizerConfig& o = deck.optimizer;
+  const int k = static_cast<int>(top_k_count(o.k_ratio, d));
+  MarkovReference ref;
+  // C(p): the k entries of largest |p| (ties to the lower index), or (||p||_1 / d) sign p with sign 0 = +1.
+  const auto compress = [&](const std::vector<double>& p) {
+    std::vector<double> c(d, 0.0);
+    double top = 0;
+    for (double q : p) top = std::max(top, std::fabs(q));
+    if (v.compressor == "top_k") {
+      std::vector<int> order(d);
+      for (int i = 0; i < d; ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return std::fabs(p[a]) > std::fabs(p[b]); });
+      for (int j = 0; j < k; ++j) c[order[j]] = p[order[j]];
+      if (k < d && std::fabs(p[order[k - 1]]) - std::fabs(p[order[k]]) < 1e-5 * top) ++ref.ambiguous;
+    } else {
+      double l1 = 0;
+      for (double q : p) l1 += std::fabs(q);
+      for (int i = 0; i < d; ++i) {
+        c[i] = (p[i] >= 0 ? 1.0 : -1.0) * l1 / d;
+        if (std::fabs(p[i]) < 1e-5 * top) ++ref.ambiguous;
+      }
+    }
+    return c;
+  };
+  const auto loss_at = [&](const std::vector<double>& y) {
+    for (int i = 0; i < d; ++i) xh(i) = static_cast<float>(y[i]);
+    Kokkos::deep_copy(xd, xh);
+    return problem->loss(xd);
+  };
+  std::vector<std::vector<double>> est(W, std::vector<double>(d, 0.0));  // g_w^ (the workers' estimates)
+  std::vector<double> g_hat(d, 0.0), g_tilde(d, 0.0), m(d, 0.0), s(d, 0.0), s_hat(d, 0.0);
+  ref.loss.push_back(loss_at(x));
+  for (int t = 0; t < iterations; ++t) {
+    for (int i = 0; i < d; ++i) xh(i) = static_cast<float>(x[i]);
+    Kokkos::deep_copy(xd, xh);
+    std::vector<std::vector<double>> g(W, std::vector<double>(d));
+    for (int w = 0; w < W; ++w) {
+      problem->stochastic_gradient(xd, w, static_cast<std::uint64_t>(t), batch_of(deck.run), deck.run.seed, gd);
+      Kokkos::deep_copy(gh, gd);
+      for (int i = 0; i < d; ++i) g[w][i] = gh(i);
+    }
+    if (t == 0 && v.start == "gradient") {
+      for (int w = 0; w < W; ++w) est[w] = g[w];
+      for (int i = 0; i < d; ++i) {
+        g_hat[i] = 0;
+        for (int w = 0; w < W; ++w) g_hat[i] += g[w][i] / W;
+      }
+      g_tilde = g_hat;
+    } else {
+      for (int w = 0; w < W; ++w) {
+        std::vector<double> diff(d);
+        for (int i = 0; i < d; ++i) diff[i] = g[w][i] - est[w][i];
+        const auto c = compress(diff);
+        for (int i = 0; i < d; ++i) {
+          est[w][i] += c[i];
+          g_hat[i] += c[i] / W;
+        }
+      }
+      if (v.broadcast == "mean") {
+        g_tilde = g_hat;
+      } else {
+        std::vector<double> diff(d);
+        for (int i = 0; i < d; ++i) diff[i] = g_hat[i] - g_tilde[i];
+        const auto c = compress(diff);
+        for (int i = 0; i < d; ++i) g_tilde[i] += c[i];
+      }
+    }
+    for (int i = 0; i < d; ++i) {
+      if (v.kind == "ef21") {
+        x[i] -= o.lr * g_tilde[i];
+      } else {  // AMSGrad (seed 004 Alg. 1, lines 13-16): no bias correction, nu inside the square root
+        m[i] = o.beta1 * m[i] + (1 - o.beta1) * g_tilde[i];
+        s[i] = o.beta2 * s[i] + (1 - o.beta2) * g_tilde[i] * g_tilde[i];
+        s_hat[i] = std::max(s_hat[i], s[i]);
+        x[i] -= o.lr * m[i] / std::sqrt(s_hat[i] + o.nu);
+      }
+    }
+    ref.loss.push_back(loss_at(x));
+  }
+  ref.x = x;
+  return ref;
+}
+
+TEST(RunMarkov, BroadcastsAndStartsFollowTheScalarReference) {
+  const int P = size_of(), W = 4, iterations = 20;
+  if (W % P != 0) GTEST_SKIP() << "W = 4 workers do not spread over " << P << " ranks";
+  const std::vector<MarkovVariant> variants = {
+      {"ef21", "top_k", "markov", "zero"},          // terse's default: seed 004's two-way extension
+      {"ef21", "top_k", "mean", "gradient"},        // the EF21 paper's Alg. 1
+      {"ef21", "top_k", "mean", "zero"},
+      {"ef21", "top_k", "markov", "gradient"},
+      {"ef21", "scaled_sign", "mean", "gradient"},
+      {"cd_adam", "scaled_sign", "markov", "zero"},  // seed 004 Alg. 1
+      {"cd_adam", "scaled_sign", "mean", "gradient"},
+      {"cd_adam", "top_k", "markov", "gradient"}};
+  for (const auto& v : variants) {
+    SCOPED_TRACE(v.kind + " " + v.compressor + ", broadcast " + v.broadcast + ", estimate_start " + v.start + " on " +
+                 std::to_string(P) + " ranks");
+    const auto deck_of = [&](int its) {
+      std::ostringstream y;
+      y << problem_yaml("logistic");
+      y << "optimizer: {kind: " << v.kind << ", compressor: " << v.compressor << ", broadcast: " << v.broadcast
+        << ", estimate_start: " << v.start << ", lr: " << (v.kind == "ef21" ? 0.1 : 0.01);
+      if (v.compressor == "top_k") y << ", k_ratio: 0.2";
+      y << "}\n";
+      y << "run: {iterations: " << its << ", batch: full, seed: 5, log_every: 1}\n";
+      y << "workers: {per_rank: " << W / P << "}\n";
+      return parse_deck_string(y.str(), "test:markov/" + v.kind);
+    };
+    const Deck deck = deck_of(iterations);
+    const RunSummary run = run_deck(MPI_COMM_WORLD, deck, quiet());
+    const MarkovReference ref = markov_reference(v, deck, W, iterations);
+    ASSERT_EQ(ref.ambiguous, 0) << "choose another seed: a selection or sign came within fp32 rounding of a tie";
+    ASSERT_EQ(run.rows.size(), static_cast<std::size_t>(iterations + 1));
+    const double d = static_cast<double>(run.dim);
+    const double msg = v.compressor == "top_k" ? 64.0 * static_cast<double>(run.top_k) : d + 32;
+    const bool exact = v.start == "gradient";
+    for (const auto& row : run.rows) {
+      const auto t = static_cast<std::size_t>(row.iteration);
+      ASSERT_LT(t, ref.loss.size());
+      EXPECT_NEAR(row.loss, ref.loss[t], 2e-6 * std::fabs(ref.loss[t])) << "iteration " << t;
+      // The bits: the exact start's fp32 round first (its row is the next), then the compressed rounds; the
+      // one-way broadcast sends g^ as fp32 values every round.
+      const double rounds = static_cast<double>(t), compressed = exact && t > 0 ? rounds - 1 : rounds;
+      const double start = exact && t > 0 ? 32 * d : 0;
+      EXPECT_EQ(row.bits_up, start + compressed * msg) << "iteration " << t;
+      EXPECT_EQ(row.bits_down, v.broadcast == "mean" ? 32 * d * rounds : start + compressed * msg) << "iteration " << t;
+    }
+    // The model itself, after 10 and after 20 iterations.
+    const RunSummary half = run_deck(MPI_COMM_WORLD, deck_of(iterations / 2), quiet());
+    const MarkovReference ref_half = markov_reference(v, deck, W, iterations / 2);
+    const std::vector<std::pair<const std::vector<float>*, const std::vector<double>*>> models = {
+        {&half.final_x, &ref_half.x}, {&run.final_x, &ref.x}};
+    for (const auto& model : models) {
+      ASSERT_EQ(model.first->size(), model.second->size());
+      for (std::size_t i = 0; i < model.second->size(); ++i)
+        EXPECT_NEAR((*model.first)[i], (*model.second)[i], 1e-5 + 1e-5 * std::fabs((*model.second)[i]))
+            << "coordinate " << i << " after " << (model.first == &half.final_x ? iterations / 2 : iterations);
+    }
+    // The run moved: a model that stayed put would pass the comparisons above for a broken composition.
+    EXPECT_GT(std::fabs(ref.loss.back() - ref.loss.front()), 0.02 * ref.loss.front());
+  }
+}
+
 TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
   // d = 64000 (1000 words); constant step, accept always: no scalar traffic besides the vote.
   const int P = size_of();
@@ -479,6 +664,8 @@ TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
     c.push_back({"majority_vote", ", lr_schedule: adaptive, lipschitz: 1", ""});
     c.push_back({"majority_vote", ", accept: descent", ""});
     c.push_back({"cd_adam", ", compressor: top_k", ""});
+    c.push_back({"ef21", ", broadcast: mean, estimate_start: gradient", ""});
+    c.push_back({"cd_adam", ", broadcast: mean, estimate_start: gradient", ""});
     c.push_back({"ef_signsgd", "", ", success_probability_samples: 2"});
     for (auto& k : c)
       if (k.alg == "onebit_adam") k.optimizer_extra = ", warmup_steps: 1";
@@ -630,6 +817,9 @@ TEST(RunRestart, EveryAlgorithmContinuesBitwise) {
   expect_restart_bitwise(sub, "mlp", "local_adaalter");
   expect_restart_bitwise(sub, "mlp", "cd_adam");
   expect_restart_bitwise(sub, "logistic", "onebit_adam", {"optimizer.warmup_steps=12"});  // stopped while warming up
+  // EF21 as its paper runs it (the one-way g^ and the exact start), and CD-Adam with both.
+  expect_restart_bitwise(sub, "logistic", "ef21", {"optimizer.broadcast=mean", "optimizer.estimate_start=gradient"});
+  expect_restart_bitwise(sub, "logistic", "cd_adam", {"optimizer.broadcast=mean", "optimizer.estimate_start=gradient"});
   MPI_Comm_free(&sub);
 }
 
