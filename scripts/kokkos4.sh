@@ -66,19 +66,22 @@ k4_apt_install() {
   DEBIAN_FRONTEND=noninteractive k4_sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# CUDA 11.8 is in Debian's non-free component: add contrib and non-free to the existing Debian entries
-# (deb822 or one-line), no other host.
+# CUDA 11.8 is in Debian's non-free component: add contrib and non-free to the Components of the existing
+# Debian entry (the stanza whose URIs end in /debian, deb822; or the one-line bookworm entries), no other host
+# and no other entry (debian-security stays as it is).
 k4_enable_non_free() {
-  local f changed=0
+  local f tmp
   for f in /etc/apt/sources.list.d/*.sources; do
     [[ -f $f ]] || continue
-    if grep -q '^Components: *main *$' "$f" && grep -q 'debian$' <(grep '^URIs:' "$f"); then
-      k4_sudo sed -i 's/^Components: *main *$/Components: main contrib non-free/' "$f"; changed=1
-    fi
+    tmp=$(mktemp)
+    awk 'BEGIN { RS = ""; ORS = "\n\n" }
+         { if ($0 ~ /(^|\n)URIs:[^\n]*\/debian\/?(\n|$)/) sub(/\nComponents: *main *(\n|$)/, "\nComponents: main contrib non-free\n"); print }' \
+      "$f" >"$tmp"
+    if ! cmp -s "$f" "$tmp"; then k4_sudo cp "$tmp" "$f"; fi
+    rm -f "$tmp"
   done
   if [[ -f /etc/apt/sources.list ]] && grep -qE '^deb(-src)? .*debian/? +bookworm +main *$' /etc/apt/sources.list; then
     k4_sudo sed -i -E 's#^(deb(-src)? .*debian/? +bookworm) +main *$#\1 main contrib non-free#' /etc/apt/sources.list
-    changed=1
   fi
   return 0
 }
