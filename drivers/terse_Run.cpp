@@ -528,7 +528,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   if (comp.has_warmup())
     say("  warm-up: the first %lld iterations send fp32 gradients, %s each way\n",
         static_cast<long long>(o.warmup_steps), format_bits(rb_warmup.up).c_str());
-  if (comp.exact_start)
+  if (comp.exact_start && k_first == 0)
     say("  exact start: iteration 0 sends fp32 gradients, %s each way\n", format_bits(rb_start.up).c_str());
   say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
       format_bytes(static_cast<double>(summary.footprint_bytes)).c_str());

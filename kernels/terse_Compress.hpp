@@ -157,14 +157,16 @@ struct FusedSignPassLanes {
       Kokkos::parallel_reduce(
           Kokkos::ThreadVectorRange(team, word_lanes),
           [&](int u, WordPartial<T>& acc) {
+            T lane = T(-0.0);  // lane_sum64's lane u: t_u + t_{u+8} + ... in turn
             for (int j = u; j < sign_word_bits; j += word_lanes) {
               T v = T(0);
               if (begin + j < n) {
                 v = pass.value(begin + j, prev_bits, j, s);
                 acc.bits |= sign_bit(v) << j;
               }
-              acc.acc[u] += Pass::sum_type::term(v);
+              lane += Pass::sum_type::term(v);
             }
+            acc.add_to_slot(u, lane);
           },
           WordPartialReducer<T>(r));
       Kokkos::single(Kokkos::PerThread(team), [&]() {

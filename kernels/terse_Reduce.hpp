@@ -83,8 +83,10 @@ struct ChunkSumLanes {
       Kokkos::parallel_reduce(
           Kokkos::ThreadVectorRange(team, word_lanes),
           [&](int u, WordPartial<double>& acc) {
+            double lane = -0.0;  // lane_sum64's lane u: t_u + t_{u+8} + ... in turn
             for (std::size_t j = u; j < sum_chunk; j += word_lanes)
-              acc.acc[u] += begin + j < n ? static_cast<double>(term(begin + j)) : 0.0;
+              lane += begin + j < n ? static_cast<double>(term(begin + j)) : 0.0;
+            acc.add_to_slot(u, lane);
           },
           WordPartialReducer<double>(r));
       Kokkos::single(Kokkos::PerThread(team), [&]() { out(c) = combine8(r.acc); });

@@ -91,11 +91,13 @@ struct MajorityVoteLanes {
               const sign_word_t s = signs(v, w) >> u;
               for (int k = 0; k < sign_word_bits / word_lanes; ++k) count[k] += static_cast<int>((s >> (word_lanes * k)) & 1u);
             }
+            sign_word_t ties = 0;
             for (int k = 0; k < sign_word_bits / word_lanes; ++k) {
               const sign_word_t bit = sign_word_t(1) << (u + word_lanes * k);
               if (count[k] > half) acc.bits |= bit;
-              if (even && count[k] == half) acc.acc[u] |= bit;
+              if (even && count[k] == half) ties |= bit;
             }
+            acc.add_to_slot(u, ties);  // slot u starts at 0: adding is or-ing
           },
           WordPartialReducer<sign_word_t>(r));
       Kokkos::single(Kokkos::PerThread(team), [&]() {

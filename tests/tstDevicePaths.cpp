@@ -12,6 +12,7 @@
 #include <terse_Compress.hpp>
 #include <terse_Vote.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -278,6 +279,82 @@ TYPED_TEST(DevicePaths, MajorityVoteLanesMatchScalarCounts) {
     }
     EXPECT_EQ(to_host(d_vote), vote) << "W = " << voters;
     EXPECT_EQ(to_host(d_tie), tie) << "W = " << voters;
+  }
+}
+
+// ---- what only a device exercises: the lanes' join and teams of more than one word ---------------------------
+//
+// On host backends the vector lanes run one after another into one accumulator, so the reducer's join and the
+// split of a league over team threads of more than one word never run there. These two tests cover them.
+
+TEST(DevicePathsReducer, LanesJoinedInAnyOrderGiveTheSequentialAccumulator) {
+  // Each of the 8 lanes gets its own accumulator from init(), adds its lane sum to its slot and its bits;
+  // the lanes are then joined as CUDA's shuffle-down does (strides 4, 2, 1) and in random orders. Every order
+  // must give, bit for bit, the host's single accumulator (lanes one after another).
+  using terse::Impl::WordPartial;
+  using terse::Impl::WordPartialReducer;
+  using terse::Impl::word_lanes;
+  std::mt19937_64 gen(2024);
+  std::normal_distribution<float> normal;
+  for (int trial = 0; trial < 200; ++trial) {
+    float lane_sum[word_lanes];
+    std::uint64_t lane_bits[word_lanes];
+    for (int u = 0; u < word_lanes; ++u) {
+      const int kind = static_cast<int>(gen() % 5);
+      lane_sum[u] = kind == 0 ? -0.0f : kind == 1 ? 0.0f : kind == 2 ? 1e-42f * normal(gen) : normal(gen);
+      lane_bits[u] = (gen() & 0x0101010101010101ull) << u;  // the bits of lane u's coordinates u, u+8, ...
+    }
+    WordPartial<float> seq{};
+    WordPartialReducer<float>(seq).init(seq);
+    for (int u = 0; u < word_lanes; ++u) {
+      seq.bits |= lane_bits[u];
+      seq.add_to_slot(u, lane_sum[u]);
+    }
+    const auto lanes = [&] {
+      std::vector<WordPartial<float>> a(word_lanes);
+      for (int u = 0; u < word_lanes; ++u) {
+        WordPartialReducer<float>(a[u]).init(a[u]);
+        a[u].bits |= lane_bits[u];
+        a[u].add_to_slot(u, lane_sum[u]);
+      }
+      return a;
+    };
+    const auto expect_same = [&](const WordPartial<float>& got, const char* order) {
+      ASSERT_EQ(got.bits, seq.bits) << order << ", trial " << trial;
+      for (int u = 0; u < word_lanes; ++u)
+        ASSERT_EQ(bits_of(got.acc[u]), bits_of(seq.acc[u])) << order << ", slot " << u << ", trial " << trial;
+    };
+    auto tree = lanes();
+    WordPartialReducer<float> r(tree[0]);
+    for (int stride = word_lanes / 2; stride >= 1; stride /= 2)
+      for (int u = 0; u < stride; ++u) r.join(tree[u], tree[u + stride]);
+    expect_same(tree[0], "shuffle-down tree");
+    auto any = lanes();
+    std::vector<int> order(word_lanes);
+    for (int u = 0; u < word_lanes; ++u) order[u] = u;
+    std::shuffle(order.begin(), order.end(), gen);
+    WordPartial<float> acc = any[order[0]];
+    for (int i = 1; i < word_lanes; ++i) r.join(acc, any[order[i]]);
+    expect_same(acc, "random order");
+  }
+}
+
+TEST(DevicePathsTeams, EveryWordBelongsToExactlyOneTeamThread) {
+  // team_words() splits the league as a device runs it (32 words per team); the host runs teams of 1.
+  for (int team : {1, 2, 3, 8, 32}) {
+    for (std::size_t words : {0ul, 1ul, 31ul, 32ul, 33ul, 100ul, 1000ul, 4097ul}) {
+      const std::size_t league = (words + team - 1) / team;
+      std::vector<int> seen(words, 0);
+      for (std::size_t t = 0; t < league; ++t) {
+        const auto tw = terse::Impl::team_words(static_cast<int>(t), team, words);
+        ASSERT_EQ(tw.first, t * team) << "team " << t;
+        ASSERT_GE(tw.count, 1);
+        ASSERT_LE(tw.count, team);
+        for (int i = 0; i < tw.count; ++i) ++seen.at(tw.first + i);
+      }
+      for (std::size_t w = 0; w < words; ++w) ASSERT_EQ(seen[w], 1) << "word " << w << ", team " << team;
+      EXPECT_EQ(terse::Impl::team_words(static_cast<int>(league), team, words).count, 0);
+    }
   }
 }
 

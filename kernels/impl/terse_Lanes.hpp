@@ -18,6 +18,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
 
 namespace terse {
 namespace Impl {
@@ -32,6 +35,13 @@ template <class T>
 struct WordPartial {
   std::uint64_t bits;  // a packed sign word (terse_Sign.hpp)
   T acc[word_lanes];
+
+  /// slot u <- slot u + v, with u known only at run time (the lane), written so that every index is a
+  /// constant: the value stays in registers on a GPU instead of going to local memory.
+  KOKKOS_INLINE_FUNCTION void add_to_slot(int u, T v) {
+    for (int s = 0; s < word_lanes; ++s)
+      if (s == u) acc[s] += v;
+  }
 };
 
 /// A Kokkos reducer over WordPartial: bits or'ed, slots added. Slots start at -0.0, the exact additive
@@ -91,16 +101,28 @@ template <class ExecSpace>
 Kokkos::TeamPolicy<ExecSpace> word_lanes_policy(const ExecSpace& space, std::size_t words) {
   const int team = word_loops_v<ExecSpace> ? 1 : lane_words_per_team;
   const std::size_t league = (words + team - 1) / team;
+  if (league > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::invalid_argument("terse: a vector of " + std::to_string(words) + " words exceeds a team policy's league");
   return Kokkos::TeamPolicy<ExecSpace>(space, static_cast<int>(league), team, word_lanes);
+}
+
+/// The words of team `league_rank` of `team_size` threads: [first, first + count) of [0, words).
+struct TeamWords {
+  std::size_t first;
+  int count;
+};
+KOKKOS_INLINE_FUNCTION TeamWords team_words(int league_rank, int team_size, std::size_t words) {
+  const std::size_t first = static_cast<std::size_t>(league_rank) * static_cast<std::size_t>(team_size);
+  const std::size_t count = first >= words ? 0 : compat::min<std::size_t>(static_cast<std::size_t>(team_size), words - first);
+  return {first, static_cast<int>(count)};
 }
 
 /// Calls f(word) once per word in [0, words) from the team threads of a word_lanes_policy team; f runs the
 /// word's vector lanes itself.
 template <class Member, class F>
 KOKKOS_INLINE_FUNCTION void for_team_words(const Member& team, std::size_t words, const F& f) {
-  const std::size_t first = static_cast<std::size_t>(team.league_rank()) * static_cast<std::size_t>(team.team_size());
-  const int count = static_cast<int>(first >= words ? 0 : compat::min<std::size_t>(team.team_size(), words - first));
-  Kokkos::parallel_for(Kokkos::TeamThreadRange(team, count), [&](int t) { f(first + static_cast<std::size_t>(t)); });
+  const TeamWords tw = team_words(team.league_rank(), team.team_size(), words);
+  Kokkos::parallel_for(Kokkos::TeamThreadRange(team, tw.count), [&](int t) { f(tw.first + static_cast<std::size_t>(t)); });
 }
 
 }  // namespace Impl
