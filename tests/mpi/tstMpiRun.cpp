@@ -369,6 +369,27 @@ TEST(RunBits, FollowThePayloadFormula) {
 // sqrt(v + nu). The workers' stochastic gradients come from the problem (a rank holding all W workers), the
 // algebra from here: the run (W = 2 P workers on P ranks, the sharded server) follows it to fp32 rounding.
 
+/// The W workers' stochastic gradients at the model x of a scalar reference (rounded to fp32, as terse holds
+/// it), iteration k, from the problem's own gradient (the references share the objective with terse, not the
+/// algorithm).
+template <class P>
+std::vector<std::vector<double>> reference_gradients(P& problem, const Deck& deck, const std::vector<double>& x, int k,
+                                                     int W) {
+  const std::size_t d = x.size();
+  typename P::vector_type xd("x", d), gd("g", d);
+  auto xh = Kokkos::create_mirror_view(xd);
+  auto gh = Kokkos::create_mirror_view(gd);
+  for (std::size_t i = 0; i < d; ++i) xh(i) = static_cast<float>(x[i]);
+  Kokkos::deep_copy(xd, xh);
+  std::vector<std::vector<double>> g(W, std::vector<double>(d));
+  for (int w = 0; w < W; ++w) {
+    problem.stochastic_gradient(xd, w, static_cast<std::uint64_t>(k), batch_of(deck.run), deck.run.seed, gd);
+    Kokkos::deep_copy(gh, gd);
+    for (std::size_t i = 0; i < d; ++i) g[w][i] = gh(i);
+  }
+  return g;
+}
+
 TEST(RunOnebitAdam, FollowsAScalarReference) {
   const int P = size_of(), W = 2 * P, d = 37, iterations = 14, warmup = 4;
   const double lr = 0.01, b1 = 0.9, b2 = 0.999, nu = 1e-8;
@@ -382,9 +403,6 @@ TEST(RunOnebitAdam, FollowsAScalarReference) {
 
   using Exec = Kokkos::DefaultExecutionSpace;
   auto problem = make_problem<Exec>(deck.problem, workers_of_rank(0, 1, W));  // every worker on this rank
-  Problem<Exec>::vector_type xd("x", d), gd("g", d);
-  auto xh = Kokkos::create_mirror_view(xd);
-  auto gh = Kokkos::create_mirror_view(gd);
   std::vector<double> x(d, 1.0), m(d, 0.0), v(d, 0.0), es(d, 0.0);
   std::vector<std::vector<double>> ew(W, std::vector<double>(d, 0.0));
   const auto scaled_sign = [&](std::vector<double>& p) {  // p <- C(p), returns nothing; C(p) = (|p|_1 / d) sign p
@@ -394,14 +412,7 @@ TEST(RunOnebitAdam, FollowsAScalarReference) {
   };
   int sign_flips_possible = 0;  // coordinates whose p came within fp32 rounding of 0 (would make the check moot)
   for (int k = 0; k < iterations; ++k) {
-    for (int i = 0; i < d; ++i) xh(i) = static_cast<float>(x[i]);
-    Kokkos::deep_copy(xd, xh);
-    std::vector<std::vector<double>> g(W, std::vector<double>(d));
-    for (int w = 0; w < W; ++w) {
-      problem->stochastic_gradient(xd, w, static_cast<std::uint64_t>(k), batch_of(deck.run), deck.run.seed, gd);
-      Kokkos::deep_copy(gh, gd);
-      for (int i = 0; i < d; ++i) g[w][i] = gh(i);
-    }
+    const auto g = reference_gradients(*problem, deck, x, k, W);
     if (k < warmup) {
       for (int i = 0; i < d; ++i) {
         double mean = 0;
@@ -471,9 +482,8 @@ MarkovReference markov_reference(const MarkovVariant& v, const Deck& deck, int W
   using Exec = Kokkos::DefaultExecutionSpace;
   auto problem = make_problem<Exec>(deck.problem, workers_of_rank(0, 1, W));  // every worker on this rank
   const int d = static_cast<int>(problem->dim());
-  Problem<Exec>::vector_type xd("x", d), gd("g", d);
+  Problem<Exec>::vector_type xd("x", d);
   auto xh = Kokkos::create_mirror_view(xd);
-  auto gh = Kokkos::create_mirror_view(gd);
   problem->initial_model(xd, deck.run.seed);
   Kokkos::deep_copy(xh, xd);
   std::vector<double> x(d);
@@ -511,14 +521,7 @@ MarkovReference markov_reference(const MarkovVariant& v, const Deck& deck, int W
   std::vector<double> g_hat(d, 0.0), g_tilde(d, 0.0), m(d, 0.0), s(d, 0.0), s_hat(d, 0.0);
   ref.loss.push_back(loss_at(x));
   for (int t = 0; t < iterations; ++t) {
-    for (int i = 0; i < d; ++i) xh(i) = static_cast<float>(x[i]);
-    Kokkos::deep_copy(xd, xh);
-    std::vector<std::vector<double>> g(W, std::vector<double>(d));
-    for (int w = 0; w < W; ++w) {
-      problem->stochastic_gradient(xd, w, static_cast<std::uint64_t>(t), batch_of(deck.run), deck.run.seed, gd);
-      Kokkos::deep_copy(gh, gd);
-      for (int i = 0; i < d; ++i) g[w][i] = gh(i);
-    }
+    const auto g = reference_gradients(*problem, deck, x, t, W);
     if (t == 0 && v.start == "gradient") {
       for (int w = 0; w < W; ++w) est[w] = g[w];
       for (int i = 0; i < d; ++i) {
