@@ -16,7 +16,8 @@ std::vector<HistoryColumn> history_columns(HistoryExtras extras) {
   std::vector<HistoryColumn> c = {
       {"loss", &HistoryRow::loss},           {"grad_norm_sq", &HistoryRow::grad_norm_sq},
       {"lr", &HistoryRow::lr},               {"bits_up", &HistoryRow::bits_up},
-      {"bits_down", &HistoryRow::bits_down}, {"wall_time", &HistoryRow::wall_time}};
+      {"bits_down", &HistoryRow::bits_down}, {"bytes_sent", &HistoryRow::bytes_sent},
+      {"wall_time", &HistoryRow::wall_time}};
   if (extras.test_accuracy) c.push_back({"test_accuracy", &HistoryRow::test_accuracy});
   if (extras.success_probability) {
     c.push_back({"success_probability_min", &HistoryRow::success_probability_min});

@@ -8,6 +8,8 @@
 //   /history/lr             float64 step size of the last update
 //   /history/bits_up        float64 cumulative payload bits per worker, worker -> server
 //   /history/bits_down      float64 cumulative payload bits per worker, server -> worker
+//   /history/bytes_sent     float64 cumulative bytes the algorithm's exchanges handed to MPI, all ranks together
+//                                   (measured where the exchanges call MPI; 0 on one rank; monitoring excluded)
 //   /history/wall_time      float64 seconds since the first iteration started
 //   /history/test_accuracy  float64 (mlp only)
 //   /final/x                float32 the model, written by slices from every rank
@@ -30,6 +32,7 @@ namespace terse {
 struct HistoryRow {
   std::int64_t iteration = 0;
   double loss = 0, grad_norm_sq = 0, lr = 0, bits_up = 0, bits_down = 0, wall_time = 0, test_accuracy = 0;
+  double bytes_sent = 0;  ///< measured: bytes handed to MPI for the algorithm, summed over the ranks, cumulative
   double success_probability_min = 0, success_probability_mean = 0;  ///< run.success_probability_samples > 0
 };
 

@@ -327,6 +327,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   const RoundBits rb_start = start_bits(d);  // the exact start's round (iteration 0)
   double bits_up = 0, bits_down = 0;
   std::uint64_t algo_bytes = 0, monitor_bytes = 0;
+  double bytes_sent_before = 0;  // the bytes of the iterations before a restart, all ranks (the history's bytes_sent)
   double lr_now = o.lr;
   double f_current = std::numeric_limits<double>::quiet_NaN();  // f at the accepted model (accept: descent)
   double seconds_before = 0;  // wall time of the iterations before a restart
@@ -335,7 +336,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   // ---- checkpoints -------------------------------------------------------------------------------------
   // The scalars a checkpoint holds besides the arrays (the iteration is in its header; the wall time is passed).
   const std::vector<std::pair<std::string, double*>> scalars{
-      {"f_accepted", &f_current}, {"lr", &lr_now}, {"bits_up", &bits_up}, {"bits_down", &bits_down}};
+      {"f_accepted", &f_current}, {"lr", &lr_now}, {"bits_up", &bits_up}, {"bits_down", &bits_down},
+      {"bytes_sent", &bytes_sent_before}};
   // Where an array lies in the checkpoint and which piece this rank moves: [W, d] rows of its workers, its
   // server slice of [d], or, for a replicated [d], its slice when writing and all of it when reading.
   const auto layout = [&](const StateArray& a, bool reading) -> std::pair<std::vector<std::uint64_t>, Piece> {
@@ -347,6 +349,19 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       case StateArray::Kind::replicated: break;
     }
     return {{d}, reading ? Piece{0, d} : Piece{my_coords.begin, my_coords.size()}};
+  };
+  // Bytes this rank's exchanges have handed to MPI for the algorithm in this run (counted where they call MPI).
+  const auto my_algorithm_bytes = [&]() -> std::uint64_t {
+    return algo_bytes + (round ? round->bytes_sent() : 0) + (warmup_round ? warmup_round->bytes_sent() : 0);
+  };
+  // The history's bytes_sent: every rank's bytes since iteration 0 (collective; its own 8 bytes are monitoring).
+  const auto bytes_sent_total = [&]() {
+    double mine = static_cast<double>(my_algorithm_bytes()), all = mine;
+    if (P > 1) {
+      MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_SUM, comm);
+      monitor_bytes += sizeof(double);
+    }
+    return bytes_sent_before + all;
   };
   using HostView = Kokkos::View<float*, Kokkos::HostSpace, Kokkos::MemoryUnmanaged>;
   // Returns "" when written, else the name of the first array that is not finite (nothing is written then).
@@ -374,7 +389,8 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
       return bad;
     }
     std::vector<std::pair<std::string, double>> values{{"seconds", seconds}};
-    for (const auto& [name, value] : scalars) values.emplace_back(name, *value);
+    const double sent = bytes_sent_total();
+    for (const auto& [name, value] : scalars) values.emplace_back(name, value == &bytes_sent_before ? sent : *value);
     w->write_scalars(values);
     w->write_history(summary.rows, extras);
     w->commit();
@@ -491,6 +507,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     r.lr = lr_now;
     r.bits_up = bits_up;
     r.bits_down = bits_down;
+    r.bytes_sent = bytes_sent_total();
     r.wall_time = iteration == 0 ? 0.0 : seconds_before + timer.seconds();  // since the first iteration started
     if (deck.problem.kind == ProblemKind::mlp) {
       const auto correct = problem->local_test_correct(xm);
@@ -501,6 +518,10 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     }
     summary.rows.push_back(r);
     if (history) history->append(r);
+    if (options.keep_row_models) {
+      auto xm_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), xm);
+      summary.row_models.emplace_back(xm_h.data(), xm_h.data() + d);
+    }
     // Progress line.
     const double t = r.wall_time - seconds_before;
     const double rate = iteration > last_print_iter && t > last_print ? (iteration - last_print_iter) / (t - std::max(last_print, 0.0)) : 0;
@@ -740,7 +761,10 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
   }
 
   // ---- final model ---------------------------------------------------------------------------------------
-  const Vec xf = model_for_monitoring();
+  const Vec xf = [&] {
+    Region region("terse::monitor");  // the local methods' average: monitoring, as in every row
+    return model_for_monitoring();
+  }();
   auto xf_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), xf);
   summary.final_x.assign(xf_h.data(), xf_h.data() + d);
   if (history) {
@@ -749,7 +773,7 @@ RunSummary run_deck(MPI_Comm comm, const Deck& deck, const RunOptions& options) 
     history->write_status("complete");
     history->close();
   }
-  summary.algorithm_bytes = algo_bytes + (round ? round->bytes_sent() : 0) + (warmup_round ? warmup_round->bytes_sent() : 0);
+  summary.algorithm_bytes = my_algorithm_bytes();
   summary.monitoring_bytes = monitor_bytes;
 
   const HistoryRow& last = summary.rows.back();

@@ -43,6 +43,8 @@ struct RunOptions {
   /// Stop after this many updates as SIGTERM would (checkpoint, then return with stopped_by_signal = -1);
   /// for tests. -1: never.
   std::int64_t stop_after = -1;
+  /// Keep the model of every history row in RunSummary::row_models (for tests that follow a trajectory).
+  bool keep_row_models = false;
 };
 
 struct RunSummary {
@@ -51,13 +53,14 @@ struct RunSummary {
   std::uint64_t dim = 0;             ///< d
   std::uint64_t top_k = 0;           ///< k of the top-k compressor (0 when the wire is not top-k)
   int workers = 0, ranks = 0;
-  std::uint64_t algorithm_bytes = 0;   ///< bytes this rank handed to MPI for the algorithm's messages
+  std::uint64_t algorithm_bytes = 0;   ///< bytes this rank handed to MPI for the algorithm (this run's iterations)
   std::uint64_t monitoring_bytes = 0;  ///< bytes for the history (loss, gradient norm, accuracy)
   double seconds = 0;                  ///< wall time of the iterations
   std::string description;            ///< problem and composition, as printed
   std::int64_t iterations_done = 0;    ///< updates done when the run returned (run.iterations unless stopped)
   int stopped_by_signal = 0;           ///< the signal that stopped the run after a checkpoint (-1: stop_after)
   std::uint64_t footprint_bytes = 0;   ///< this rank's estimated allocations (run_footprint), before they were made
+  std::vector<std::vector<float>> row_models;  ///< RunOptions::keep_row_models: the model of each row in `rows`
 };
 
 /// One term of what a rank of a run allocates (Kokkos views), in bytes.

@@ -16,6 +16,8 @@
 #include <terse_Algorithm.hpp>
 #include <terse_AllocationTracker.hpp>
 
+#include "terse_MpiTestSupport.hpp"
+
 #include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -34,95 +36,7 @@
 namespace {
 
 using namespace terse;
-
-int rank_of(MPI_Comm c = MPI_COMM_WORLD) {
-  int r = 0;
-  MPI_Comm_rank(c, &r);
-  return r;
-}
-int size_of(MPI_Comm c = MPI_COMM_WORLD) {
-  int s = 1;
-  MPI_Comm_size(c, &s);
-  return s;
-}
-
-void write_be32(std::ofstream& f, std::uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
-                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
-  f.write(reinterpret_cast<const char*>(b), 4);
-}
-
-/// The first `count` images and labels of an IDX pair, written raw (uncompressed) under dir/prefix-*.
-void write_idx_subset(const std::string& images, const std::string& labels, std::size_t count,
-                      const std::string& out_images, const std::string& out_labels) {
-  const IdxImages im = read_idx_images(images);
-  const IdxLabels lb = read_idx_labels(labels);
-  std::ofstream fi(out_images, std::ios::binary), fl(out_labels, std::ios::binary);
-  write_be32(fi, idx_images_magic);
-  write_be32(fi, static_cast<std::uint32_t>(count));
-  write_be32(fi, static_cast<std::uint32_t>(im.rows));
-  write_be32(fi, static_cast<std::uint32_t>(im.cols));
-  fi.write(reinterpret_cast<const char*>(im.pixels.data()), static_cast<std::streamsize>(count * im.pixels_per_image()));
-  write_be32(fl, idx_labels_magic);
-  write_be32(fl, static_cast<std::uint32_t>(count));
-  fl.write(reinterpret_cast<const char*>(lb.labels.data()), static_cast<std::streamsize>(count));
-}
-
-/// Data files shared by all ranks (rank 0 writes them on the first call, which must be collective).
-struct Files {
-  std::string dir, svm, train_images, train_labels, test_images, test_labels;
-};
-
-const Files& files() {
-  static Files f = [] {
-    Files out;
-    std::string dir;
-    if (rank_of() == 0) {
-      dir = (std::filesystem::temp_directory_path() / ("terse-run-test-" + std::to_string(::getpid()))).string();
-      std::filesystem::create_directories(dir);
-    }
-    int len = static_cast<int>(dir.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    dir.resize(len);
-    MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
-    out.dir = dir;
-    out.svm = dir + "/planted.svm";
-    out.train_images = dir + "/train-images-idx3-ubyte";
-    out.train_labels = dir + "/train-labels-idx1-ubyte";
-    out.test_images = dir + "/t10k-images-idx3-ubyte";
-    out.test_labels = dir + "/t10k-labels-idx1-ubyte";
-    if (rank_of() == 0) {
-      // 400 rows, 30 features, half of them zero; labels from a planted model plus noise.
-      std::mt19937_64 gen(12345);
-      std::normal_distribution<double> normal;
-      std::uniform_real_distribution<double> uniform;
-      std::vector<double> w(30);
-      for (auto& v : w) v = normal(gen);
-      std::ofstream svm(out.svm);
-      for (int i = 0; i < 400; ++i) {
-        std::vector<double> x(30);
-        double dot = 0;
-        for (int j = 0; j < 30; ++j) {
-          x[j] = uniform(gen) < 0.5 ? normal(gen) : 0.0;
-          dot += x[j] * w[j];
-        }
-        svm << (dot + 0.5 * normal(gen) > 0 ? "+1" : "-1");
-        for (int j = 0; j < 30; ++j)
-          if (x[j] != 0) svm << ' ' << j + 1 << ':' << x[j];
-        svm << '\n';
-      }
-      write_idx_subset(kFashionMnistDir + std::string("train-images-idx3-ubyte.gz"),
-                       kFashionMnistDir + std::string("train-labels-idx1-ubyte.gz"), 512, out.train_images,
-                       out.train_labels);
-      write_idx_subset(kFashionMnistDir + std::string("t10k-images-idx3-ubyte.gz"),
-                       kFashionMnistDir + std::string("t10k-labels-idx1-ubyte.gz"), 256, out.test_images,
-                       out.test_labels);
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
-    return out;
-  }();
-  return f;
-}
+using namespace terse::test_support;
 
 /// Removes the data files at the end of the test program (before MPI_Finalize).
 class RemoveFiles : public ::testing::Environment {
@@ -164,14 +78,6 @@ double step_size(const std::string& problem, const std::string& alg) {
   return per_coordinate ? 0.002 : (alg == "adagrad" || alg == "local_adaalter" ? 0.05 : 0.1);
 }
 
-std::string problem_yaml(const std::string& problem) {
-  const Files& f = files();
-  if (problem == "quadratic") return "problem: {kind: quadratic, dim: 300, noise_std: 0.1}\n";
-  if (problem == "rosenbrock") return "problem: {kind: rosenbrock, dim: 10, noise_std: 0.1}\n";
-  if (problem == "logistic") return "problem: {kind: logistic, data: '" + f.svm + "'}\n";
-  return "problem: {kind: mlp, hidden: 16, train_images: '" + f.train_images + "', train_labels: '" + f.train_labels +
-         "', test_images: '" + f.test_images + "', test_labels: '" + f.test_labels + "'}\n";
-}
 
 Deck make_deck(const std::string& problem, const std::string& alg, int per_rank, int iterations,
                const std::vector<std::string>& extra = {}) {
@@ -191,12 +97,6 @@ Deck make_deck(const std::string& problem, const std::string& alg, int per_rank,
   return parse_deck_string(y.str(), "test:" + problem + "/" + alg, extra);
 }
 
-RunOptions quiet() {
-  RunOptions o;
-  o.write_history = false;
-  o.progress = nullptr;
-  return o;
-}
 
 void RemoveFiles::TearDown() {
   const Files& f = files();  // collective when no test has made the files (a --gtest_filter run): every rank
@@ -362,268 +262,7 @@ TEST(RunBits, FollowThePayloadFormula) {
 }
 
 // ------------------------------------------------------------------------------------------------------------
-// 1-bit Adam (Tang et al. 2021; seed 004 Sec. 7.2's baseline) against a scalar double reference written from
-// the algorithm: Adam on the mean gradient for warmup_steps steps; then v frozen, each worker compresses its
-// momentum b1 m + (1 - b1) g_w with error feedback (c = (||p||_1 / d) sign(p), sign(0) = +1, e_w <- p - c), the
-// server compresses the mean of the c_w with its own error feedback, and m <- that message, x <- x - lr m /
-// sqrt(v + nu). The workers' stochastic gradients come from the problem (a rank holding all W workers), the
-// algebra from here: the run (W = 2 P workers on P ranks, the sharded server) follows it to fp32 rounding.
-
-/// The W workers' stochastic gradients at the model x of a scalar reference (rounded to fp32, as terse holds
-/// it), iteration k, from the problem's own gradient (the references share the objective with terse, not the
-/// algorithm).
-template <class P>
-std::vector<std::vector<double>> reference_gradients(P& problem, const Deck& deck, const std::vector<double>& x, int k,
-                                                     int W) {
-  const std::size_t d = x.size();
-  typename P::vector_type xd("x", d), gd("g", d);
-  auto xh = Kokkos::create_mirror_view(xd);
-  auto gh = Kokkos::create_mirror_view(gd);
-  for (std::size_t i = 0; i < d; ++i) xh(i) = static_cast<float>(x[i]);
-  Kokkos::deep_copy(xd, xh);
-  std::vector<std::vector<double>> g(W, std::vector<double>(d));
-  for (int w = 0; w < W; ++w) {
-    problem.stochastic_gradient(xd, w, static_cast<std::uint64_t>(k), batch_of(deck.run), deck.run.seed, gd);
-    Kokkos::deep_copy(gh, gd);
-    for (std::size_t i = 0; i < d; ++i) g[w][i] = gh(i);
-  }
-  return g;
-}
-
-TEST(RunOnebitAdam, FollowsAScalarReference) {
-  const int P = size_of(), W = 2 * P, d = 37, iterations = 14, warmup = 4;
-  const double lr = 0.01, b1 = 0.9, b2 = 0.999, nu = 1e-8;
-  const std::string yaml = "problem: {kind: quadratic, dim: " + std::to_string(d) +
-                           ", noise_std: 0.5, x0: 1.0}\n"
-                           "optimizer: {kind: onebit_adam, lr: 0.01, warmup_steps: " + std::to_string(warmup) + "}\n"
-                           "run: {iterations: " + std::to_string(iterations) + ", batch: 2, seed: 11, log_every: 7}\n"
-                           "workers: {per_rank: 2}\n";
-  const Deck deck = parse_deck_string(yaml, "test:onebit_adam");
-  const RunSummary run = run_deck(MPI_COMM_WORLD, deck, quiet());
-
-  using Exec = Kokkos::DefaultExecutionSpace;
-  auto problem = make_problem<Exec>(deck.problem, workers_of_rank(0, 1, W));  // every worker on this rank
-  std::vector<double> x(d, 1.0), m(d, 0.0), v(d, 0.0), es(d, 0.0);
-  std::vector<std::vector<double>> ew(W, std::vector<double>(d, 0.0));
-  const auto scaled_sign = [&](std::vector<double>& p) {  // p <- C(p), returns nothing; C(p) = (|p|_1 / d) sign p
-    double l1 = 0;
-    for (double q : p) l1 += std::fabs(q);
-    for (double& q : p) q = (q >= 0 ? 1.0 : -1.0) * l1 / d;
-  };
-  int sign_flips_possible = 0;  // coordinates whose p came within fp32 rounding of 0 (would make the check moot)
-  for (int k = 0; k < iterations; ++k) {
-    const auto g = reference_gradients(*problem, deck, x, k, W);
-    if (k < warmup) {
-      for (int i = 0; i < d; ++i) {
-        double mean = 0;
-        for (int w = 0; w < W; ++w) mean += g[w][i] / W;
-        m[i] = b1 * m[i] + (1 - b1) * mean;
-        v[i] = b2 * v[i] + (1 - b2) * mean * mean;
-        x[i] -= lr * m[i] / std::sqrt(v[i] + nu);
-      }
-      continue;
-    }
-    std::vector<double> mean(d, 0.0);
-    for (int w = 0; w < W; ++w) {
-      std::vector<double> p(d);
-      for (int i = 0; i < d; ++i) p[i] = b1 * m[i] + (1 - b1) * g[w][i] + ew[w][i];
-      for (double q : p) sign_flips_possible += std::fabs(q) < 1e-5;
-      std::vector<double> c = p;
-      scaled_sign(c);
-      for (int i = 0; i < d; ++i) {
-        ew[w][i] = p[i] - c[i];
-        mean[i] += c[i] / W;
-      }
-    }
-    std::vector<double> p(d);
-    for (int i = 0; i < d; ++i) p[i] = mean[i] + es[i];
-    for (double q : p) sign_flips_possible += std::fabs(q) < 1e-5;
-    std::vector<double> c = p;
-    scaled_sign(c);
-    for (int i = 0; i < d; ++i) {
-      es[i] = p[i] - c[i];
-      m[i] = c[i];
-      x[i] -= lr * m[i] / std::sqrt(v[i] + nu);
-    }
-  }
-  ASSERT_EQ(sign_flips_possible, 0) << "choose another seed: a compressed value came too close to 0";
-  ASSERT_EQ(run.final_x.size(), static_cast<std::size_t>(d));
-  for (int i = 0; i < d; ++i) EXPECT_NEAR(run.final_x[i], x[i], 2e-5) << "coordinate " << i;
-  // The run moved: the reference is not the initial point.
-  double moved = 0;
-  for (int i = 0; i < d; ++i) moved = std::max(moved, std::fabs(x[i] - 1.0));
-  EXPECT_GT(moved, 0.05);
-}
-
-// ---- EF21 and CD-Adam against a scalar reference written from the algorithm boxes -------------------------
-//
-// The Markov methods in each combination of optimizer.broadcast and optimizer.estimate_start, followed
-// through `terse run` (W = 4 workers at 1, 2 and 4 ranks, full local gradients of the planted logistic
-// problem) and through a double-precision reference that shares no code with terse's algorithm (only the
-// problem's gradient and objective):
-//   EF21 (Richtarik et al. 2021, Alg. 1): g_i^0 = grad f_i(x^0) (estimate_start: gradient) or 0 (zero);
-//     x^{t+1} = x^t - lr g^t;  c_i = C(grad f_i(x^{t+1}) - g_i^t), g_i^{t+1} = g_i^t + c_i;  g^{t+1} = g^t + mean c_i;
-//     broadcast: mean sends g^ (one-way); markov sends g~ <- g~ + C(g^ - g~) and the step uses g~ (two-way,
-//     seed 004 Alg. 1 lines 8-12 and Sec. 7.2);
-//   CD-Adam (seed 004 Alg. 1): the same estimates with the scaled-sign compressor and AMSGrad on g~.
-// Every history row's loss must agree (the model moves in fp32 in terse), the bits each row records must be
-// the payload of the chosen start and broadcast, and the model after 10 and 20 iterations must agree.
-struct MarkovVariant {
-  std::string kind, compressor, broadcast, start;
-};
-
-struct MarkovReference {
-  std::vector<double> loss;                   ///< f at x_k, k = 0 .. iterations
-  std::vector<double> x;                      ///< the final model
-  int ambiguous = 0;                          ///< selections or signs within fp32 rounding of a tie
-};
-
-MarkovReference markov_reference(const MarkovVariant& v, const Deck& deck, int W, int iterations) {
-  using Exec = Kokkos::DefaultExecutionSpace;
-  auto problem = make_problem<Exec>(deck.problem, workers_of_rank(0, 1, W));  // every worker on this rank
-  const int d = static_cast<int>(problem->dim());
-  Problem<Exec>::vector_type xd("x", d);
-  auto xh = Kokkos::create_mirror_view(xd);
-  problem->initial_model(xd, deck.run.seed);
-  Kokkos::deep_copy(xh, xd);
-  std::vector<double> x(d);
-  for (int i = 0; i < d; ++i) x[i] = xh(i);
-  const OptimizerConfig& o = deck.optimizer;
-  const int k = static_cast<int>(top_k_count(o.k_ratio, d));
-  MarkovReference ref;
-  // C(p): the k entries of largest |p| (ties to the lower index), or (||p||_1 / d) sign p with sign 0 = +1.
-  const auto compress = [&](const std::vector<double>& p) {
-    std::vector<double> c(d, 0.0);
-    double top = 0;
-    for (double q : p) top = std::max(top, std::fabs(q));
-    if (v.compressor == "top_k") {
-      std::vector<int> order(d);
-      for (int i = 0; i < d; ++i) order[i] = i;
-      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return std::fabs(p[a]) > std::fabs(p[b]); });
-      for (int j = 0; j < k; ++j) c[order[j]] = p[order[j]];
-      if (k < d && std::fabs(p[order[k - 1]]) - std::fabs(p[order[k]]) < 1e-5 * top) ++ref.ambiguous;
-    } else {
-      double l1 = 0;
-      for (double q : p) l1 += std::fabs(q);
-      for (int i = 0; i < d; ++i) {
-        c[i] = (p[i] >= 0 ? 1.0 : -1.0) * l1 / d;
-        if (std::fabs(p[i]) < 1e-5 * top) ++ref.ambiguous;
-      }
-    }
-    return c;
-  };
-  const auto loss_at = [&](const std::vector<double>& y) {
-    for (int i = 0; i < d; ++i) xh(i) = static_cast<float>(y[i]);
-    Kokkos::deep_copy(xd, xh);
-    return problem->loss(xd);
-  };
-  std::vector<std::vector<double>> est(W, std::vector<double>(d, 0.0));  // g_w^ (the workers' estimates)
-  std::vector<double> g_hat(d, 0.0), g_tilde(d, 0.0), m(d, 0.0), s(d, 0.0), s_hat(d, 0.0);
-  ref.loss.push_back(loss_at(x));
-  for (int t = 0; t < iterations; ++t) {
-    const auto g = reference_gradients(*problem, deck, x, t, W);
-    if (t == 0 && v.start == "gradient") {
-      for (int w = 0; w < W; ++w) est[w] = g[w];
-      for (int i = 0; i < d; ++i) {
-        g_hat[i] = 0;
-        for (int w = 0; w < W; ++w) g_hat[i] += g[w][i] / W;
-      }
-      g_tilde = g_hat;
-    } else {
-      for (int w = 0; w < W; ++w) {
-        std::vector<double> diff(d);
-        for (int i = 0; i < d; ++i) diff[i] = g[w][i] - est[w][i];
-        const auto c = compress(diff);
-        for (int i = 0; i < d; ++i) {
-          est[w][i] += c[i];
-          g_hat[i] += c[i] / W;
-        }
-      }
-      if (v.broadcast == "mean") {
-        g_tilde = g_hat;
-      } else {
-        std::vector<double> diff(d);
-        for (int i = 0; i < d; ++i) diff[i] = g_hat[i] - g_tilde[i];
-        const auto c = compress(diff);
-        for (int i = 0; i < d; ++i) g_tilde[i] += c[i];
-      }
-    }
-    for (int i = 0; i < d; ++i) {
-      if (v.kind == "ef21") {
-        x[i] -= o.lr * g_tilde[i];
-      } else {  // AMSGrad (seed 004 Alg. 1, lines 13-16): no bias correction, nu inside the square root
-        m[i] = o.beta1 * m[i] + (1 - o.beta1) * g_tilde[i];
-        s[i] = o.beta2 * s[i] + (1 - o.beta2) * g_tilde[i] * g_tilde[i];
-        s_hat[i] = std::max(s_hat[i], s[i]);
-        x[i] -= o.lr * m[i] / std::sqrt(s_hat[i] + o.nu);
-      }
-    }
-    ref.loss.push_back(loss_at(x));
-  }
-  ref.x = x;
-  return ref;
-}
-
-TEST(RunMarkov, BroadcastsAndStartsFollowTheScalarReference) {
-  const int P = size_of(), W = 4, iterations = 20;
-  if (W % P != 0) GTEST_SKIP() << "W = 4 workers do not spread over " << P << " ranks";
-  const std::vector<MarkovVariant> variants = {
-      {"ef21", "top_k", "markov", "zero"},          // terse's default: seed 004's two-way extension
-      {"ef21", "top_k", "mean", "gradient"},        // the EF21 paper's Alg. 1
-      {"ef21", "top_k", "mean", "zero"},
-      {"ef21", "top_k", "markov", "gradient"},
-      {"ef21", "scaled_sign", "mean", "gradient"},
-      {"cd_adam", "scaled_sign", "markov", "zero"},  // seed 004 Alg. 1
-      {"cd_adam", "scaled_sign", "mean", "gradient"},
-      {"cd_adam", "top_k", "markov", "gradient"}};
-  for (const auto& v : variants) {
-    SCOPED_TRACE(v.kind + " " + v.compressor + ", broadcast " + v.broadcast + ", estimate_start " + v.start + " on " +
-                 std::to_string(P) + " ranks");
-    const auto deck_of = [&](int its) {
-      std::ostringstream y;
-      y << problem_yaml("logistic");
-      y << "optimizer: {kind: " << v.kind << ", compressor: " << v.compressor << ", broadcast: " << v.broadcast
-        << ", estimate_start: " << v.start << ", lr: " << (v.kind == "ef21" ? 0.1 : 0.01);
-      if (v.compressor == "top_k") y << ", k_ratio: 0.2";
-      y << "}\n";
-      y << "run: {iterations: " << its << ", batch: full, seed: 5, log_every: 1}\n";
-      y << "workers: {per_rank: " << W / P << "}\n";
-      return parse_deck_string(y.str(), "test:markov/" + v.kind);
-    };
-    const Deck deck = deck_of(iterations);
-    const RunSummary run = run_deck(MPI_COMM_WORLD, deck, quiet());
-    const MarkovReference ref = markov_reference(v, deck, W, iterations);
-    ASSERT_EQ(ref.ambiguous, 0) << "choose another seed: a selection or sign came within fp32 rounding of a tie";
-    ASSERT_EQ(run.rows.size(), static_cast<std::size_t>(iterations + 1));
-    const double d = static_cast<double>(run.dim);
-    const double msg = v.compressor == "top_k" ? 64.0 * static_cast<double>(run.top_k) : d + 32;
-    const bool exact = v.start == "gradient";
-    for (const auto& row : run.rows) {
-      const auto t = static_cast<std::size_t>(row.iteration);
-      ASSERT_LT(t, ref.loss.size());
-      EXPECT_NEAR(row.loss, ref.loss[t], 2e-6 * std::fabs(ref.loss[t])) << "iteration " << t;
-      // The bits: the exact start's fp32 round first (its row is the next), then the compressed rounds; the
-      // one-way broadcast sends g^ as fp32 values every round.
-      const double rounds = static_cast<double>(t), compressed = exact && t > 0 ? rounds - 1 : rounds;
-      const double start = exact && t > 0 ? 32 * d : 0;
-      EXPECT_EQ(row.bits_up, start + compressed * msg) << "iteration " << t;
-      EXPECT_EQ(row.bits_down, v.broadcast == "mean" ? 32 * d * rounds : start + compressed * msg) << "iteration " << t;
-    }
-    // The model itself, after 10 and after 20 iterations.
-    const RunSummary half = run_deck(MPI_COMM_WORLD, deck_of(iterations / 2), quiet());
-    const MarkovReference ref_half = markov_reference(v, deck, W, iterations / 2);
-    const std::vector<std::pair<const std::vector<float>*, const std::vector<double>*>> models = {
-        {&half.final_x, &ref_half.x}, {&run.final_x, &ref.x}};
-    for (const auto& model : models) {
-      ASSERT_EQ(model.first->size(), model.second->size());
-      for (std::size_t i = 0; i < model.second->size(); ++i)
-        EXPECT_NEAR((*model.first)[i], (*model.second)[i], 1e-5 + 1e-5 * std::fabs((*model.second)[i]))
-            << "coordinate " << i << " after " << (model.first == &half.final_x ? iterations / 2 : iterations);
-    }
-    // The run moved: a model that stayed put would pass the comparisons above for a broken composition.
-    EXPECT_GT(std::fabs(ref.loss.back() - ref.loss.front()), 0.02 * ref.loss.front());
-  }
-}
+// The scalar references of every algorithm (and the bytes each run hands MPI) are in tstMpiReference.cpp.
 
 TEST(RunBytes, MajorityVoteHandsMpiTwoBitsPerCoordinate) {
   // d = 64000 (1000 words); constant step, accept always: no scalar traffic besides the vote.
@@ -761,7 +400,7 @@ bool same_rows(const std::vector<HistoryRow>& a, const std::vector<HistoryRow>& 
     const HistoryRow &r = a[i], &q = b[i];
     if (r.iteration != q.iteration || !same(r.loss, q.loss) || !same(r.grad_norm_sq, q.grad_norm_sq) ||
         !same(r.lr, q.lr) || !same(r.bits_up, q.bits_up) || !same(r.bits_down, q.bits_down) ||
-        !same(r.test_accuracy, q.test_accuracy)) {
+        !same(r.bytes_sent, q.bytes_sent) || !same(r.test_accuracy, q.test_accuracy)) {
       char buf[256];
       std::snprintf(buf, sizeof buf, "row %zu: iteration %lld/%lld loss %.17g/%.17g lr %.17g/%.17g", i,
                     static_cast<long long>(r.iteration), static_cast<long long>(q.iteration), r.loss, q.loss, r.lr, q.lr);

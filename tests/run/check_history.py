@@ -18,13 +18,17 @@ expected_rows = sorted(set(list(range(0, iterations + 1, log_every)) + [iteratio
 it = h["iteration"][:]
 assert it.dtype == np.int64, it.dtype
 assert list(it) == expected_rows, (list(it), expected_rows)
-for name in ["loss", "grad_norm_sq", "lr", "bits_up", "bits_down", "wall_time"]:
+for name in ["loss", "grad_norm_sq", "lr", "bits_up", "bits_down", "bytes_sent", "wall_time"]:
     v = h[name][:]
     assert v.dtype == np.float64 and v.shape == it.shape, (name, v.dtype, v.shape)
     assert np.all(np.isfinite(v)), name
 assert np.array_equal(h["bits_up"][:], it * bits_up), (h["bits_up"][:], it * bits_up)
 assert np.array_equal(h["bits_down"][:], it * bits_down), (h["bits_down"][:], it * bits_down)
 assert np.all(np.diff(h["wall_time"][:]) >= 0)
+# Measured bytes: none at row 0, none on one rank (nothing crosses MPI), growing with the rows on several.
+sent = h["bytes_sent"][:]
+assert sent[0] == 0 and np.all(np.diff(sent) >= 0), sent
+assert (sent[-1] > 0) == (ranks > 1), (sent, ranks)
 loss = h["loss"][:]
 assert loss[-1] < loss[0], loss
 if problem == "mlp":
