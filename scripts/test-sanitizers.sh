@@ -5,7 +5,11 @@
 # Leaks: Open MPI keeps memory until the process ends, which LeakSanitizer reports, so leak checking is off for
 # the suite and on again for a second pass over the tests that do not start MPI (the GoogleTest unit and driver
 # tests: every test but driver.*, mpi.*, checkpoint.*, packaging.* and validation.*). The seed experiments
-# (validation.*) run once here, the cheapest of them: the normal job checks them all. Extra arguments go to ctest.
+# (validation.*) run once here, the cheapest of them: the normal job checks them all. checkpoint.signals and
+# checkpoint.kills (about 5 minutes of SIGTERMs and SIGKILLs at random moments, then restarts) test how the
+# program's processes end, which the normal job checks; the code they reach (checkpoint writing and reading,
+# restart) runs here under the sanitizers through RunRestart (mpi.*), checkpoint.refusals (damaged and
+# mismatched files) and checkpoint.rank_death. Extra arguments go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,7 +20,7 @@ source scripts/mpi-env.sh
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "[terse sanitizers] the whole suite but the seed experiments (leak checking off: Open MPI's allocations)"
 ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 \
-  -LE validation "$@"
+  -LE validation -E '^checkpoint\.(signals|kills)$' "$@"
 # The seed experiments are minutes of plain runs (the normal job checks their numbers); one of them, with the
 # success probabilities on, takes the driver through 40 complete runs under the sanitizers.
 echo "[terse sanitizers] one seed experiment"
