@@ -26,7 +26,9 @@
 // usage: mpiexec -n P terse_bench_pipeline [--dims 20,24,26] [--algorithms ...] [--repeats N] [--out F.json]
 #include "terse_AllocationTracker.hpp"
 #include "terse_Algorithm.hpp"
+#include "terse_Deck.hpp"
 #include "terse_Round.hpp"
+#include "terse_Rules.hpp"
 #include "terse_Runtime.hpp"
 
 #include <terse_Compat.hpp>
@@ -212,12 +214,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-OptimizerKind kind_of(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(OptimizerKind::onebit_adam); ++i)
-    if (name == to_string(static_cast<OptimizerKind>(i))) return static_cast<OptimizerKind>(i);
-  throw std::invalid_argument("unknown algorithm '" + name + "'");
-}
-
 /// g(i) = N(0, 1) draws of stream w (a gradient different on each rank). A free function: nvcc does not take
 /// a device lambda defined in a constructor.
 template <class View>
@@ -238,34 +234,33 @@ class Path {
     long calls = 0;  // this rank's MPI collective calls
   };
 
-  /// The benchmark's configuration of `algorithm`; throws std::invalid_argument for what it cannot time.
+  /// The benchmark's configuration of `algorithm`: the deck parser's, with the algorithm's defaults and a step
+  /// of 1e-4 (a DeckError names an unknown algorithm); throws std::invalid_argument for what it cannot time.
   static OptimizerConfig config(const std::string& algorithm) {
-    OptimizerConfig o;
-    o.kind = kind_of(algorithm);
-    o.compressor = o.kind == OptimizerKind::ef21 ? Compressor::top_k : Compressor::scaled_sign;
-    const Composition c = compose(o);
+    const Deck deck = parse_deck_string("problem: {kind: quadratic, dim: 64}\noptimizer: {kind: " + algorithm +
+                                            (algorithm == "onebit_adam" ? ", warmup_steps: 1" : "") +
+                                            ", lr: 1.0e-4}\nrun: {iterations: 1}\n",
+                                        "terse_bench_pipeline --algorithms " + algorithm);
+    const Composition c = compose(deck.optimizer);
     if (c.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
-    if (c.rule != Rule::sgd && c.rule != Rule::amsgrad && c.rule != Rule::sign)
-      throw std::invalid_argument(algorithm + ": its update rule (" + to_string(c.rule) +
-                                  ") is not timed here; the benchmark times the sgd, amsgrad and sign rules");
-    return o;
+    return deck.optimizer;
   }
   Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d) : comm_(comm) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &P_);
     o_ = config(algorithm);
     c_ = compose(o_);
-    const std::uint64_t k = c_.wire == Wire::top_k ? top_k_count(o_.k_ratio, d) : 0;
+    const std::uint64_t k = sparse(c_.wire) ? top_k_count(o_.k_ratio, d) : 0;
     x_ = Vec("terse::x", d);
     grads_ = Mat("terse::worker.gradients", 1, d);
-    if (c_.rule == Rule::amsgrad) {
-      m_ = Vec("terse::amsgrad.m", d);
-      v_ = Vec("terse::amsgrad.v", d);
-      v_hat_ = Vec("terse::amsgrad.v_hat", d);
-    }
+    // The update rule as the run builds it (1-bit Adam: its compressed stage; no objective: accept is always).
+    rule_ = make_update_rule(c_, o_, d, comm, P_, [](const Vec&, std::uint64_t&) -> double {
+      throw std::logic_error("terse_bench_pipeline: the benchmark's rules do not evaluate the objective");
+    });
     round_ = std::make_unique<Round>(comm, c_, d, 1, k, 7, rank_);
-    formula_ = static_cast<double>(d * sizeof(float) * (c_.rule == Rule::amsgrad ? 5 : 2) +
-                                   Round::bytes(c_, d, 1, k, P_, rank_));
+    double rule_bytes = 0;
+    for (const auto& t : update_rule_memory(c_, o_, d)) rule_bytes += static_cast<double>(t.bytes);
+    formula_ = static_cast<double>(d * sizeof(float) * 2 + Round::bytes(c_, d, 1, k, P_, rank_)) + rule_bytes;
     fill_normal(space_, row(grads_, 0), static_cast<std::uint32_t>(rank_));
   }
 
@@ -297,22 +292,15 @@ class Path {
  private:
   void iteration(double* phase) {
     const auto g = row(grads_, 0);
-    const float lr = 1e-4f;
     Kokkos::Timer timer;
+    rule_->message(space_, g, x_, false);
     round_->encode(space_, 0, g, it_);
     space_.fence();
     phase[0] = timer.seconds();
     round_->exchange(space_, grads_);
     space_.fence();
     phase[1] = timer.seconds() - phase[0];
-    switch (c_.rule) {
-      case Rule::sgd: sgd_step(space_, x_, round_->direction(), lr); break;
-      case Rule::amsgrad:
-        amsgrad_step(space_, x_, m_, v_, v_hat_, round_->direction(), {lr, o_.beta1, o_.beta2, o_.nu});
-        break;
-      case Rule::sign: sign_apply_voted(space_, round_->vote_words(), round_->tie_words(), x_, lr); break;
-      default: break;  // config() admits no other rule
-    }
+    rule_->step(space_, x_, *round_, StepInputs{static_cast<std::int64_t>(it_), false, 0.0});
     space_.fence();
     phase[2] = timer.seconds() - phase[0] - phase[1];
     ++it_;
@@ -324,8 +312,9 @@ class Path {
   OptimizerConfig o_;
   Composition c_;
   Exec space_;
-  Vec x_, m_, v_, v_hat_;
+  Vec x_;
   Mat grads_;
+  std::unique_ptr<UpdateRule> rule_;
   std::unique_ptr<Round> round_;
   double formula_ = 0;
 };
@@ -429,7 +418,7 @@ int main(int argc, char** argv) {
   CLI::App app{"terse_bench_pipeline: one iteration's communication path per algorithm, against the fp32 "
                "allreduce path (sgd, amsgrad), over the ranks of the job"};
   app.add_option("--dims", dims_log2, "log2 of the dimensions d")->delimiter(',');
-  app.add_option("--algorithms", algorithms, "optimizer.kind values (methods with a per-iteration exchange and the sgd, amsgrad or sign rule)")->delimiter(',');
+  app.add_option("--algorithms", algorithms, "optimizer.kind values (the methods with a per-iteration exchange: all but the local ones)")->delimiter(',');
   app.add_option("--repeats", repeats, "timed iterations per configuration (the median is reported)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed iterations first")->check(CLI::NonNegativeNumber);
   app.add_option("--bandwidth-gbps", bandwidth_gbps, "network bandwidth of the projection, Gbit/s")->check(CLI::PositiveNumber);

@@ -14,6 +14,7 @@ const char* to_string(Wire v) {
     case Wire::scaled_sign: return "scaled_sign";
     case Wire::stochastic_sign: return "stochastic_sign";
     case Wire::top_k: return "top_k";
+    case Wire::rand_k: return "rand_k";
   }
   return "?";
 }
@@ -22,6 +23,7 @@ const char* to_string(Memory v) {
     case Memory::none: return "no";
     case Memory::error_feedback: return "error-feedback";
     case Memory::markov: return "markov";
+    case Memory::momentum: return "momentum";
   }
   return "?";
 }
@@ -49,7 +51,9 @@ const char* to_string(Rule v) {
 
 Composition compose(const OptimizerConfig& o) {
   using K = OptimizerKind;
-  const Wire compressor = o.compressor == Compressor::top_k ? Wire::top_k : Wire::scaled_sign;
+  const Wire compressor = o.compressor == Compressor::top_k    ? Wire::top_k
+                           : o.compressor == Compressor::rand_k ? Wire::rand_k
+                                                                : Wire::scaled_sign;
   // The Markov methods' broadcast: the Markov sequence of g^ (two-way) or g^ itself as fp32 values (one-way).
   const Downlink markov_down = o.broadcast == Broadcast::mean ? Downlink::plain : Downlink::markov;
   const bool exact = o.estimate_start == EstimateStart::gradient;
@@ -68,6 +72,7 @@ Composition compose(const OptimizerConfig& o) {
     case K::local_sgd:       return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::local_sgd};
     case K::local_adaalter:  return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,  Rule::local_adaalter};
     case K::onebit_adam:     return {Wire::scaled_sign,     Memory::error_feedback, Aggregate::mean, Downlink::error_feedback, Rule::onebit_adam};
+    case K::signum:          return {Wire::sign,            Memory::momentum,       Aggregate::vote, Downlink::plain,  Rule::sign,    false, o.momentum};
   }
   throw std::logic_error("terse::compose: unknown optimizer kind");
 }
@@ -94,7 +99,8 @@ double message_bits(Wire w, std::uint64_t d, std::uint64_t k) {
     case Wire::sign: return dd;
     case Wire::scaled_sign:
     case Wire::stochastic_sign: return dd + 32;
-    case Wire::top_k: return 64 * static_cast<double>(k);
+    case Wire::top_k:
+    case Wire::rand_k: return 64 * static_cast<double>(k);
   }
   return 0;
 }
@@ -110,7 +116,9 @@ RoundBits round_bits(const Composition& c, std::uint64_t d, std::uint64_t k, int
     return b;
   }
   b.up = message_bits(c.wire, d, k);
-  if (c.downlink == Downlink::markov || c.downlink == Downlink::error_feedback) {
+  if (c.downlink == Downlink::markov && c.wire == Wire::rand_k) {
+    b.down = 32 * static_cast<double>(k);  // the server's rand-k values; every rank draws their indices
+  } else if (c.downlink == Downlink::markov || c.downlink == Downlink::error_feedback) {
     b.down = message_bits(c.wire, d, k);
   } else if (c.aggregate == Aggregate::vote) {
     b.down = static_cast<double>(d) * (workers % 2 == 0 ? 2 : 1);  // the vote, plus the tie mask for even W

@@ -12,8 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -26,33 +28,21 @@ namespace {
 constexpr std::array<const char*, 4> kProblemKinds{{"quadratic", "rosenbrock", "logistic", "mlp"}};
 constexpr std::array<const char*, 2> kNoiseCoords{{"first", "all"}};
 constexpr std::array<const char*, 2> kDataFormats{{"libsvm", "fashion_mnist"}};
-constexpr std::array<const char*, 13> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
+constexpr std::array<const char*, 14> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
                                                        "amsgrad", "amsgrad_naive", "amsgrad_ef", "cd_adam", "ef21",
-                                                       "adagrad", "local_sgd", "local_adaalter", "onebit_adam"}};
+                                                       "adagrad", "local_sgd", "local_adaalter", "onebit_adam",
+                                                       "signum"}};
 constexpr std::array<const char*, 3> kLrSchedules{{"constant", "inv_sqrt", "adaptive"}};
 constexpr std::array<const char*, 2> kVoteModes{{"workers", "samples"}};
 constexpr std::array<const char*, 2> kAcceptRules{{"always", "descent"}};
-constexpr std::array<const char*, 2> kCompressors{{"scaled_sign", "top_k"}};
+constexpr std::array<const char*, 3> kCompressors{{"scaled_sign", "top_k", "rand_k"}};
 constexpr std::array<const char*, 2> kBroadcasts{{"markov", "mean"}};
 constexpr std::array<const char*, 2> kEstimateStarts{{"zero", "gradient"}};
 
 constexpr std::array<const char*, 4> kSections{{"problem", "optimizer", "run", "workers"}};
 
-// Every key of every section, in the order of docs/deck.md (the effective deck is written in this order too).
-const std::vector<std::string>& section_keys(const std::string& section) {
-  static const std::map<std::string, std::vector<std::string>> keys{
-      {"problem",
-       {"kind", "dim", "x0", "noise_std", "noise_coords", "lambda", "data", "data_format", "classes", "hidden",
-        "train_images", "train_labels", "test_images", "test_labels"}},
-      {"optimizer",
-       {"kind", "lr", "lr_schedule", "lipschitz", "vote", "accept", "compressor", "k_ratio", "broadcast",
-        "estimate_start", "beta1", "beta2", "nu", "eps", "sync_period", "b0", "warmup_steps"}},
-      {"run", {"iterations", "batch", "seed", "log_every", "output", "success_probability_samples", "checkpoint"}},
-      {"workers", {"per_rank"}}};
-  static const std::vector<std::string> none;
-  auto it = keys.find(section);
-  return it == keys.end() ? none : it->second;
-}
+// Every key of every section, in the order of docs/deck.md (the key table below).
+const std::vector<std::string>& section_keys(const std::string& section);
 
 bool is_section(const std::string& s) { return std::find(kSections.begin(), kSections.end(), s) != kSections.end(); }
 
@@ -120,64 +110,6 @@ std::string section_hint(const std::string& name) {
   for (const char* s : kSections)
     if (is_key(s, name)) return "did you mean '" + std::string(s) + "." + name + "'?";
   return "";
-}
-
-// ------------------------------------------------------------------------------------------------ use of keys
-
-bool one_of(OptimizerKind k, std::initializer_list<OptimizerKind> set) {
-  return std::find(set.begin(), set.end(), k) != set.end();
-}
-
-/// Why the problem section's `key` is not used by `p` (e.g. "problem.kind mlp"), "" when it is used. Only
-/// p.kind and p.data_format are looked at.
-std::string problem_unused(const std::string& key, const ProblemConfig& p) {
-  using K = ProblemKind;
-  const K k = p.kind;
-  const std::string by_kind = std::string("problem.kind ") + to_string(k);
-  const std::string by_format = std::string("problem.data_format ") + to_string(p.data_format);
-  if (key == "kind") return "";
-  if (key == "dim") return k != K::mlp ? "" : by_kind;
-  if (key == "x0" || key == "noise_std") return (k == K::quadratic || k == K::rosenbrock) ? "" : by_kind;
-  if (key == "noise_coords") return k == K::quadratic ? "" : by_kind;
-  if (key == "lambda" || key == "data_format") return k == K::logistic ? "" : by_kind;
-  if (key == "data") return k != K::logistic ? by_kind : p.data_format == DataFormat::libsvm ? "" : by_format;
-  if (key == "classes") return k != K::logistic ? by_kind : p.data_format == DataFormat::fashion_mnist ? "" : by_format;
-  if (key == "hidden") return k == K::mlp ? "" : by_kind;
-  if (key == "train_images" || key == "train_labels") {
-    if (k == K::mlp) return "";
-    if (k == K::logistic) return p.data_format == DataFormat::fashion_mnist ? "" : by_format;
-    return by_kind;
-  }
-  if (key == "test_images" || key == "test_labels") return k == K::mlp ? "" : by_kind;
-  return by_kind;  // not reached for accepted keys
-}
-
-/// Why the optimizer section's `key` is not used by `o`, "" when it is used. Only o.kind, o.lr_schedule and
-/// o.compressor are looked at.
-std::string optimizer_unused(const std::string& key, const OptimizerConfig& o) {
-  using K = OptimizerKind;
-  const K k = o.kind;
-  const std::string by_kind = std::string("optimizer.kind ") + to_string(k);
-  if (key == "kind" || key == "lr") return "";
-  if (key == "lr_schedule" || key == "vote" || key == "accept") return k == K::majority_vote ? "" : by_kind;
-  if (key == "lipschitz") {
-    if (k != K::majority_vote) return by_kind;
-    return o.lr_schedule == LrSchedule::adaptive ? ""
-                                                 : std::string("optimizer.lr_schedule ") + to_string(o.lr_schedule);
-  }
-  if (key == "compressor") return one_of(k, {K::cd_adam, K::ef21}) ? "" : by_kind;
-  if (key == "k_ratio") {
-    if (!one_of(k, {K::cd_adam, K::ef21})) return by_kind;
-    return o.compressor == Compressor::top_k ? "" : std::string("optimizer.compressor ") + to_string(o.compressor);
-  }
-  if (key == "broadcast" || key == "estimate_start") return one_of(k, {K::cd_adam, K::ef21}) ? "" : by_kind;
-  if (key == "beta1" || key == "beta2" || key == "nu")
-    return one_of(k, {K::amsgrad, K::amsgrad_naive, K::amsgrad_ef, K::cd_adam, K::onebit_adam}) ? "" : by_kind;
-  if (key == "eps") return one_of(k, {K::adagrad, K::local_adaalter}) ? "" : by_kind;
-  if (key == "sync_period") return one_of(k, {K::local_sgd, K::local_adaalter}) ? "" : by_kind;
-  if (key == "b0") return k == K::local_adaalter ? "" : by_kind;
-  if (key == "warmup_steps") return one_of(k, {K::local_adaalter, K::onebit_adam}) ? "" : by_kind;
-  return by_kind;
 }
 
 // ------------------------------------------------------------------------------------------------ numbers
@@ -272,14 +204,12 @@ class Parser {
     for (const auto& o : overrides) apply_override(o);
     Deck deck;
     deck.path = name_;
-    parse_problem(deck.problem);
-    parse_optimizer(deck.optimizer);
-    parse_run(deck.run);
-    parse_workers(deck.workers);
+    for (const char* s : kSections) parse_section(s, deck);
+    if (deck.run.checkpoint_path == deck.run.output)
+      fail("run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " + deck.run.output);
     return deck;
   }
 
- private:
   std::string name_;
   std::map<std::string, std::map<std::string, Entry>> sections_;
   std::map<std::string, int> section_lines_;
@@ -453,17 +383,6 @@ class Parser {
     fail(msg);
   }
 
-  /// Refuses every given key of `section` that `unused(key)` says is not used, in the order of the docs.
-  template <class Unused>
-  void check_used(const std::string& section, Unused unused) const {
-    for (const auto& key : section_keys(section)) {
-      const Entry* e = find(section, key);
-      if (!e) continue;
-      const std::string why = unused(key);
-      if (!why.empty()) fail_value(section + "." + key, *e, "not used by " + why);
-    }
-  }
-
   // ---------------------------------------------------------------------------------------- values
 
   /// A plain decimal integer in [lo, hi].
@@ -572,137 +491,460 @@ class Parser {
 
   // ---------------------------------------------------------------------------------------- sections
 
-  void parse_problem(ProblemConfig& p) {
-    const std::string S = "problem";
-    const Entry* kind = find(S, "kind");
-    if (!kind) fail_required(S, "kind", " (one of " + join(kProblemKinds) + ")");
-    p.kind = read_enum<ProblemKind>("problem.kind", *kind, kProblemKinds);
-    if (const Entry* e = find(S, "data_format"); e && p.kind == ProblemKind::logistic)
-      p.data_format = read_enum<DataFormat>("problem.data_format", *e, kDataFormats);
-    check_used(S, [&](const std::string& key) { return problem_unused(key, p); });
-
-    using K = ProblemKind;
-    if (const Entry* e = find(S, "dim")) {
-      p.dim = read_int<std::int64_t>("problem.dim", *e, 1);
-      if (p.kind == K::rosenbrock && *p.dim < 2)
-        fail_value("problem.dim", *e, "must be >= 2 for problem.kind rosenbrock, got " + e->value.Scalar());
-    } else if (p.kind == K::quadratic) {
-      fail_required(S, "dim", " for problem.kind quadratic");
-    } else if (p.kind == K::rosenbrock) {
-      p.dim = 10;
-    }
-    if (p.kind == K::rosenbrock) p.x0 = 0.0;
-    if (const Entry* e = find(S, "x0")) p.x0 = read_number("problem.x0", *e);
-    if (const Entry* e = find(S, "noise_std")) p.noise_std = read_number_in("problem.noise_std", *e, 0, Bound::closed);
-    if (const Entry* e = find(S, "noise_coords"))
-      p.noise_coords = read_enum<NoiseCoords>("problem.noise_coords", *e, kNoiseCoords);
-    if (const Entry* e = find(S, "lambda")) p.lambda = read_number_in("problem.lambda", *e, 0, Bound::closed);
-    if (const Entry* e = find(S, "data"))
-      p.data = read_path("problem.data", *e);
-    else if (p.kind == K::logistic && p.data_format == DataFormat::libsvm)
-      fail_required(S, "data", " when problem.data_format is libsvm");
-    if (const Entry* e = find(S, "classes")) p.classes = read_classes("problem.classes", *e);
-    if (const Entry* e = find(S, "hidden")) p.hidden = read_int<std::int64_t>("problem.hidden", *e, 1);
-    if (const Entry* e = find(S, "train_images")) p.train_images = read_path("problem.train_images", *e);
-    if (const Entry* e = find(S, "train_labels")) p.train_labels = read_path("problem.train_labels", *e);
-    if (const Entry* e = find(S, "test_images")) p.test_images = read_path("problem.test_images", *e);
-    if (const Entry* e = find(S, "test_labels")) p.test_labels = read_path("problem.test_labels", *e);
-  }
-
-  void parse_optimizer(OptimizerConfig& o) {
-    const std::string S = "optimizer";
-    using K = OptimizerKind;
-    const Entry* kind = find(S, "kind");
-    if (!kind) fail_required(S, "kind", " (one of " + join(kOptimizerKinds) + ")");
-    o.kind = read_enum<OptimizerKind>("optimizer.kind", *kind, kOptimizerKinds);
-    if (o.kind == K::ef21) o.compressor = Compressor::top_k;
-    // The keys that decide whether others are used, read first when their algorithm uses them.
-    if (const Entry* e = find(S, "lr_schedule"); e && optimizer_unused("lr_schedule", o).empty())
-      o.lr_schedule = read_enum<LrSchedule>("optimizer.lr_schedule", *e, kLrSchedules);
-    if (const Entry* e = find(S, "compressor"); e && optimizer_unused("compressor", o).empty())
-      o.compressor = read_enum<Compressor>("optimizer.compressor", *e, kCompressors);
-    check_used(S, [&](const std::string& key) { return optimizer_unused(key, o); });
-
-    const Entry* lr = find(S, "lr");
-    if (!lr) fail_required(S, "lr", " (a step size > 0)");
-    o.lr = read_number_in("optimizer.lr", *lr, 0, Bound::open);
-    if (const Entry* e = find(S, "lipschitz"))
-      o.lipschitz = read_number_in("optimizer.lipschitz", *e, 0, Bound::open);
-    else if (o.kind == K::majority_vote && o.lr_schedule == LrSchedule::adaptive)
-      fail_required(S, "lipschitz", " when optimizer.lr_schedule is adaptive");
-    if (const Entry* e = find(S, "vote")) o.vote = read_enum<VoteMode>("optimizer.vote", *e, kVoteModes);
-    if (const Entry* e = find(S, "accept")) o.accept = read_enum<AcceptRule>("optimizer.accept", *e, kAcceptRules);
-    if (const Entry* e = find(S, "k_ratio"))
-      o.k_ratio = read_number_in("optimizer.k_ratio", *e, 0, Bound::open, 1, Bound::closed);
-    if (const Entry* e = find(S, "broadcast"))
-      o.broadcast = read_enum<Broadcast>("optimizer.broadcast", *e, kBroadcasts);
-    if (const Entry* e = find(S, "estimate_start"))
-      o.estimate_start = read_enum<EstimateStart>("optimizer.estimate_start", *e, kEstimateStarts);
-    if (const Entry* e = find(S, "beta1"))
-      o.beta1 = read_number_in("optimizer.beta1", *e, 0, Bound::closed, 1, Bound::open);
-    if (const Entry* e = find(S, "beta2"))
-      o.beta2 = read_number_in("optimizer.beta2", *e, 0, Bound::closed, 1, Bound::open);
-    if (const Entry* e = find(S, "nu")) o.nu = read_number_in("optimizer.nu", *e, 0, Bound::open);
-    if (const Entry* e = find(S, "eps")) o.eps = read_number_in("optimizer.eps", *e, 0, Bound::open);
-    if (const Entry* e = find(S, "sync_period")) o.sync_period = read_int<std::int64_t>("optimizer.sync_period", *e, 1);
-    if (const Entry* e = find(S, "b0")) o.b0 = read_number_in("optimizer.b0", *e, 0, Bound::open);
-    if (const Entry* e = find(S, "warmup_steps"))
-      o.warmup_steps = read_int<std::int64_t>("optimizer.warmup_steps", *e, o.kind == K::onebit_adam ? 1 : 0);
-    else if (o.kind == K::onebit_adam)
-      fail_required(S, "warmup_steps", " for onebit_adam (uncompressed Adam steps before the variance is frozen, >= 1)");
-  }
-
-  void parse_run(RunConfig& r) {
-    const std::string S = "run";
-    const Entry* it = find(S, "iterations");
-    if (!it) fail_required(S, "iterations", " (the number of updates, >= 1)");
-    r.iterations = read_int<std::int64_t>("run.iterations", *it, 1);
-    if (const Entry* e = find(S, "batch")) {
-      if (e->value.IsScalar() && e->value.Scalar() == "full") {
-        r.batch_full = true;
-        r.batch = 0;
-      } else {
-        if (!e->value.IsScalar() || is_quoted_string(e->value) || !is_decimal_integer(e->value.Scalar()))
-          fail_value("run.batch", *e, "expected an integer >= 1 or 'full', got " + node_kind(e->value));
-        r.batch = read_int<std::int64_t>("run.batch", *e, 1);
-      }
-    }
-    if (const Entry* e = find(S, "seed")) r.seed = read_int<std::uint64_t>("run.seed", *e, 0);
-    r.log_every = std::max<std::int64_t>(1, r.iterations / 100);
-    if (const Entry* e = find(S, "log_every")) r.log_every = read_int<std::int64_t>("run.log_every", *e, 1);
-    if (const Entry* e = find(S, "output")) r.output = read_path("run.output", *e);
-    if (const Entry* e = find(S, "success_probability_samples"))
-      r.success_probability_samples = read_int<std::int64_t>("run.success_probability_samples", *e, 0);
-    r.checkpoint_path = default_checkpoint_path(r.output);
-    if (const Entry* e = find(S, "checkpoint")) {
-      const YAML::Node& n = e->value;
-      if (!n.IsMap())
-        fail_value("run.checkpoint", *e, "expected a mapping {path: FILE.h5, every: N}, got " + node_kind(n));
-      bool has_every = false;
-      for (auto it = n.begin(); it != n.end(); ++it) {
-        const std::string sub = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
-        const int line = it->first.Mark().is_null() || e->line == 0 ? e->line : it->first.Mark().line + 1;
-        const Entry item{it->second, line, e->set_text};
-        if (sub == "path") {
-          r.checkpoint_path = read_path("run.checkpoint.path", item);
-        } else if (sub == "every") {
-          r.checkpoint_every = read_int<std::int64_t>("run.checkpoint.every", item, 1);
-          has_every = true;
-        } else {
-          fail_value("run.checkpoint." + sub, item, "unknown key (run.checkpoint has path and every)");
-        }
-      }
-      if (!has_every)
-        fail_value("run.checkpoint", *e, "every: required (write a checkpoint every N updates, N >= 1)");
-    }
-    if (r.checkpoint_path == r.output)
-      fail("run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " + r.output);
-  }
-
-  void parse_workers(WorkersConfig& w) {
-    if (const Entry* e = find("workers", "per_rank")) w.per_rank = read_int<std::int64_t>("workers.per_rank", *e, 1);
-  }
+  /// Reads the keys of `section` into deck as the key table says (defined below the table).
+  void parse_section(const std::string& section, Deck& deck) const;
 };
+
+// ------------------------------------------------------------------------------------------------ emitting
+
+void emit_number(YAML::Emitter& out, const std::string& key, double v) {
+  out << YAML::Key << key << YAML::Value << format_double(v);
+}
+template <class Int>
+void emit_integer(YAML::Emitter& out, const std::string& key, Int v) {
+  out << YAML::Key << key << YAML::Value << std::to_string(v);
+}
+void emit_word(YAML::Emitter& out, const std::string& key, const char* v) {
+  out << YAML::Key << key << YAML::Value << v;
+}
+/// Paths are always double-quoted: `true`, `123`, `a: b` stay strings.
+void emit_path(YAML::Emitter& out, const std::string& key, const std::string& v) {
+  out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << v;
+}
+
+// ------------------------------------------------------------------------------------------------ the keys
+//
+// Every key of the deck is declared once, here: its section and name, where it is stored, how it is read
+// (type and range), what happens when the deck leaves it out (a default that depends on other keys, or a
+// required-key error), which problems or algorithms use it, and how it is written to the effective deck and
+// compared. The parser, --set, the effective deck written to the history, Deck equality, the unused-key errors
+// and accepted_keys() (which tests/tstDeck.cpp checks against docs/deck.md) all read this table; the order of
+// the table is the order of docs/deck.md and of the effective deck.
+
+using Bound = Parser::Bound;
+
+struct KeySpec {
+  std::string section, name;
+  /// 0: the section's kind, read first; 1: a key that decides whether others are used, read (when used)
+  /// before the unused keys are refused; 2: the others, read in table order.
+  int phase = 2;
+  /// Why the deck's problem or algorithm does not use the key ("problem.kind mlp"), "" when it does. Reads only
+  /// the phase 0 and 1 keys.
+  std::function<std::string(const Deck&)> unused;
+  std::function<void(const Parser&, const Entry&, Deck&)> read;
+  /// When the deck does not give the key (and it is used): a default that depends on other keys, or a
+  /// required-key error. Empty: the struct's initial value stands.
+  std::function<void(const Parser&, Deck&)> absent;
+  /// Writes the key to the effective deck (the unused keys are not asked; a key may write nothing).
+  std::function<void(YAML::Emitter&, const Deck&)> emit;
+  std::function<bool(const Deck&, const Deck&)> same;
+  std::string skey() const { return section + "." + name; }
+};
+
+template <class S>
+S& part(Deck& d);
+template <>
+ProblemConfig& part<ProblemConfig>(Deck& d) { return d.problem; }
+template <>
+OptimizerConfig& part<OptimizerConfig>(Deck& d) { return d.optimizer; }
+template <>
+RunConfig& part<RunConfig>(Deck& d) { return d.run; }
+template <>
+WorkersConfig& part<WorkersConfig>(Deck& d) { return d.workers; }
+template <class S>
+const S& part(const Deck& d) { return part<S>(const_cast<Deck&>(d)); }
+template <class S>
+const char* section_of();
+template <>
+const char* section_of<ProblemConfig>() { return "problem"; }
+template <>
+const char* section_of<OptimizerConfig>() { return "optimizer"; }
+template <>
+const char* section_of<RunConfig>() { return "run"; }
+template <>
+const char* section_of<WorkersConfig>() { return "workers"; }
+
+using Unused = std::function<std::string(const Deck&)>;
+const Unused always_used = [](const Deck&) { return std::string(); };
+
+/// The common part of a key stored in one member m of section S.
+template <class S, class T>
+KeySpec member_key(const char* name, T S::*m, Unused unused) {
+  KeySpec k;
+  k.section = section_of<S>();
+  k.name = name;
+  k.unused = std::move(unused);
+  k.same = [m](const Deck& a, const Deck& b) { return part<S>(a).*m == part<S>(b).*m; };
+  return k;
+}
+
+/// A number in the interval (lo, lo_b), (hi, hi_b) (Bound::none: that side free).
+template <class S>
+KeySpec number_key(const char* name, double S::*m, Unused unused, double lo, Bound lo_b, double hi = 0,
+                   Bound hi_b = Bound::none) {
+  KeySpec k = member_key(name, m, std::move(unused));
+  const std::string sk = k.skey();
+  k.read = [=](const Parser& p, const Entry& e, Deck& d) { part<S>(d).*m = p.read_number_in(sk, e, lo, lo_b, hi, hi_b); };
+  k.emit = [=](YAML::Emitter& out, const Deck& d) { emit_number(out, name, part<S>(d).*m); };
+  return k;
+}
+
+/// An optional number (unset until given).
+template <class S>
+KeySpec optional_number_key(const char* name, std::optional<double> S::*m, Unused unused, double lo, Bound lo_b) {
+  KeySpec k = member_key(name, m, std::move(unused));
+  const std::string sk = k.skey();
+  k.read = [=](const Parser& p, const Entry& e, Deck& d) { part<S>(d).*m = p.read_number_in(sk, e, lo, lo_b); };
+  k.emit = [=](YAML::Emitter& out, const Deck& d) {
+    if (part<S>(d).*m) emit_number(out, name, *(part<S>(d).*m));
+  };
+  return k;
+}
+
+/// An integer >= lo.
+template <class S, class Int>
+KeySpec integer_key(const char* name, Int S::*m, Unused unused, Int lo) {
+  KeySpec k = member_key(name, m, std::move(unused));
+  const std::string sk = k.skey();
+  k.read = [=](const Parser& p, const Entry& e, Deck& d) { part<S>(d).*m = p.read_int<Int>(sk, e, lo); };
+  k.emit = [=](YAML::Emitter& out, const Deck& d) { emit_integer(out, name, part<S>(d).*m); };
+  return k;
+}
+
+/// One of the names of an enum.
+template <class S, class E, std::size_t N>
+KeySpec enum_key(const char* name, E S::*m, const std::array<const char*, N>& names, Unused unused, int phase = 2) {
+  KeySpec k = member_key(name, m, std::move(unused));
+  k.phase = phase;
+  const std::string sk = k.skey();
+  k.read = [=](const Parser& p, const Entry& e, Deck& d) { part<S>(d).*m = p.read_enum<E>(sk, e, names); };
+  k.emit = [=](YAML::Emitter& out, const Deck& d) { emit_word(out, name, names[static_cast<std::size_t>(part<S>(d).*m)]); };
+  return k;
+}
+
+/// A path (a non-empty string).
+template <class S>
+KeySpec path_key(const char* name, std::string S::*m, Unused unused) {
+  KeySpec k = member_key(name, m, std::move(unused));
+  const std::string sk = k.skey();
+  k.read = [=](const Parser& p, const Entry& e, Deck& d) { part<S>(d).*m = p.read_path(sk, e); };
+  k.emit = [=](YAML::Emitter& out, const Deck& d) { emit_path(out, name, part<S>(d).*m); };
+  return k;
+}
+
+template <class K>
+bool one_of_kinds(K k, std::initializer_list<K> set) {
+  return std::find(set.begin(), set.end(), k) != set.end();
+}
+
+/// "Used by these problem kinds" (the reason names the deck's kind otherwise).
+Unused problems(std::initializer_list<ProblemKind> kinds) {
+  const std::vector<ProblemKind> set(kinds);
+  return [set](const Deck& d) {
+    return std::find(set.begin(), set.end(), d.problem.kind) != set.end()
+               ? std::string()
+               : std::string("problem.kind ") + to_string(d.problem.kind);
+  };
+}
+/// "Used by these optimizer kinds".
+Unused algorithms(std::initializer_list<OptimizerKind> kinds) {
+  const std::vector<OptimizerKind> set(kinds);
+  return [set](const Deck& d) {
+    return std::find(set.begin(), set.end(), d.optimizer.kind) != set.end()
+               ? std::string()
+               : std::string("optimizer.kind ") + to_string(d.optimizer.kind);
+  };
+}
+
+const std::vector<KeySpec>& key_table() {
+  using PK = ProblemKind;
+  using K = OptimizerKind;
+  using P = ProblemConfig;
+  using O = OptimizerConfig;
+  using R = RunConfig;
+  static const std::vector<KeySpec> table = [] {
+    std::vector<KeySpec> t;
+    // ---- problem ----
+    {
+      KeySpec k = enum_key("kind", &P::kind, kProblemKinds, always_used, 0);
+      k.absent = [](const Parser& p, Deck&) { p.fail_required("problem", "kind", " (one of " + join(kProblemKinds) + ")"); };
+      t.push_back(k);
+    }
+    {
+      KeySpec k = member_key("dim", &P::dim, problems({PK::quadratic, PK::rosenbrock, PK::logistic}));
+      k.read = [](const Parser& p, const Entry& e, Deck& d) {
+        d.problem.dim = p.read_int<std::int64_t>("problem.dim", e, 1);
+        if (d.problem.kind == PK::rosenbrock && *d.problem.dim < 2)
+          p.fail_value("problem.dim", e, "must be >= 2 for problem.kind rosenbrock, got " + e.value.Scalar());
+      };
+      k.absent = [](const Parser& p, Deck& d) {
+        if (d.problem.kind == PK::quadratic) p.fail_required("problem", "dim", " for problem.kind quadratic");
+        if (d.problem.kind == PK::rosenbrock) d.problem.dim = 10;
+      };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        if (d.problem.dim) emit_integer(out, "dim", *d.problem.dim);
+      };
+      t.push_back(k);
+    }
+    {
+      KeySpec k = member_key("x0", &P::x0, problems({PK::quadratic, PK::rosenbrock}));
+      k.read = [](const Parser& p, const Entry& e, Deck& d) { d.problem.x0 = p.read_number("problem.x0", e); };
+      k.absent = [](const Parser&, Deck& d) {
+        if (d.problem.kind == PK::rosenbrock) d.problem.x0 = 0.0;
+      };
+      k.emit = [](YAML::Emitter& out, const Deck& d) { emit_number(out, "x0", d.problem.x0); };
+      t.push_back(k);
+    }
+    t.push_back(number_key("noise_std", &P::noise_std, problems({PK::quadratic, PK::rosenbrock}), 0, Bound::closed));
+    t.push_back(enum_key("noise_coords", &P::noise_coords, kNoiseCoords, problems({PK::quadratic})));
+    t.push_back(number_key("lambda", &P::lambda, problems({PK::logistic}), 0, Bound::closed));
+    const auto by_format = [](DataFormat f) -> Unused {
+      return [f](const Deck& d) {
+        if (d.problem.kind != PK::logistic) return std::string("problem.kind ") + to_string(d.problem.kind);
+        return d.problem.data_format == f ? std::string() : std::string("problem.data_format ") + to_string(d.problem.data_format);
+      };
+    };
+    {
+      KeySpec k = member_key("data", &P::data, by_format(DataFormat::libsvm));
+      k.read = [](const Parser& p, const Entry& e, Deck& d) { d.problem.data = p.read_path("problem.data", e); };
+      k.absent = [](const Parser& p, Deck& d) {
+        if (d.problem.kind == PK::logistic && d.problem.data_format == DataFormat::libsvm)
+          p.fail_required("problem", "data", " when problem.data_format is libsvm");
+      };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        if (d.problem.data) emit_path(out, "data", *d.problem.data);
+      };
+      t.push_back(k);
+    }
+    t.push_back(enum_key("data_format", &P::data_format, kDataFormats, problems({PK::logistic}), 1));
+    {
+      KeySpec k = member_key("classes", &P::classes, by_format(DataFormat::fashion_mnist));
+      k.read = [](const Parser& p, const Entry& e, Deck& d) { d.problem.classes = p.read_classes("problem.classes", e); };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        out << YAML::Key << "classes" << YAML::Value << YAML::Flow << YAML::BeginSeq
+            << std::to_string(d.problem.classes[0]) << std::to_string(d.problem.classes[1]) << YAML::EndSeq;
+      };
+      t.push_back(k);
+    }
+    t.push_back(integer_key("hidden", &P::hidden, problems({PK::mlp}), std::int64_t{1}));
+    const Unused images = [](const Deck& d) {  // the mlp's files, and logistic's with data_format fashion_mnist
+      if (d.problem.kind == PK::mlp) return std::string();
+      if (d.problem.kind == PK::logistic)
+        return d.problem.data_format == DataFormat::fashion_mnist
+                   ? std::string()
+                   : std::string("problem.data_format ") + to_string(d.problem.data_format);
+      return std::string("problem.kind ") + to_string(d.problem.kind);
+    };
+    t.push_back(path_key("train_images", &P::train_images, images));
+    t.push_back(path_key("train_labels", &P::train_labels, images));
+    t.push_back(path_key("test_images", &P::test_images, problems({PK::mlp})));
+    t.push_back(path_key("test_labels", &P::test_labels, problems({PK::mlp})));
+
+    // ---- optimizer ----
+    {
+      KeySpec k = enum_key("kind", &O::kind, kOptimizerKinds, always_used, 0);
+      const auto read = k.read;
+      k.read = [read](const Parser& p, const Entry& e, Deck& d) {
+        read(p, e, d);
+        if (d.optimizer.kind == K::ef21) d.optimizer.compressor = Compressor::top_k;
+      };
+      k.absent = [](const Parser& p, Deck&) {
+        p.fail_required("optimizer", "kind", " (one of " + join(kOptimizerKinds) + ")");
+      };
+      t.push_back(k);
+    }
+    {
+      KeySpec k = number_key("lr", &O::lr, always_used, 0, Bound::open);
+      k.absent = [](const Parser& p, Deck&) { p.fail_required("optimizer", "lr", " (a step size > 0)"); };
+      t.push_back(k);
+    }
+    const Unused vote_only = algorithms({K::majority_vote});
+    t.push_back(enum_key("lr_schedule", &O::lr_schedule, kLrSchedules, vote_only, 1));
+    {
+      KeySpec k = optional_number_key("lipschitz", &O::lipschitz,
+                                      [](const Deck& d) {
+                                        if (d.optimizer.kind != K::majority_vote)
+                                          return std::string("optimizer.kind ") + to_string(d.optimizer.kind);
+                                        return d.optimizer.lr_schedule == LrSchedule::adaptive
+                                                   ? std::string()
+                                                   : std::string("optimizer.lr_schedule ") + to_string(d.optimizer.lr_schedule);
+                                      },
+                                      0, Bound::open);
+      k.absent = [](const Parser& p, Deck& d) {
+        if (d.optimizer.kind == K::majority_vote && d.optimizer.lr_schedule == LrSchedule::adaptive)
+          p.fail_required("optimizer", "lipschitz", " when optimizer.lr_schedule is adaptive");
+      };
+      t.push_back(k);
+    }
+    t.push_back(enum_key("vote", &O::vote, kVoteModes, vote_only));
+    t.push_back(enum_key("accept", &O::accept, kAcceptRules, vote_only));
+    const Unused markov = algorithms({K::cd_adam, K::ef21});
+    t.push_back(enum_key("compressor", &O::compressor, kCompressors, markov, 1));
+    t.push_back(number_key("k_ratio", &O::k_ratio,
+                           [markov](const Deck& d) {
+                             const std::string why = markov(d);
+                             if (!why.empty()) return why;
+                             return d.optimizer.compressor != Compressor::scaled_sign
+                                        ? std::string()
+                                        : std::string("optimizer.compressor ") + to_string(d.optimizer.compressor);
+                           },
+                           0, Bound::open, 1, Bound::closed));
+    t.push_back(enum_key("broadcast", &O::broadcast, kBroadcasts, markov));
+    t.push_back(enum_key("estimate_start", &O::estimate_start, kEstimateStarts, markov));
+    const Unused adam = algorithms({K::amsgrad, K::amsgrad_naive, K::amsgrad_ef, K::cd_adam, K::onebit_adam});
+    t.push_back(number_key("beta1", &O::beta1, adam, 0, Bound::closed, 1, Bound::open));
+    t.push_back(number_key("beta2", &O::beta2, adam, 0, Bound::closed, 1, Bound::open));
+    t.push_back(number_key("nu", &O::nu, adam, 0, Bound::open));
+    t.push_back(number_key("eps", &O::eps, algorithms({K::adagrad, K::local_adaalter}), 0, Bound::open));
+    t.push_back(integer_key("sync_period", &O::sync_period, algorithms({K::local_sgd, K::local_adaalter}),
+                            std::int64_t{1}));
+    t.push_back(number_key("b0", &O::b0, algorithms({K::local_adaalter}), 0, Bound::open));
+    {
+      KeySpec k = member_key("warmup_steps", &O::warmup_steps, algorithms({K::local_adaalter, K::onebit_adam}));
+      k.read = [](const Parser& p, const Entry& e, Deck& d) {
+        d.optimizer.warmup_steps =
+            p.read_int<std::int64_t>("optimizer.warmup_steps", e, d.optimizer.kind == K::onebit_adam ? 1 : 0);
+      };
+      k.absent = [](const Parser& p, Deck& d) {
+        if (d.optimizer.kind == K::onebit_adam)
+          p.fail_required("optimizer", "warmup_steps",
+                          " for onebit_adam (uncompressed Adam steps before the variance is frozen, >= 1)");
+      };
+      k.emit = [](YAML::Emitter& out, const Deck& d) { emit_integer(out, "warmup_steps", d.optimizer.warmup_steps); };
+      t.push_back(k);
+    }
+    t.push_back(number_key("momentum", &O::momentum, algorithms({K::signum}), 0, Bound::closed, 1, Bound::open));
+    t.push_back(number_key("weight_decay", &O::weight_decay, algorithms({K::signum}), 0, Bound::closed));
+
+    // ---- run ----
+    {
+      KeySpec k = integer_key("iterations", &R::iterations, always_used, std::int64_t{1});
+      k.absent = [](const Parser& p, Deck&) { p.fail_required("run", "iterations", " (the number of updates, >= 1)"); };
+      t.push_back(k);
+    }
+    {
+      KeySpec k = member_key("batch", &R::batch, always_used);
+      k.read = [](const Parser& p, const Entry& e, Deck& d) {
+        if (e.value.IsScalar() && e.value.Scalar() == "full") {
+          d.run.batch_full = true;
+          d.run.batch = 0;
+          return;
+        }
+        if (!e.value.IsScalar() || is_quoted_string(e.value) || !is_decimal_integer(e.value.Scalar()))
+          p.fail_value("run.batch", e, "expected an integer >= 1 or 'full', got " + node_kind(e.value));
+        d.run.batch = p.read_int<std::int64_t>("run.batch", e, 1);
+      };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        if (d.run.batch_full) emit_word(out, "batch", "full");
+        else emit_integer(out, "batch", d.run.batch);
+      };
+      k.same = [](const Deck& a, const Deck& b) { return a.run.batch_full == b.run.batch_full && a.run.batch == b.run.batch; };
+      t.push_back(k);
+    }
+    t.push_back(integer_key("seed", &R::seed, always_used, std::uint64_t{0}));
+    {
+      KeySpec k = integer_key("log_every", &R::log_every, always_used, std::int64_t{1});
+      k.absent = [](const Parser&, Deck& d) { d.run.log_every = std::max<std::int64_t>(1, d.run.iterations / 100); };
+      t.push_back(k);
+    }
+    t.push_back(path_key("output", &R::output, always_used));
+    {
+      KeySpec k = integer_key("success_probability_samples", &R::success_probability_samples, always_used,
+                              std::int64_t{0});
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        if (d.run.success_probability_samples > 0)
+          emit_integer(out, "success_probability_samples", d.run.success_probability_samples);
+      };
+      t.push_back(k);
+    }
+    {
+      KeySpec k = member_key("checkpoint", &R::checkpoint_every, always_used);
+      k.read = [](const Parser& p, const Entry& e, Deck& d) {
+        RunConfig& r = d.run;
+        r.checkpoint_path = default_checkpoint_path(r.output);
+        const YAML::Node& n = e.value;
+        if (!n.IsMap()) p.fail_value("run.checkpoint", e, "expected a mapping {path: FILE.h5, every: N}, got " + node_kind(n));
+        bool has_every = false;
+        for (auto it = n.begin(); it != n.end(); ++it) {
+          const std::string sub = it->first.IsScalar() ? it->first.Scalar() : std::string("?");
+          const int line = it->first.Mark().is_null() || e.line == 0 ? e.line : it->first.Mark().line + 1;
+          const Entry item{it->second, line, e.set_text};
+          if (sub == "path") {
+            r.checkpoint_path = p.read_path("run.checkpoint.path", item);
+          } else if (sub == "every") {
+            r.checkpoint_every = p.read_int<std::int64_t>("run.checkpoint.every", item, 1);
+            has_every = true;
+          } else {
+            p.fail_value("run.checkpoint." + sub, item, "unknown key (run.checkpoint has path and every)");
+          }
+        }
+        if (!has_every) p.fail_value("run.checkpoint", e, "every: required (write a checkpoint every N updates, N >= 1)");
+      };
+      k.absent = [](const Parser&, Deck& d) { d.run.checkpoint_path = default_checkpoint_path(d.run.output); };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        if (d.run.checkpoint_every <= 0) return;
+        out << YAML::Key << "checkpoint" << YAML::Value << YAML::Flow << YAML::BeginMap;
+        emit_path(out, "path", d.run.checkpoint_path);
+        emit_integer(out, "every", d.run.checkpoint_every);
+        out << YAML::EndMap;
+      };
+      k.same = [](const Deck& a, const Deck& b) {
+        return a.run.checkpoint_path == b.run.checkpoint_path && a.run.checkpoint_every == b.run.checkpoint_every;
+      };
+      t.push_back(k);
+    }
+
+    // ---- workers ----
+    t.push_back(integer_key("per_rank", &WorkersConfig::per_rank, always_used, std::int64_t{1}));
+    return t;
+  }();
+  return table;
+}
+
+const std::vector<std::string>& section_keys(const std::string& section) {
+  static const std::map<std::string, std::vector<std::string>> keys = [] {
+    std::map<std::string, std::vector<std::string>> m;
+    for (const char* s : kSections) m[s];
+    for (const auto& k : key_table()) m[k.section].push_back(k.name);
+    return m;
+  }();
+  static const std::vector<std::string> none;
+  auto it = keys.find(section);
+  return it == keys.end() ? none : it->second;
+}
+
+void Parser::parse_section(const std::string& section, Deck& deck) const {
+  const auto& table = key_table();
+  const auto in_section = [&](const KeySpec& k) { return k.section == section; };
+  // The kind, then the keys that decide whether others are used (when their problem or algorithm uses them).
+  for (int phase : {0, 1})
+    for (const auto& k : table) {
+      if (!in_section(k) || k.phase != phase) continue;
+      const Entry* e = find(section, k.name);
+      if (e && k.unused(deck).empty()) k.read(*this, *e, deck);
+      else if (!e && k.absent) k.absent(*this, deck);
+    }
+  // A key the deck gives but its problem or algorithm does not use is refused, in the order of the docs.
+  for (const auto& k : table) {
+    if (!in_section(k)) continue;
+    const Entry* e = find(section, k.name);
+    if (!e) continue;
+    const std::string why = k.unused(deck);
+    if (!why.empty()) fail_value(k.skey(), *e, "not used by " + why);
+  }
+  for (const auto& k : table) {
+    if (!in_section(k) || k.phase != 2) continue;
+    if (const Entry* e = find(section, k.name)) k.read(*this, *e, deck);
+    else if (k.absent) k.absent(*this, deck);
+  }
+}
+
+/// Whether every key of `section` (all of them, used or not) is equal in a and b.
+bool same_section(const Deck& a, const Deck& b, const std::string& section) {
+  for (const auto& k : key_table())
+    if (k.section == section && !k.same(a, b)) return false;
+  return true;
+}
 
 }  // namespace
 
@@ -719,32 +961,36 @@ const char* to_string(Compressor v) { return kCompressors[static_cast<std::size_
 const char* to_string(Broadcast v) { return kBroadcasts[static_cast<std::size_t>(v)]; }
 const char* to_string(EstimateStart v) { return kEstimateStarts[static_cast<std::size_t>(v)]; }
 
+// Equality compares every key of the table (used or not), section by section.
 bool operator==(const ProblemConfig& a, const ProblemConfig& b) {
-  return a.kind == b.kind && a.dim == b.dim && a.x0 == b.x0 && a.noise_std == b.noise_std &&
-         a.noise_coords == b.noise_coords && a.lambda == b.lambda && a.data == b.data &&
-         a.data_format == b.data_format && a.classes == b.classes && a.hidden == b.hidden &&
-         a.train_images == b.train_images && a.train_labels == b.train_labels && a.test_images == b.test_images &&
-         a.test_labels == b.test_labels;
+  Deck x, y;
+  x.problem = a, y.problem = b;
+  return same_section(x, y, "problem");
 }
 
 bool operator==(const OptimizerConfig& a, const OptimizerConfig& b) {
-  return a.kind == b.kind && a.lr == b.lr && a.lr_schedule == b.lr_schedule && a.lipschitz == b.lipschitz &&
-         a.vote == b.vote && a.accept == b.accept && a.compressor == b.compressor && a.k_ratio == b.k_ratio &&
-         a.broadcast == b.broadcast && a.estimate_start == b.estimate_start && a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.nu == b.nu && a.eps == b.eps && a.sync_period == b.sync_period &&
-         a.b0 == b.b0 && a.warmup_steps == b.warmup_steps;
+  Deck x, y;
+  x.optimizer = a, y.optimizer = b;
+  return same_section(x, y, "optimizer");
 }
 
 bool operator==(const RunConfig& a, const RunConfig& b) {
-  return a.iterations == b.iterations && a.batch_full == b.batch_full && a.batch == b.batch && a.seed == b.seed &&
-         a.log_every == b.log_every && a.output == b.output && a.checkpoint_path == b.checkpoint_path &&
-         a.checkpoint_every == b.checkpoint_every && a.success_probability_samples == b.success_probability_samples;
+  Deck x, y;
+  x.run = a, y.run = b;
+  return same_section(x, y, "run");
 }
 
-bool operator==(const WorkersConfig& a, const WorkersConfig& b) { return a.per_rank == b.per_rank; }
+bool operator==(const WorkersConfig& a, const WorkersConfig& b) {
+  Deck x, y;
+  x.workers = a, y.workers = b;
+  return same_section(x, y, "workers");
+}
 
 bool operator==(const Deck& a, const Deck& b) {
-  return a.path == b.path && a.problem == b.problem && a.optimizer == b.optimizer && a.run == b.run &&
-         a.workers == b.workers;
+  if (a.path != b.path) return false;
+  for (const auto& k : key_table())
+    if (!k.same(a, b)) return false;
+  return true;
 }
 
 namespace {
@@ -820,104 +1066,16 @@ Deck parse_deck(const std::string& path, const std::vector<std::string>& overrid
   return parse_deck_string(text, path, overrides);
 }
 
-namespace {
-
-void emit_number(YAML::Emitter& out, const std::string& key, double v) {
-  out << YAML::Key << key << YAML::Value << format_double(v);
-}
-template <class Int>
-void emit_integer(YAML::Emitter& out, const std::string& key, Int v) {
-  out << YAML::Key << key << YAML::Value << std::to_string(v);
-}
-void emit_word(YAML::Emitter& out, const std::string& key, const char* v) {
-  out << YAML::Key << key << YAML::Value << v;
-}
-/// Paths are always double-quoted: `true`, `123`, `a: b` stay strings.
-void emit_path(YAML::Emitter& out, const std::string& key, const std::string& v) {
-  out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << v;
-}
-
-void emit_problem_key(YAML::Emitter& out, const std::string& key, const ProblemConfig& p) {
-  if (key == "kind") return emit_word(out, key, to_string(p.kind));
-  if (key == "dim") return p.dim ? emit_integer(out, key, *p.dim) : void();
-  if (key == "x0") return emit_number(out, key, p.x0);
-  if (key == "noise_std") return emit_number(out, key, p.noise_std);
-  if (key == "noise_coords") return emit_word(out, key, to_string(p.noise_coords));
-  if (key == "lambda") return emit_number(out, key, p.lambda);
-  if (key == "data") return p.data ? emit_path(out, key, *p.data) : void();
-  if (key == "data_format") return emit_word(out, key, to_string(p.data_format));
-  if (key == "classes") {
-    out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq << std::to_string(p.classes[0])
-        << std::to_string(p.classes[1]) << YAML::EndSeq;
-    return;
-  }
-  if (key == "hidden") return emit_integer(out, key, p.hidden);
-  if (key == "train_images") return emit_path(out, key, p.train_images);
-  if (key == "train_labels") return emit_path(out, key, p.train_labels);
-  if (key == "test_images") return emit_path(out, key, p.test_images);
-  if (key == "test_labels") return emit_path(out, key, p.test_labels);
-}
-
-void emit_optimizer_key(YAML::Emitter& out, const std::string& key, const OptimizerConfig& o) {
-  if (key == "kind") return emit_word(out, key, to_string(o.kind));
-  if (key == "lr") return emit_number(out, key, o.lr);
-  if (key == "lr_schedule") return emit_word(out, key, to_string(o.lr_schedule));
-  if (key == "lipschitz") return o.lipschitz ? emit_number(out, key, *o.lipschitz) : void();
-  if (key == "vote") return emit_word(out, key, to_string(o.vote));
-  if (key == "accept") return emit_word(out, key, to_string(o.accept));
-  if (key == "compressor") return emit_word(out, key, to_string(o.compressor));
-  if (key == "k_ratio") return emit_number(out, key, o.k_ratio);
-  if (key == "broadcast") return emit_word(out, key, to_string(o.broadcast));
-  if (key == "estimate_start") return emit_word(out, key, to_string(o.estimate_start));
-  if (key == "beta1") return emit_number(out, key, o.beta1);
-  if (key == "beta2") return emit_number(out, key, o.beta2);
-  if (key == "nu") return emit_number(out, key, o.nu);
-  if (key == "eps") return emit_number(out, key, o.eps);
-  if (key == "sync_period") return emit_integer(out, key, o.sync_period);
-  if (key == "b0") return emit_number(out, key, o.b0);
-  if (key == "warmup_steps") return emit_integer(out, key, o.warmup_steps);
-}
-
-}  // namespace
-
 std::string effective_config_yaml(const Deck& deck) {
   YAML::Emitter out;
   out << YAML::Comment("effective deck of " + deck.path + " (defaults and --set applied)");
   out << YAML::BeginMap;
-
-  out << YAML::Key << "problem" << YAML::Value << YAML::BeginMap;
-  for (const auto& key : section_keys("problem"))
-    if (problem_unused(key, deck.problem).empty()) emit_problem_key(out, key, deck.problem);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
-  for (const auto& key : section_keys("optimizer"))
-    if (optimizer_unused(key, deck.optimizer).empty()) emit_optimizer_key(out, key, deck.optimizer);
-  out << YAML::EndMap;
-
-  const RunConfig& r = deck.run;
-  out << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
-  emit_integer(out, "iterations", r.iterations);
-  if (r.batch_full)
-    emit_word(out, "batch", "full");
-  else
-    emit_integer(out, "batch", r.batch);
-  emit_integer(out, "seed", r.seed);
-  emit_integer(out, "log_every", r.log_every);
-  emit_path(out, "output", r.output);
-  if (r.success_probability_samples > 0) emit_integer(out, "success_probability_samples", r.success_probability_samples);
-  if (r.checkpoint_every > 0) {
-    out << YAML::Key << "checkpoint" << YAML::Value << YAML::Flow << YAML::BeginMap;
-    emit_path(out, "path", r.checkpoint_path);
-    emit_integer(out, "every", r.checkpoint_every);
+  for (const char* s : kSections) {
+    out << YAML::Key << s << YAML::Value << YAML::BeginMap;
+    for (const auto& k : key_table())
+      if (k.section == s && k.unused(deck).empty()) k.emit(out, deck);
     out << YAML::EndMap;
   }
-  out << YAML::EndMap;
-
-  out << YAML::Key << "workers" << YAML::Value << YAML::BeginMap;
-  emit_integer(out, "per_rank", deck.workers.per_rank);
-  out << YAML::EndMap;
-
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
@@ -931,8 +1089,7 @@ std::string default_checkpoint_path(const std::string& output) {
 
 std::vector<std::string> accepted_keys() {
   std::vector<std::string> all;
-  for (const char* s : kSections)
-    for (const auto& k : section_keys(s)) all.push_back(std::string(s) + "." + k);
+  for (const auto& k : key_table()) all.push_back(k.skey());
   return all;
 }
 

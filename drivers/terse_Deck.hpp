@@ -51,12 +51,13 @@ enum class OptimizerKind {
   adagrad,
   local_sgd,
   local_adaalter,
-  onebit_adam
+  onebit_adam,
+  signum
 };
 enum class LrSchedule { constant, inv_sqrt, adaptive };
 enum class VoteMode { workers, samples };
 enum class AcceptRule { always, descent };
-enum class Compressor { scaled_sign, top_k };
+enum class Compressor { scaled_sign, top_k, rand_k };
 enum class Broadcast { markov, mean };
 enum class EstimateStart { zero, gradient };
 
@@ -103,7 +104,7 @@ struct OptimizerConfig {
   VoteMode vote = VoteMode::workers;        ///< majority_vote
   AcceptRule accept = AcceptRule::always;   ///< majority_vote
   Compressor compressor = Compressor::scaled_sign;  ///< cd_adam (scaled_sign), ef21 (top_k)
-  double k_ratio = 0.016;                   ///< compressor top_k; in (0, 1]
+  double k_ratio = 0.016;                   ///< compressor top_k or rand_k; in (0, 1]
   /// cd_adam, ef21: what the server sends back, the Markov sequence g~ of g^ (two-way, seed 004 Alg. 1) or the
   /// plain mean g^ of the workers' estimates as fp32 values (one-way, Richtarik et al. 2021 Alg. 1).
   Broadcast broadcast = Broadcast::markov;
@@ -117,6 +118,8 @@ struct OptimizerConfig {
   std::int64_t sync_period = 1;             ///< local_sgd, local_adaalter; >= 1
   double b0 = 1.0;                          ///< local_adaalter; > 0
   std::int64_t warmup_steps = 0;            ///< local_adaalter (>= 0: lr warm-up); onebit_adam (required, >= 1: Adam steps before the freeze)
+  double momentum = 0.9;                    ///< signum: the workers' momentum beta; in [0, 1)
+  double weight_decay = 0.0;                ///< signum: added to the gradient as weight_decay * x; >= 0
 };
 
 /// Section `run`.

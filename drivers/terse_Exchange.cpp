@@ -234,6 +234,8 @@ SparseExchange::SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, 
   cand_val_h_ = decltype(cand_val_h_)("terse::sparse_exchange::cand_val_h", candidates_);
   cand_idx_ = Indices("terse::sparse_exchange::cand_idx", candidates_);
   cand_val_ = Values("terse::sparse_exchange::cand_val", candidates_);
+  drawn_mine_h_ = decltype(drawn_mine_h_)("terse::sparse_exchange::drawn_mine", k_);
+  drawn_all_h_ = decltype(drawn_all_h_)("terse::sparse_exchange::drawn_all", k_);
 }
 
 std::size_t SparseExchange::bytes(std::size_t d, int R, std::size_t k, int P, int rank) {
@@ -244,7 +246,8 @@ std::size_t SparseExchange::bytes(std::size_t d, int R, std::size_t k, int P, in
   return pair * (R * k + R * k   // the messages on the host, the send buffer
                  + 2 * W * pw    // received pairs: host and device
                  + pw            // this rank's candidates
-                 + 2 * candidates);  // all candidates: host and device
+                 + 2 * candidates)   // all candidates: host and device
+         + 2 * k * sizeof(float);    // a drawn message's values on the host: this rank's and all
 }
 
 std::size_t SparseExchange::candidate_count(int rank) const { return std::min(k_, all_coords_[rank].size()); }
@@ -325,6 +328,27 @@ void SparseExchange::gather_candidates(const Exec& space, const Indices& indices
   total_bytes_ += static_cast<std::uint64_t>(P_ - 1) * mine * (sizeof(std::uint32_t) + sizeof(float));
   Kokkos::deep_copy(space, cand_idx_, cand_idx_h_);
   Kokkos::deep_copy(space, cand_val_, cand_val_h_);
+}
+
+void SparseExchange::gather_drawn(const Exec& space, const Values& mine, const std::vector<int>& counts,
+                                  const Values& all) {
+  if (static_cast<int>(counts.size()) != P_) throw std::invalid_argument("terse::SparseExchange::gather_drawn: a count per rank");
+  std::vector<int> displs(P_);
+  int total = 0;
+  for (int r = 0; r < P_; ++r) {
+    displs[r] = total;
+    total += counts[r];
+  }
+  const auto n = static_cast<std::size_t>(counts[rank_]);
+  if (static_cast<std::size_t>(total) != all.extent(0) || static_cast<std::size_t>(total) > k_ || mine.extent(0) < n)
+    throw std::invalid_argument("terse::SparseExchange::gather_drawn: views of the wrong extent");
+  const auto first_n = std::make_pair(std::size_t(0), n);
+  Kokkos::deep_copy(space, Kokkos::subview(drawn_mine_h_, first_n), Kokkos::subview(mine, first_n));
+  space.fence();
+  MPI_Allgatherv(drawn_mine_h_.data(), counts[rank_], MPI_FLOAT, drawn_all_h_.data(), counts.data(), displs.data(),
+                 MPI_FLOAT, comm_);
+  total_bytes_ += static_cast<std::uint64_t>(P_ - 1) * n * sizeof(float);
+  Kokkos::deep_copy(space, all, Kokkos::subview(drawn_all_h_, std::make_pair(std::size_t(0), static_cast<std::size_t>(total))));
 }
 
 // ------------------------------------------------------------------------------------------------------------

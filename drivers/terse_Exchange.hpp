@@ -18,7 +18,8 @@
 //     uplink        MPI_Alltoall of the per-worker counts of each destination slice, then MPI_Alltoallv of
 //                   the indices and the values: each pair goes to the rank that serves its coordinate;
 //     gather_candidates  MPI_Allgatherv of each rank's local top-k of its slice, from which every rank selects
-//                   the global top-k (the union of the slices' top-k holds it).
+//                   the global top-k (the union of the slices' top-k holds it);
+//     gather_drawn  MPI_Allgatherv of the values of a rand-k draw every rank makes alike (no indices).
 //   allreduce_sum   MPI_Allreduce of an fp32 vector: the uncompressed baselines.
 //
 // What the server receives is ordered by worker (rank q's local workers are workers qR .. qR + R - 1), so an
@@ -168,12 +169,17 @@ class SparseExchange {
   Indices candidate_indices() const { return cand_idx_; }
   Values candidate_values() const { return cand_val_; }
 
+  /// Collective: every rank's values of a draw every rank knows (the server's rand-k message: rank r holds
+  /// counts[r] of them, in `mine`) into `all` (k values, ranks in order). Only values travel.
+  void gather_drawn(const Exec& space, const Values& mine, const std::vector<int>& counts, const Values& all);
+
   std::uint64_t total_bytes_sent() const { return total_bytes_; }
 
  private:
   MPI_Comm comm_;
   int rank_ = 0, P_ = 1, R_ = 1, W_ = 1;
   std::size_t d_ = 0, k_ = 0;
+  Kokkos::View<float*, Kokkos::HostSpace> drawn_mine_h_, drawn_all_h_;
   CoordSlice coords_;
   std::vector<CoordSlice> all_coords_;
   std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_, cand_counts_, cand_displs_;

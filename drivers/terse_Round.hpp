@@ -1,6 +1,6 @@
 #pragma once
 // terse_Round.hpp: the pieces of one iteration's communication that the driver composes (terse_Algorithm.hpp):
-// a worker's encoder (compressor + memory: SignEncoder, TopKEncoder) and the Round (uplink, aggregation on
+// a worker's encoder (compressor + memory: SignEncoder, SparseEncoder) and the Round (uplink, aggregation on
 // this rank's server slice, downlink). `terse run` (terse_Run.cpp) and the end-to-end benchmark
 // (bench/bench_pipeline.cpp) use the same classes, so the benchmark times the code the runs execute.
 
@@ -17,6 +17,7 @@
 #include <Kokkos_Core.hpp>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -63,10 +64,12 @@ struct StateArray {
 class SignEncoder {
  public:
   SignEncoder(const Composition& c, std::size_t d, std::uint64_t seed, int worker)
-      : wire_(c.wire), memory_(c.memory), worker_(worker), rng_{seed, static_cast<std::uint32_t>(RandomStream::stochastic_sign)} {
+      : wire_(c.wire), memory_(c.memory), worker_(worker), momentum_(c.momentum),
+        rng_{seed, static_cast<std::uint32_t>(RandomStream::stochastic_sign)} {
     switch (memory_) {
       case Memory::error_feedback: ef_.emplace(d, "terse::worker.error_feedback"); break;
       case Memory::markov: markov_.emplace(d, "terse::worker.markov"); break;
+      case Memory::momentum: m_ = Vec("terse::worker.momentum", d); break;
       case Memory::none:
         if (wire_ != Wire::sign) {
           msg_ = SignMessage<Exec, float>(d, "terse::worker.message");
@@ -81,6 +84,7 @@ class SignEncoder {
     switch (c.memory) {
       case Memory::error_feedback: return ErrorFeedback<Exec, float, ScaledSign>::bytes(d);
       case Memory::markov: return MarkovCompressor<Exec, float, ScaledSign>::bytes(d);
+      case Memory::momentum: return d * sizeof(float);
       case Memory::none: break;
     }
     return c.wire == Wire::sign ? 0 : SignMessage<Exec, float>::bytes(d) + SumWorkspace<Exec>::bytes(d);
@@ -89,6 +93,12 @@ class SignEncoder {
   void encode(const Exec& space, const Vec& g, std::uint64_t k, const Words& out, const Kokkos::View<float, Mem>& scale) {
     if (memory_ == Memory::none && wire_ == Wire::sign) {
       sign_pack(space, g, out);
+      return;
+    }
+    if (memory_ == Memory::momentum) {  // Signum: m <- b m + (1 - b) g, its sign goes up (g is overwritten)
+      momentum_blend(space, m_, g, momentum_);
+      Kokkos::deep_copy(space, m_, g);
+      sign_pack(space, m_, out);
       return;
     }
     const SignMessage<Exec, float>* m = &msg_;
@@ -104,13 +114,15 @@ class SignEncoder {
   Vec memory(const Exec& space) {
     if (ef_) return ef_->error(space);
     if (markov_) return markov_->estimate(space);
-    return {};
+    return m_;
   }
 
  private:
   Wire wire_;
   Memory memory_;
   std::uint32_t worker_;
+  double momentum_;
+  Vec m_;
   CounterRng rng_;
   SignMessage<Exec, float> msg_;
   SumWorkspace<Exec> ws_;
@@ -118,42 +130,65 @@ class SignEncoder {
   std::optional<MarkovCompressor<Exec, float, ScaledSign>> markov_;
 };
 
-/// A top-k message of one worker: (index, value) views valid until its next encode.
-class TopKEncoder {
+/// A sparse message of one worker, top-k or rand-k (index, value) pairs, views valid until its next encode.
+/// rand-k draws from the generator's rand_k stream at (iteration, the worker's global index).
+class SparseEncoder {
  public:
-  TopKEncoder(Memory memory, std::size_t d, std::size_t k) : memory_(memory) {
+  SparseEncoder(const Composition& c, std::size_t d, std::size_t k, std::uint64_t seed, int worker)
+      : memory_(c.memory), rand_(c.wire == Wire::rand_k) {
+    const CounterRng rng{seed, static_cast<std::uint32_t>(RandomStream::rand_k)};
+    const auto w = static_cast<std::uint32_t>(worker);
     switch (memory_) {
-      case Memory::error_feedback: ef_.emplace(d, k, "terse::worker.error_feedback_top_k"); break;
-      case Memory::markov: markov_.emplace(d, k, "terse::worker.markov_top_k"); break;
-      case Memory::none: ws_.emplace(d, k); break;
+      case Memory::error_feedback:
+        if (rand_) ef_rand_.emplace(d, k, rng, w, "terse::worker.error_feedback_rand_k");
+        else ef_.emplace(d, k, "terse::worker.error_feedback_top_k");
+        break;
+      case Memory::markov:
+        if (rand_) markov_rand_.emplace(d, k, rng, w, "terse::worker.markov_rand_k");
+        else markov_.emplace(d, k, "terse::worker.markov_top_k");
+        break;
+      default:
+        ws_.emplace(d, k);
+        rng_ = rng;
+        worker_ = w;
+        break;
     }
   }
-  /// Bytes the constructor allocates.
+  /// Bytes the constructor allocates (a memory of d values and the selection's workspace; the same for both).
   static std::size_t bytes(Memory memory, std::size_t d, std::size_t k) {
     switch (memory) {
       case Memory::error_feedback: return ErrorFeedback<Exec, float, TopK>::bytes(d, k);
       case Memory::markov: return MarkovCompressor<Exec, float, TopK>::bytes(d, k);
-      case Memory::none: break;
+      default: break;
     }
     return TopKWorkspace<Exec, float>::bytes(d, k);
   }
 
-  SparseMessage<Exec, float> encode(const Exec& space, const Vec& g) {
-    if (memory_ == Memory::error_feedback) return ef_->compress(space, g);
-    if (memory_ == Memory::markov) return markov_->compress(space, g);
-    return top_k_compress(space, g, *ws_);
+  SparseMessage<Exec, float> encode(const Exec& space, const Vec& g, std::uint64_t iteration) {
+    if (ef_) return ef_->compress(space, g);
+    if (markov_) return markov_->compress(space, g);
+    if (ef_rand_) return ef_rand_->compress(space, g, iteration);
+    if (markov_rand_) return markov_rand_->compress(space, g, iteration);
+    return rand_ ? rand_k_compress(space, g, rng_, iteration, worker_, *ws_) : top_k_compress(space, g, *ws_);
   }
 
   Vec memory(const Exec& space) {
     if (ef_) return ef_->error(space);
     if (markov_) return markov_->estimate(space);
+    if (ef_rand_) return ef_rand_->error(space);
+    if (markov_rand_) return markov_rand_->estimate(space);
     return {};
   }
 
  private:
   Memory memory_;
+  bool rand_;
+  CounterRng rng_{};
+  std::uint32_t worker_ = 0;
   std::optional<ErrorFeedback<Exec, float, TopK>> ef_;
   std::optional<MarkovCompressor<Exec, float, TopK>> markov_;
+  std::optional<ErrorFeedback<Exec, float, RandK>> ef_rand_;
+  std::optional<MarkovCompressor<Exec, float, RandK>> markov_rand_;
   std::optional<TopKWorkspace<Exec, float>> ws_;
 };
 
@@ -192,9 +227,9 @@ class Round {
       host_ = Kokkos::View<float*, Kokkos::HostSpace>("terse::round.allreduce_host",
                                                       Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 0 : d);
     }
-    if (c.wire == Wire::top_k) {
+    if (sparse(c.wire)) {
       sparse_.emplace(comm, d, R, k);
-      for (int l = 0; l < R; ++l) topk_.emplace_back(c.memory, d, k);
+      for (int l = 0; l < R; ++l) topk_.emplace_back(c, d, k, seed, first_worker + l);
       indices_.resize(R);
       values_.resize(R);
     } else if (c.wire != Wire::fp32) {
@@ -211,6 +246,12 @@ class Round {
         if (mine > 0) local_topk_.emplace(cs.size(), mine);
         if (sparse_->candidates() > 0) global_topk_.emplace(sparse_->candidates(), k);
         down_idx_ = Kokkos::View<std::uint32_t*, Mem>("terse::server.down_indices", k);
+      } else if (c.wire == Wire::rand_k) {
+        server_draw_.emplace(d, k);
+        down_rng_ = CounterRng{seed, static_cast<std::uint32_t>(RandomStream::rand_k)};
+        down_values_ = Vec("terse::server.down_values", k);
+        down_mine_ = Vec("terse::server.down_values_of_slice", k);
+        down_idx_h_ = Kokkos::View<std::uint32_t*, Kokkos::HostSpace>("terse::server.down_indices_host", k);
       } else {
         down_slice_words_ = Words("terse::server.down_slice_words", signs_.slice().size());
         down_ = SignMessage<Exec, float>(d, "terse::server.down");
@@ -226,8 +267,8 @@ class Round {
     std::size_t b = (own_direction(c, R) ? d * sizeof(float) : 0) +  // direction
                     SignExchange::bytes(d, R, P, rank, sign_wire(c), c.aggregate == Aggregate::vote);
     if (c.wire == Wire::fp32 || c.exact_start) b += staged ? d * sizeof(float) : 0;
-    if (c.wire == Wire::top_k) {
-      b += SparseExchange::bytes(d, R, k, P, rank) + R * TopKEncoder::bytes(c.memory, d, k);
+    if (sparse(c.wire)) {
+      b += SparseExchange::bytes(d, R, k, P, rank) + R * SparseEncoder::bytes(c.memory, d, k);
     } else if (c.wire != Wire::fp32) {
       b += R * SignEncoder::bytes(c, d);
     }
@@ -241,6 +282,8 @@ class Round {
         if (mine > 0) b += TopKWorkspace<Exec, float>::bytes(cs.size(), mine);
         if (candidates > 0) b += TopKWorkspace<Exec, float>::bytes(candidates, k);
         b += k * sizeof(std::uint32_t);
+      } else if (c.wire == Wire::rand_k) {
+        b += TopKWorkspace<Exec, float>::bytes(d, k) + 2 * k * sizeof(float) + k * sizeof(std::uint32_t);
       } else {
         b += server_slice(packed_words(d), P, rank).size() * sizeof(sign_word_t) + SignMessage<Exec, float>::bytes(d) +
              SumWorkspace<Exec>::bytes(std::max<std::size_t>(cs.size(), 1));
@@ -254,7 +297,7 @@ class Round {
     return c.aggregate == Aggregate::mean && !(c.wire == Wire::fp32 && R == 1);
   }
   /// Whether the wire sends signs (the SignExchange needs its sign buffers).
-  static bool sign_wire(const Composition& c) { return c.wire != Wire::fp32 && c.wire != Wire::top_k; }
+  static bool sign_wire(const Composition& c) { return c.wire != Wire::fp32 && !sparse(c.wire); }
 
   int rank() const {
     int r = 0;
@@ -264,10 +307,12 @@ class Round {
 
   /// Local worker l's gradient (or, for vote: samples, its already voted bits through voted_signs()).
   void encode(const Exec& space, int l, const Vec& g, std::uint64_t k) {
+    iteration_ = k;
     switch (c_.wire) {
       case Wire::fp32: break;  // exchange() averages the gradients in place
-      case Wire::top_k: {
-        const auto m = topk_[l].encode(space, g);
+      case Wire::top_k:
+      case Wire::rand_k: {
+        const auto m = topk_[l].encode(space, g, k);
         indices_[l] = m.indices;
         values_[l] = m.values;
         break;
@@ -298,7 +343,7 @@ class Round {
     }
     // Uplink and the mean (or, for Markov memories, g^ <- g^ + mean) on this rank's slice.
     const bool markov = c_.memory == Memory::markov;
-    if (c_.wire == Wire::top_k) {
+    if (sparse(c_.wire)) {
       sparse_->uplink(space, indices_, values_);
       if (!markov) Kokkos::deep_copy(space, slice_, 0.0f);
       const auto& off = sparse_->worker_offsets();
@@ -365,6 +410,36 @@ class Round {
       Kokkos::parallel_for("terse::server.candidate_index", Kokkos::RangePolicy<Exec>(space, 0, pos.extent(0)),
                            KOKKOS_LAMBDA(std::size_t j) { down(j) = cand(pos(j)); });
       top_k_scatter_add(space, down_idx_, global_topk_->values(), direction_, 1.0f);
+    } else if (c_.wire == Wire::rand_k) {
+      // c~ = rand-k of (g^ - g~): every rank draws the same k coordinates (the rand_k stream at the iteration
+      // and the server's own draw index), sends the scaled values (d / k)(g^_i - g~_i) of those in its slice,
+      // and adds the gathered message to g~. Only the values travel: the indices are the shared draw.
+      top_k_select(space, Impl::RandKKeys<float>{down_rng_, iteration_, kServerDraw}, *server_draw_);
+      const auto idx = server_draw_->indices();
+      Kokkos::deep_copy(space, down_idx_h_, idx);
+      space.fence();
+      std::vector<int> counts(P_);
+      std::size_t lo = 0, hi = 0;
+      const std::uint32_t* first = down_idx_h_.data();
+      const std::uint32_t* last = first + down_idx_h_.extent(0);
+      for (int r = 0; r < P_; ++r) {
+        const CoordSlice c = server_coords(d_, P_, r);
+        const auto a = static_cast<std::size_t>(std::lower_bound(first, last, static_cast<std::uint32_t>(c.begin)) - first);
+        const auto b = static_cast<std::size_t>(std::lower_bound(first, last, static_cast<std::uint32_t>(c.end)) - first);
+        counts[r] = static_cast<int>(b - a);
+        if (r == rank()) lo = a, hi = b;
+      }
+      const float scale = static_cast<float>(static_cast<double>(d_) / static_cast<double>(idx.extent(0)));
+      auto mine = down_mine_;
+      auto g_hat = slice_;
+      auto g_tilde = direction_;
+      const auto begin = static_cast<std::uint32_t>(cs.begin);
+      Kokkos::parallel_for("terse::server.rand_k_values", Kokkos::RangePolicy<Exec>(space, lo, hi),
+                           KOKKOS_LAMBDA(std::size_t j) {
+                             mine(j - lo) = scale * (g_hat(idx(j) - begin) - g_tilde(idx(j)));
+                           });
+      sparse_->gather_drawn(space, mine, counts, down_values_);
+      top_k_scatter_add(space, idx, down_values_, direction_, 1.0f);
     } else {
       double partial = 0;
       if (cs.size() > 0) {
@@ -387,7 +462,7 @@ class Round {
   /// allreduce). Replaces encode() and exchange() at iteration 0. Collective.
   void start(const Exec& space, const Mat& grads) {
     for (int l = 0; l < R_; ++l) {
-      const Vec estimate = c_.wire == Wire::top_k ? topk_[l].memory(space) : sign_[l].memory(space);
+      const Vec estimate = sparse(c_.wire) ? topk_[l].memory(space) : sign_[l].memory(space);
       Kokkos::deep_copy(space, estimate, row(grads, l));
     }
     fp32_bytes_ += mean_over_workers(comm_, space, grads, direction_, host_, W_);
@@ -402,7 +477,9 @@ class Round {
     for (auto& e : sign_) mem.push_back(e.memory(space));
     for (auto& e : topk_) mem.push_back(e.memory(space));
     if (!mem.empty() && mem.front().extent(0) > 0)
-      out.push_back({c_.memory == Memory::markov ? "worker.markov_estimate" : "worker.error_feedback",
+      out.push_back({c_.memory == Memory::markov     ? "worker.markov_estimate"
+                     : c_.memory == Memory::momentum ? "worker.momentum"
+                                                     : "worker.error_feedback",
                      StateArray::Kind::workers, mem});
     if (c_.downlink == Downlink::error_feedback)
       out.push_back({"server.error_feedback", StateArray::Kind::slice, {server_e_}});
@@ -429,7 +506,7 @@ class Round {
   SignExchange signs_;
   std::optional<SparseExchange> sparse_;
   std::vector<SignEncoder> sign_;
-  std::vector<TopKEncoder> topk_;
+  std::vector<SparseEncoder> topk_;
   std::vector<SparseExchange::Indices> indices_;
   std::vector<SparseExchange::Values> values_;
   Vec direction_, slice_, server_e_;
@@ -437,8 +514,14 @@ class Round {
   Words down_slice_words_;
   SignMessage<Exec, float> down_;
   SumWorkspace<Exec> ws_;
-  std::optional<TopKWorkspace<Exec, float>> local_topk_, global_topk_;
+  std::optional<TopKWorkspace<Exec, float>> local_topk_, global_topk_, server_draw_;
   Kokkos::View<std::uint32_t*, Mem> down_idx_;
+  Kokkos::View<std::uint32_t*, Kokkos::HostSpace> down_idx_h_;
+  Vec down_values_, down_mine_;
+  CounterRng down_rng_{};
+  std::uint64_t iteration_ = 0;  // the iteration of the last encode (the server's rand-k draw)
+  /// The worker index of the server's rand-k draws (no worker has it).
+  static constexpr std::uint32_t kServerDraw = 0xFFFFFFFFu;
   std::uint64_t fp32_bytes_ = 0;
 };
 

@@ -24,6 +24,7 @@
 // Errors the user must fix (deck, data files, output path, a combination the seeds do not define) are thrown
 // as UserError before the first iteration, with the file and the key, file or line.
 
+#include "terse_Algorithm.hpp"
 #include "terse_Deck.hpp"
 #include "terse_History.hpp"
 
@@ -61,12 +62,6 @@ struct RunSummary {
   int stopped_by_signal = 0;           ///< the signal that stopped the run after a checkpoint (-1: stop_after)
   std::uint64_t footprint_bytes = 0;   ///< this rank's estimated allocations (run_footprint), before they were made
   std::vector<std::vector<float>> row_models;  ///< RunOptions::keep_row_models: the model of each row in `rows`
-};
-
-/// One term of what a rank of a run allocates (Kokkos views), in bytes.
-struct MemoryTerm {
-  std::string what;
-  std::uint64_t bytes = 0;
 };
 
 /// What rank `rank` of P allocates for a run of the deck at dimension d besides the problem's own data: the

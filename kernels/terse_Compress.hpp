@@ -6,12 +6,15 @@
 //                   sign~(0) = 0                                          seed 001 App. E, Def. 3
 //   error feedback  p = g + e; c = C(p); e <- p - c                        seed 004 Sec. 4 (Karimireddy et al.)
 //   top-k           C(x) keeps the k largest |x_j| (terse_TopK.hpp)       seed 004 Sec. 7.2 (EF21 baseline)
+//   rand-k          C(x) keeps k coordinates drawn without replacement, each as (n / k) x_j (unbiased:
+//                   E C(x) = x); the random counterpart of top-k          (Stich et al. 2018; Richtarik et al.)
 //   Markov sequence c = C(w - w_hat); w_hat <- w_hat + c (w_hat = 0 at first, so w_hat_0 = C(w_0))
 //                                                                         seed 004 Sec. 5 (Richtarik et al., EF21)
 //
 // The memories are templates on the compressor: ErrorFeedback<ExecSpace, T, ScaledSign> and
 // ErrorFeedback<ExecSpace, T, TopK>, MarkovCompressor<ExecSpace, T, ScaledSign> and <..., TopK>; each has
-// compress(space, input) returning its message_type, which message_add() decodes.
+// compress(space, input) returning its message_type, which message_add() decodes. The rand-k memories
+// (<..., RandK>) draw from a generator: compress(space, input, iteration).
 //
 // A sign-compressed vector travels as a SignMessage: the packed signs (terse_Sign.hpp conventions) and one
 // scale, c_i = scale * (+-1); a top-k one as a SparseMessage of (index, value) pairs. message_add() decodes
@@ -37,6 +40,7 @@ namespace terse {
 /// Compressor tags for the memories below.
 struct ScaledSign {};  ///< C(x) = (||x||_1 / d) sign(x)
 struct TopK {};        ///< C(x) = the k entries of largest magnitude
+struct RandK {};       ///< C(x) = (n / k) x on k coordinates drawn without replacement
 
 /// A sign-compressed vector: n packed signs and one scale on the device; c_i = scale * (+-1).
 template <class ExecSpace, class T>
@@ -633,6 +637,119 @@ class MarkovCompressor<ExecSpace, T, TopK> {
  private:
   Kokkos::View<T*, memory_space> w_hat_;
   TopKWorkspace<ExecSpace, T> ws_;
+};
+
+namespace Impl {
+
+/// Coordinate i's key in a rand-k draw: a uniform in (0, 1] with 24 bits (exactly representable in fp32) from
+/// the generator at (iteration, worker, i), the lane of i of the Philox draw of i / 4.
+template <class T>
+struct RandKKeys {
+  using non_const_value_type = T;
+  CounterRng rng;
+  std::uint64_t iteration;
+  std::uint32_t worker;
+  KOKKOS_INLINE_FUNCTION T operator()(std::size_t i) const {
+    const Philox4x32 r = rng.draw(iteration, worker, i / 4);
+    return static_cast<T>((r.v[i % 4] >> 8) + 1u) * static_cast<T>(1.0 / 16777216.0);
+  }
+};
+
+/// values(j) <- scale * src(indices(j)): the selected coordinates' values, scaled.
+template <class ExecSpace, class Source, class T>
+void rand_k_values(const ExecSpace& space, const Source& src, TopKWorkspace<ExecSpace, T>& ws) {
+  auto idx = ws.indices();
+  auto val = ws.values();
+  const T scale = static_cast<T>(static_cast<double>(ws.n()) / static_cast<double>(ws.k()));
+  Kokkos::parallel_for("terse::rand_k_values", Kokkos::RangePolicy<ExecSpace>(space, 0, ws.k()),
+                       KOKKOS_LAMBDA(std::size_t j) { val(j) = scale * src(idx(j)); });
+}
+
+}  // namespace Impl
+
+/// rand-k of x: k coordinates drawn without replacement, the k largest of n keys Impl::RandKKeys (so a draw
+/// is a pure function of (rng, iteration, worker), the same on every backend; 24-bit keys can tie for large n,
+/// ties go to the lower index, which biases the draw by at most about n / 2^24 of a coordinate), each sent as
+/// (n / k) x_i, so E C(x) = x. Indices ascending, as top-k's. x: a view or a functor, as top_k_select takes.
+template <class ExecSpace, class XView, class T>
+SparseMessage<ExecSpace, T> rand_k_compress(const ExecSpace& space, const XView& x, const CounterRng& rng,
+                                            std::uint64_t iteration, std::uint32_t worker,
+                                            TopKWorkspace<ExecSpace, T>& ws) {
+  top_k_select(space, Impl::RandKKeys<T>{rng, iteration, worker}, ws);
+  Impl::rand_k_values(space, x, ws);
+  return SparseMessage<ExecSpace, T>{ws.indices(), ws.values(), ws.n()};
+}
+
+/// Error feedback with rand-k: p = g + e (stored in e), c = rand-k of p, e <- p - c (each selected entry
+/// becomes (1 - n / k) p_i). The draws are (rng, iteration, worker).
+template <class ExecSpace, class T>
+class ErrorFeedback<ExecSpace, T, RandK> {
+ public:
+  using memory_space = typename ExecSpace::memory_space;
+  using message_type = SparseMessage<ExecSpace, T>;
+
+  ErrorFeedback(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker,
+                const std::string& label = "terse::error_feedback_rand_k")
+      : e_(label + ".e", n), ws_(n, k), rng_(rng), worker_(worker) {}
+  static std::size_t bytes(std::size_t n, std::size_t k) {
+    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
+  }
+  std::size_t size() const { return e_.extent(0); }
+
+  template <class GView>
+  message_type compress(const ExecSpace& space, const GView& g, std::uint64_t iteration) {
+    Impl::check_access<ExecSpace, GView>();
+    Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
+    auto e = e_;
+    Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
+                         KOKKOS_LAMBDA(std::size_t i) { e(i) = g(i) + e(i); });
+    const message_type m = rand_k_compress(space, e_, rng_, iteration, worker_, ws_);
+    top_k_scatter_add(space, m.indices, m.values, e_, T(-1));
+    return m;
+  }
+  Kokkos::View<T*, memory_space> error(const ExecSpace&) { return e_; }
+
+ private:
+  Kokkos::View<T*, memory_space> e_;
+  TopKWorkspace<ExecSpace, T> ws_;
+  CounterRng rng_;
+  std::uint32_t worker_;
+};
+
+/// Markov sequence with rand-k: c = rand-k of (w - w_hat), w_hat <- w_hat + c. The draws are (rng, iteration,
+/// worker). With the unbiased scale n / k the sequence is not a contraction when k < n / 2 (a selected
+/// coordinate's error w_i - w_hat_i becomes (1 - n / k) times itself: E|error|^2 grows by n / k - 1 per round),
+/// which EF21's analysis needs; docs/algorithms.md says what that means for ef21 and cd_adam.
+template <class ExecSpace, class T>
+class MarkovCompressor<ExecSpace, T, RandK> {
+ public:
+  using memory_space = typename ExecSpace::memory_space;
+  using message_type = SparseMessage<ExecSpace, T>;
+
+  MarkovCompressor(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker,
+                   const std::string& label = "terse::markov_rand_k")
+      : w_hat_(label + ".w_hat", n), ws_(n, k), rng_(rng), worker_(worker) {}
+  static std::size_t bytes(std::size_t n, std::size_t k) {
+    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
+  }
+  std::size_t size() const { return w_hat_.extent(0); }
+
+  template <class WView>
+  message_type compress(const ExecSpace& space, const WView& w, std::uint64_t iteration) {
+    Impl::check_access<ExecSpace, WView>();
+    Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
+    using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
+    const message_type m = rand_k_compress(space, Diff{w, w_hat_}, rng_, iteration, worker_, ws_);
+    top_k_scatter_add(space, m.indices, m.values, w_hat_, T(1));
+    return m;
+  }
+  Kokkos::View<T*, memory_space> estimate(const ExecSpace&) { return w_hat_; }
+
+ private:
+  Kokkos::View<T*, memory_space> w_hat_;
+  TopKWorkspace<ExecSpace, T> ws_;
+  CounterRng rng_;
+  std::uint32_t worker_;
 };
 
 /// One block of a scaled sign of w - w_hat whose coordinates are split across ranks (the sharded server of

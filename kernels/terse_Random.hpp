@@ -41,6 +41,7 @@ enum class RandomStream : std::uint32_t {
   stochastic_sign = 2,
   sample_selection = 3,
   initial_model = 4,
+  rand_k = 5,
 };
 
 /// The generator keyed by (seed, stream); draw(iteration, worker, index) gives 128 bits.

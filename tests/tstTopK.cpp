@@ -1,4 +1,5 @@
-// Top-k selection, scatter-add and zeroing against scalar references, on every backend.
+// Top-k selection, scatter-add and zeroing against scalar references, on every backend; rand-k (its draw, its
+// values, its statistics and its memories) against its definition.
 //
 // The reference sorts the indices by (|x| descending, index ascending), with NaN larger than every number,
 // keeps the first k and sorts them by index: an O(n log n) definition written from the specification, not
@@ -6,6 +7,8 @@
 #include "terse_TestBackends.hpp"
 #include "terse_TestReference.hpp"
 
+#include <terse_Compress.hpp>
+#include <terse_Random.hpp>
 #include <terse_TopK.hpp>
 
 #include <algorithm>
@@ -322,6 +325,88 @@ TYPED_TEST(TopK, ScatterAddAndZeroMatchScalarLoops) {
   check_scatter<TypeParam, float>(100003, 1600, 1000, 2.0f, 3);  // count < extent
   check_scatter<TypeParam, double>(100003, 1600, 1600, 0.25, 4);
   check_scatter<TypeParam, double>(64, 0, 0, 1.0, 5);
+}
+
+// ---- rand-k -------------------------------------------------------------------------------------------------
+
+/// The rand-k draw from its definition: coordinate i's key is the top 24 bits of lane i % 4 of the generator's
+/// draw (iteration, worker, i / 4), plus one, over 2^24; the k largest keys, ties to the lower index; ascending.
+std::vector<std::uint32_t> reference_rand_k(const CounterRng& rng, std::uint64_t it, std::uint32_t worker,
+                                            std::size_t n, std::size_t k) {
+  std::vector<double> key(n);
+  for (std::size_t i = 0; i < n; ++i) key[i] = (static_cast<double>(rng.draw(it, worker, i / 4).v[i % 4] >> 8) + 1) / 16777216.0;
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return key[a] > key[b]; });
+  std::vector<std::uint32_t> sel(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k));
+  std::sort(sel.begin(), sel.end());
+  return sel;
+}
+
+TYPED_TEST(TopK, RandKFollowsItsDefinitionAndIsUnbiased) {
+  using Exec = TypeParam;
+  const std::size_t n = 200, k = 25;
+  const auto x = make_values<float>(0, n, 77);
+  const auto xd = to_device<Exec>(x, "x");
+  const CounterRng rng{9, static_cast<std::uint32_t>(RandomStream::rand_k)};
+  TopKWorkspace<Exec, float> ws(n, k);
+  const float scale = static_cast<float>(static_cast<double>(n) / k);
+  const int draws = 4000;
+  std::vector<double> count(n, 0), sum(n, 0);
+  for (int it = 0; it < draws; ++it) {
+    const auto m = rand_k_compress(Exec(), xd, rng, static_cast<std::uint64_t>(it), 3u, ws);
+    const auto idx = to_host(m.indices);
+    const auto val = to_host(m.values);
+    ASSERT_EQ(idx.size(), k);
+    if (it < 20) {  // the draw itself, and the values (n / k) x_i bit for bit
+      ASSERT_EQ(idx, reference_rand_k(rng, static_cast<std::uint64_t>(it), 3u, n, k)) << "draw " << it;
+      for (std::size_t j = 0; j < k; ++j) ASSERT_TRUE(same_bits(val[j], scale * x[idx[j]])) << "draw " << it;
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      count[idx[j]] += 1;
+      sum[idx[j]] += val[j];
+    }
+  }
+  // Each coordinate is drawn with probability k / n and E C(x)_i = x_i: within 5 standard errors of each.
+  const double p = static_cast<double>(k) / n;
+  for (std::size_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(count[i], draws * p, 5 * std::sqrt(draws * p * (1 - p))) << "coordinate " << i;
+    const double se = std::fabs(x[i]) * std::sqrt((1.0 / p - 1) / draws);
+    EXPECT_NEAR(sum[i] / draws, x[i], 5 * se + 1e-12) << "coordinate " << i;
+  }
+  // Workers draw independently: another worker's first draw is another set.
+  EXPECT_NE(reference_rand_k(rng, 0, 3u, n, k), reference_rand_k(rng, 0, 4u, n, k));
+  const auto other = rand_k_compress(Exec(), xd, rng, 0, 4u, ws);
+  EXPECT_EQ(to_host(other.indices), reference_rand_k(rng, 0, 4u, n, k));
+}
+
+TYPED_TEST(TopK, RandKMemoriesFollowTheirRecurrences) {
+  using Exec = TypeParam;
+  const std::size_t n = 150, k = 40;
+  const CounterRng rng{5, static_cast<std::uint32_t>(RandomStream::rand_k)};
+  const double scale = static_cast<double>(static_cast<float>(static_cast<double>(n) / k));
+  MarkovCompressor<Exec, float, RandK> markov(n, k, rng, 2u);
+  ErrorFeedback<Exec, float, RandK> ef(n, k, rng, 2u);
+  std::vector<double> w_hat(n, 0), e(n, 0);
+  for (std::uint64_t it = 0; it < 4; ++it) {
+    const auto g = make_values<float>(0, n, 100 + static_cast<unsigned>(it));
+    const auto gd = to_device<Exec>(g, "g");
+    const auto sel = reference_rand_k(rng, it, 2u, n, k);
+    markov.compress(Exec(), gd, it);
+    ef.compress(Exec(), gd, it);
+    // Markov: w_hat <- w_hat + (n/k)(g - w_hat) on the draw; error feedback: p = g + e, e <- p - (n/k) p there.
+    for (std::size_t i = 0; i < n; ++i) e[i] += g[i];
+    for (auto i : sel) {
+      w_hat[i] += scale * (g[i] - w_hat[i]);
+      e[i] -= scale * e[i];
+    }
+    const auto got_w = to_host(markov.estimate(Exec()));
+    const auto got_e = to_host(ef.error(Exec()));
+    for (std::size_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(got_w[i], w_hat[i], 1e-5 * (1 + std::fabs(w_hat[i]))) << "Markov, round " << it << ", coordinate " << i;
+      EXPECT_NEAR(got_e[i], e[i], 1e-5 * (1 + std::fabs(e[i]))) << "error feedback, round " << it << ", coordinate " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -62,6 +62,10 @@ enum class Mistake {
   estimate_not_carried,      // Markov: the workers' estimates stay at their start (g^_w never updated)
   exact_start_ignored,       // estimate_start: gradient treated as zero
   server_feedback_dropped,   // 1-bit Adam: the server's error feedback stays 0
+  momentum_not_carried,      // Signum: each round's momentum starts from 0 (m_w = (1 - b) g_w)
+  weight_decay_ignored,      // Signum: the gradient without weight_decay x
+  rand_k_unscaled,           // rand-k values sent as x_i instead of (d / k) x_i
+  rand_k_one_draw,           // every worker draws the same rand-k coordinates (worker 0's)
 };
 
 const char* name_of(Mistake m) {
@@ -88,6 +92,10 @@ const char* name_of(Mistake m) {
     case Mistake::estimate_not_carried: return "the Markov estimates not carried";
     case Mistake::exact_start_ignored: return "the exact start ignored";
     case Mistake::server_feedback_dropped: return "the server's error feedback dropped";
+    case Mistake::momentum_not_carried: return "the workers' momentum not carried";
+    case Mistake::weight_decay_ignored: return "the weight decay ignored";
+    case Mistake::rand_k_unscaled: return "rand-k without its d / k";
+    case Mistake::rand_k_one_draw: return "one rand-k draw for every worker";
   }
   return "?";
 }
@@ -128,6 +136,15 @@ const std::vector<Case>& cases() {
       {"kind: ef21, lr: 0.5, k_ratio: 0.05, broadcast: mean, estimate_start: gradient", "full",
        {M::estimate_not_carried, M::exact_start_ignored}},
       {"kind: ef21, lr: 0.5, compressor: scaled_sign, broadcast: mean", "8", {M::estimate_not_carried}},
+      {"kind: ef21, lr: 0.5, compressor: rand_k, k_ratio: 0.6", "full",
+       {M::estimate_not_carried, M::rand_k_unscaled, M::rand_k_one_draw}},
+      {"kind: ef21, lr: 0.5, compressor: rand_k, k_ratio: 0.6, broadcast: mean, estimate_start: gradient", "8",
+       {M::estimate_not_carried, M::rand_k_unscaled}},
+      {"kind: cd_adam, lr: 0.01, beta2: 0.9, compressor: rand_k, k_ratio: 0.6", "full",
+       {M::estimate_not_carried, M::rand_k_one_draw}},
+      {"kind: signum, lr: 0.01, momentum: 0.9", "8", {M::momentum_not_carried, M::vote_is_mean_of_signs, M::tie_moves}},
+      {"kind: signum, lr: 0.01, momentum: 0.5, weight_decay: 0.5", "full",
+       {M::weight_decay_ignored, M::momentum_not_carried}},
   };
   return c;
 }
@@ -231,9 +248,32 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
     if (chosen) chosen->assign(order.begin(), order.begin() + k);
     return c;
   };
-  const bool topk_wire = (o.kind == K::cd_adam || o.kind == K::ef21) && o.compressor == Compressor::top_k;
-  const auto compress = [&](const Vd& p, int t, std::vector<int>* chosen) {
+  // rand-k (unbiased: (d / k) x_i on k coordinates drawn without replacement): coordinate i's key is the top 24
+  // bits of lane i % 4 of the generator's draw (t, drawer, i / 4) plus one, over 2^24; the k largest keys win,
+  // ties to the lower index. Workers draw with their index, the server with 2^32 - 1.
+  const CounterRng rand_rng{deck.run.seed, static_cast<std::uint32_t>(RandomStream::rand_k)};
+  const auto rand_k = [&](const Vd& p, int t, std::uint32_t drawer, std::vector<int>* chosen) {
+    if (mistake == Mistake::rand_k_one_draw && drawer != 0xFFFFFFFFu) drawer = 0;
+    Vd key(d);
+    for (int i = 0; i < d; ++i)
+      key[i] = (static_cast<double>(rand_rng.draw(static_cast<std::uint64_t>(t), drawer, i / 4).v[i % 4] >> 8) + 1) /
+               16777216.0;
+    std::vector<int> order(d);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key[a] > key[b]; });
+    const double scale = mistake == Mistake::rand_k_unscaled ? 1.0 : static_cast<float>(dd / k);
+    Vd c(d, 0.0);
+    for (int j = 0; j < k; ++j) c[order[j]] = scale * p[order[j]];
+    if (chosen) chosen->assign(order.begin(), order.begin() + k);
+    return c;
+  };
+  const bool markov_kind = o.kind == K::cd_adam || o.kind == K::ef21;
+  const bool topk_wire = markov_kind && o.compressor == Compressor::top_k;
+  const bool randk_wire = markov_kind && o.compressor == Compressor::rand_k;
+  const bool sparse_wire = topk_wire || randk_wire;
+  const auto compress = [&](const Vd& p, int t, std::vector<int>* chosen, std::uint32_t drawer) {
     if (mistake == Mistake::uncompressed) return p;
+    if (randk_wire) return rand_k(p, t, drawer, chosen);
     return topk_wire ? top_k(p, t, chosen) : scaled_sign(p, t);
   };
 
@@ -259,6 +299,7 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
   double candidates = 0;                                    // top-k downlink: each slice's min(k, size) pairs
   for (int r = 0; r < P; ++r) candidates += std::min(k, (r + 1 < P ? first_coord(r + 1) : d) - first_coord(r));
   const double topk_down = (P - 1) * word * candidates;
+  const double randk_down = (P - 1) * f32 * k;  // the server's rand-k values: each rank's share to the others
   const auto topk_uplink = [&](const std::vector<std::vector<int>>& chosen) {  // pairs that leave their rank
     double pairs = 0;
     for (int w = 0; w < W; ++w)
@@ -392,6 +433,36 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
         bytes += direct ? P * (P - 1) * R * word * nw : sign_uplink + words_down * (ties ? 2 : 1);
         break;
       }
+      case K::signum: {
+        // Signum (Bernstein et al. 2019, the signSGD-with-majority-vote code): worker w keeps its momentum
+        // m_w <- b m_w + (1 - b) (g_w + weight_decay x) and sends sign m_w; the server's majority (a tie: 0)
+        // moves every coordinate by lr against it.
+        std::vector<Vd> s(W, Vd(d));
+        for (int w = 0; w < W; ++w) {
+          for (int i = 0; i < d; ++i) {
+            const double decayed = g[w][i] + (mistake == Mistake::weight_decay_ignored ? 0.0 : o.weight_decay * x[i]);
+            const double before = mistake == Mistake::momentum_not_carried ? 0.0 : est[w][i];
+            est[w][i] = o.momentum * before + (1 - o.momentum) * decayed;
+          }
+          for (int i = 0; i < d; ++i) {
+            ambiguous(est[w][i] != 0 && std::fabs(est[w][i]) < 1e-6 * max_abs(est[w]), "a momentum's sign", t);
+            s[w][i] = sgn(est[w][i]);
+          }
+        }
+        for (int i = 0; i < d; ++i) {
+          double votes = 0;
+          for (int w = 0; w < W; ++w) votes += s[w][i];
+          double step = votes > 0 ? 1.0 : votes < 0 ? -1.0 : 0.0;
+          if (mistake == Mistake::vote_is_mean_of_signs) step = votes / W;
+          if (mistake == Mistake::tie_moves && votes == 0) step = 1.0;
+          x[i] -= o.lr * step;
+        }
+        const bool ties = W % 2 == 0;
+        bits_up += dd, bits_down += ties ? 2 * dd : dd;
+        const bool direct = multi && P * R < R + 1 + (ties ? 1 : 0);
+        bytes += direct ? P * (P - 1) * R * word * nw : sign_uplink + words_down * (ties ? 2 : 1);
+        break;
+      }
       case K::stochastic_sign: {
         // Seed 001 App. E: C(g) = ||g||_2 sign~(g), P[sign~(g)_i = +1] = 1/2 + g_i / (2 ||g||_2); the server
         // averages the W messages and sends the mean back as fp32 values; SGD on it.
@@ -431,7 +502,7 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
           Vd p = g[w];
           if (feedback)
             for (int i = 0; i < d; ++i) p[i] += e[w][i];
-          c[w] = compress(p, t, nullptr);
+          c[w] = compress(p, t, nullptr, static_cast<std::uint32_t>(w));
           if (feedback && mistake != Mistake::memory_not_updated)
             for (int i = 0; i < d; ++i) e[w][i] = p[i] - c[w][i];
         }
@@ -542,8 +613,8 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
         if (t == 0 && o.estimate_start == EstimateStart::gradient) {
           bits_up += 32 * dd, bits_down += 32 * dd, bytes += allreduce_fp32;
         } else {
-          bits_up += topk_wire ? 64.0 * k : dd + 32;
-          bits_down += one_way ? 32 * dd : topk_wire ? 64.0 * k : dd + 32;
+          bits_up += sparse_wire ? 64.0 * k : dd + 32;
+          bits_down += one_way ? 32 * dd : topk_wire ? 64.0 * k : randk_wire ? 32.0 * k : dd + 32;
         }
         if (t == 0 && exact) {
           est = g;
@@ -554,24 +625,24 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
           for (int w = 0; w < W; ++w) {
             Vd diff(d);
             for (int i = 0; i < d; ++i) diff[i] = g[w][i] - est[w][i];
-            const Vd c = compress(diff, t, &chosen[w]);
+            const Vd c = compress(diff, t, &chosen[w], static_cast<std::uint32_t>(w));
             for (int i = 0; i < d; ++i) {
               if (mistake != Mistake::estimate_not_carried) est[w][i] += c[i];
               g_hat[i] += c[i] / W;
             }
           }
           if (!(t == 0 && o.estimate_start == EstimateStart::gradient))
-            bytes += topk_wire ? topk_uplink(chosen) : sign_uplink + scales_uplink;
+            bytes += sparse_wire ? topk_uplink(chosen) : sign_uplink + scales_uplink;
           if (one_way) {
             g_tilde = g_hat;
             if (!(t == 0 && o.estimate_start == EstimateStart::gradient)) bytes += values_down;
           } else {
             Vd diff(d);
             for (int i = 0; i < d; ++i) diff[i] = g_hat[i] - g_tilde[i];
-            const Vd c = compress(diff, t, nullptr);
+            const Vd c = compress(diff, t, nullptr, 0xFFFFFFFFu);
             for (int i = 0; i < d; ++i) g_tilde[i] += c[i];
             if (!(t == 0 && o.estimate_start == EstimateStart::gradient))
-              bytes += topk_wire ? topk_down : scalar_sum + words_down;
+              bytes += topk_wire ? topk_down : randk_wire ? randk_down : scalar_sum + words_down;
           }
         }
         if (o.kind == K::ef21)

@@ -48,7 +48,7 @@ class RemoveFiles : public ::testing::Environment {
 const std::vector<std::string> kAlgorithms = {"sgd",        "majority_vote", "stochastic_sign", "ef_signsgd",
                                               "amsgrad",    "amsgrad_naive", "amsgrad_ef",      "cd_adam",
                                               "ef21",       "adagrad",       "local_sgd",       "local_adaalter",
-                                              "onebit_adam"};
+                                              "onebit_adam", "signum"};
 /// 1-bit Adam's shortest warm-up in the decks of make_deck (3 Adam steps), so that even short runs have both stages.
 constexpr int kOnebitWarmup = 3;
 const std::vector<std::string> kProblems = {"quadratic", "rosenbrock", "logistic", "mlp"};
@@ -57,7 +57,8 @@ const std::vector<std::string> kProblems = {"quadratic", "rosenbrock", "logistic
 /// others by lr times the gradient.
 double step_size(const std::string& problem, const std::string& alg) {
   const bool per_coordinate =
-      alg == "majority_vote" || alg.rfind("amsgrad", 0) == 0 || alg == "cd_adam" || alg == "onebit_adam";
+      alg == "majority_vote" || alg == "signum" || alg.rfind("amsgrad", 0) == 0 || alg == "cd_adam" ||
+      alg == "onebit_adam";
   if (problem == "quadratic") {
     if (alg == "stochastic_sign") return 0.003;  // its messages have the size of ||g||_2 in every coordinate
     return per_coordinate ? 0.01 : 0.1;
@@ -73,7 +74,7 @@ double step_size(const std::string& problem, const std::string& alg) {
     return per_coordinate || alg == "stochastic_sign" ? 0.01 : 0.1;
   }
   // mlp
-  if (alg == "majority_vote") return 0.002;
+  if (alg == "majority_vote" || alg == "signum") return 0.002;
   if (alg == "stochastic_sign") return 0.002;
   return per_coordinate ? 0.002 : (alg == "adagrad" || alg == "local_adaalter" ? 0.05 : 0.1);
 }
@@ -202,6 +203,8 @@ TEST(RunDecomposition, ElementwiseAndIntegerMethodsAreBitwiseInvariant) {
                                  {"optimizer.vote=samples", "optimizer.lr_schedule=inv_sqrt"});
   expect_decomposition_invariant("mlp", "majority_vote", true);
   expect_decomposition_invariant("quadratic", "stochastic_sign", true);
+  // Signum's momentum is per worker: each worker's buffer and signs whatever rank holds it.
+  expect_decomposition_invariant("logistic", "signum", true, {"optimizer.weight_decay=0.01"});
   expect_decomposition_invariant("rosenbrock", "ef_signsgd", true);
   expect_decomposition_invariant("logistic", "amsgrad_ef", true);
   expect_decomposition_invariant("logistic", "amsgrad_naive", true);
@@ -209,6 +212,8 @@ TEST(RunDecomposition, ElementwiseAndIntegerMethodsAreBitwiseInvariant) {
   expect_decomposition_invariant("logistic", "cd_adam", true, {"optimizer.compressor=top_k"});
   // The one-way broadcast: g^ gathered as it is (summed in worker order on each slice).
   expect_decomposition_invariant("logistic", "ef21", true, {"optimizer.broadcast=mean"});
+  // rand-k: each worker's draw is its own, the server's draw every rank's.
+  expect_decomposition_invariant("logistic", "ef21", true, {"optimizer.compressor=rand_k", "optimizer.k_ratio=0.5"});
 }
 
 TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
@@ -240,6 +245,7 @@ TEST(RunBits, FollowThePayloadFormula) {
   const std::map<std::string, std::pair<double, double>> per_round = {
       {"sgd", {32 * d, 32 * d}},
       {"majority_vote", {d, W % 2 == 0 ? 2 * d : d}},
+      {"signum", {d, W % 2 == 0 ? 2 * d : d}},
       {"stochastic_sign", {d + 32, 32 * d}},
       {"ef_signsgd", {d + 32, 32 * d}},
       {"amsgrad", {32 * d, 32 * d}},
@@ -313,6 +319,8 @@ TEST(RunMemory, FootprintIsWhatTheRunAllocates) {
     c.push_back({"majority_vote", ", lr_schedule: adaptive, lipschitz: 1", ""});
     c.push_back({"majority_vote", ", accept: descent", ""});
     c.push_back({"cd_adam", ", compressor: top_k", ""});
+    c.push_back({"cd_adam", ", compressor: rand_k", ""});
+    c.push_back({"ef21", ", compressor: rand_k, broadcast: mean", ""});
     c.push_back({"ef21", ", broadcast: mean, estimate_start: gradient", ""});
     c.push_back({"cd_adam", ", broadcast: mean, estimate_start: gradient", ""});
     c.push_back({"ef_signsgd", "", ", success_probability_samples: 2"});
@@ -465,6 +473,7 @@ TEST(RunRestart, EveryAlgorithmContinuesBitwise) {
   // The variants with more state: Markov top-k on both sides, the vote of samples with the adaptive step and
   // the descent test (the accepted loss is state), the mlp's local methods.
   expect_restart_bitwise(sub, "logistic", "cd_adam", {"optimizer.compressor=top_k"});
+  expect_restart_bitwise(sub, "logistic", "ef21", {"optimizer.compressor=rand_k", "optimizer.k_ratio=0.5"});
   expect_restart_bitwise(sub, "quadratic", "majority_vote",
                          {"optimizer.vote=samples", "optimizer.lr_schedule=adaptive", "optimizer.lipschitz=1",
                           "optimizer.accept=descent"});

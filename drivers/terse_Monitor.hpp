@@ -1,0 +1,64 @@
+#pragma once
+// terse_Monitor.hpp: the measurements of a history row (docs/hdf5.md) and rank 0's progress line.
+//
+// At the row's model (the shared x, or the workers' average for the local methods): the full objective and the
+// squared norm of its gradient (allreduced over the ranks), with run.success_probability_samples the estimated
+// success probabilities of seed 001 Sec. 2, and on the mlp the test accuracy. Its buffers (the model for the
+// local methods' average, the full gradient, the host staging buffer of device backends, the success
+// probabilities' arrays) are lent to the local rules' averages between rows (pieces::Scratch).
+
+#include "terse_Deck.hpp"
+#include "terse_History.hpp"
+#include "terse_Problem.hpp"
+#include "terse_Rules.hpp"
+
+#include <cstdio>
+
+namespace terse::pieces {
+
+class Monitor {
+ public:
+  Monitor(MPI_Comm comm, Problem<Exec>& problem, const Deck& deck, const WorkerRange& workers);
+  /// What the constructor allocates, for the memory estimate.
+  static std::vector<MemoryTerm> memory(const Deck& deck, std::size_t d);
+
+  /// Buffers the local rules may use between rows.
+  Scratch scratch() const { return {avg_, grad_, host_}; }
+  /// Fills the row's loss, |grad f|^2, success probabilities and test accuracy at the model xm. Collective.
+  void measure(const Exec& space, const Vec& xm, HistoryRow& r);
+  /// Bytes the monitoring handed MPI (the rows' sums); the local rules' averages for a row add theirs here.
+  std::uint64_t& bytes() { return bytes_; }
+
+  /// Rank 0's progress: the header (before the first row) and a line per row, with the rate and ETA of the
+  /// iterations since the last line. `out` may be nullptr (silent).
+  void print_header(std::FILE* out) const;
+  void print_row(std::FILE* out, const HistoryRow& r, double seconds_this_run, std::int64_t iterations);
+  /// The iterations start (after the row at iteration `first`): the next line's rate counts from here.
+  void start_clock(std::int64_t first) {
+    last_print_ = 0;
+    last_iteration_ = first;
+  }
+
+ private:
+  MPI_Comm comm_;
+  int P_ = 1;
+  Problem<Exec>& problem_;
+  const Deck& deck_;
+  WorkerRange workers_;
+  Batch batch_;
+  Vec avg_, grad_;
+  Kokkos::View<float*, Kokkos::HostSpace> host_;
+  Vec sp_g_;
+  Words sp_words_, sp_ref_;
+  Kokkos::View<std::uint32_t*, Mem> sp_count_;
+  std::uint64_t bytes_ = 0;
+  double last_print_ = -1;
+  std::int64_t last_iteration_ = 0;
+};
+
+/// "12.3 kB" for a number of bits (as bytes).
+std::string format_bits(double bits);
+/// "12.3s", "4m05s", "2h10m"; "-" when not finite.
+std::string format_seconds(double s);
+
+}  // namespace terse::pieces
