@@ -1,74 +1,50 @@
 // `terse demo`: majority-vote signSGD (seed 000 Alg. 1, seed 001 Alg. 2) on the noisy quadratic
-// f(x) = 0.5 ||x||^2, one worker per MPI rank, 1 bit per coordinate on the wire.
-#include "terse_Exchange.hpp"
-#include "terse_Problem.hpp"
+// f(x) = 0.5 ||x||^2, one worker per MPI rank, 1 bit per coordinate on the wire: a deck built from the command
+// line and run by run_deck(), the code `terse run` runs (no history file).
+#include "terse_Deck.hpp"
+#include "terse_Run.hpp"
 #include "terse_Runtime.hpp"
 
-#include <terse_Sign.hpp>
-#include <terse_Vote.hpp>
-
-#include <cmath>
 #include <cstdio>
+#include <string>
 
 namespace terse {
 
+namespace {
+std::string number(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  const std::string s(buf);
+  return s.find_first_of(".eEn") == std::string::npos ? s + ".0" : s;
+}
+}  // namespace
+
+/// The deck `terse demo` runs.
+std::string demo_deck(const DemoOptions& opt) {
+  return "problem: {kind: quadratic, dim: " + std::to_string(opt.dim) + ", x0: " + number(opt.x0) +
+         ", noise_std: " + number(opt.noise_std) + ", noise_coords: all}\n"
+         "optimizer: {kind: majority_vote, lr: " + number(opt.lr) + "}\n"
+         "run: {iterations: " + std::to_string(opt.iterations) + ", batch: 1, seed: " + std::to_string(opt.seed) +
+         ", log_every: " + std::to_string(opt.log_every) + "}\n"
+         "workers: {per_rank: 1}\n";
+}
 
 int run_demo(const Runtime& rt, const DemoOptions& opt) {
-  using Exec = Kokkos::DefaultExecutionSpace;
-  using Mem = Exec::memory_space;
-  const std::size_t d = opt.dim;
-  const int P = rt.size();
-  Exec exec;
-
-  Kokkos::View<float*, Mem> x("x", d), g("g", d);
-  SignExchange exchange(MPI_COMM_WORLD, d, 1);  // one worker per rank; the server sharded over the ranks
-  // The driver's quadratic problem: worker w = this rank; its noise comes from (seed, iteration, w).
-  const auto problem = make_quadratic<Exec>(static_cast<std::int64_t>(d), opt.x0, opt.noise_std, NoiseCoords::all,
-                                            workers_of_rank(rt.rank(), P, 1));
-  problem->initial_model(x, opt.seed);
-  const auto loss_of = [&] {
-    const double local = problem->local_loss_sum(x);
-    double global = 0;
-    MPI_Allreduce(&local, &global, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    return problem->finish_loss(global, x);
-  };
-  const double loss0 = loss_of();
-  if (rt.rank() == 0) {
-    std::printf("terse demo: majority-vote signSGD, %d workers (MPI ranks), d = %zu, %d iterations, lr = %g, "
-                "noise std = %g, backend %s\n",
-                P, d, opt.iterations, opt.lr, opt.noise_std, Exec::name());
-    std::printf("%10s %14s %12s %10s\n", "iteration", "loss", "it/s", "ETA [s]");
-    std::printf("%10d %14.6e %12s %10s\n", 0, loss0, "-", "-");
-    std::fflush(stdout);
-  }
-
-  Kokkos::Timer timer;
-  double loss = loss0;
-  for (int k = 0; k < opt.iterations; ++k) {
-    problem->stochastic_gradient(x, rt.rank(), static_cast<std::uint64_t>(k), Batch{false, 1}, opt.seed, g);
-    sign_pack(exec, g, exchange.local_signs(0));
-    exchange.vote(exec);
-    sign_apply_voted(exec, exchange.vote_words(), exchange.tie_words(), x, static_cast<float>(opt.lr));
-
-    if ((k + 1) % opt.log_every == 0 || k + 1 == opt.iterations) {
-      loss = loss_of();
-      const double elapsed = timer.seconds();
-      const double rate = (k + 1) / elapsed;
-      if (rt.rank() == 0) {
-        std::printf("%10d %14.6e %12.1f %10.1f\n", k + 1, loss, rate, (opt.iterations - k - 1) / rate);
-        std::fflush(stdout);
-      }
-    }
-  }
-  exec.fence();
-  const double seconds = timer.seconds();
-  const double sent = double(exchange.total_bytes_sent()) / opt.iterations;
+  const Deck deck = parse_deck_string(demo_deck(opt), "demo (the deck of the command line)");
+  RunOptions options;
+  options.write_history = false;
+  const RunSummary s = run_deck(MPI_COMM_WORLD, deck, options);
+  const double sent = static_cast<double>(s.algorithm_bytes) / opt.iterations;
   double max_sent = 0;
   MPI_Allreduce(&sent, &max_sent, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  const double loss0 = s.rows.front().loss, loss = s.rows.back().loss, fp32 = 4.0 * static_cast<double>(opt.dim);
   if (rt.rank() == 0) {
-    std::printf("done: loss %.6e -> %.6e in %.2f s; a rank handed MPI at most %.0f bytes per iteration "
-                "(an fp32 vector is %.0f bytes: %.1fx more)\n",
-                loss0, loss, seconds, max_sent, 4.0 * d, 4.0 * d / max_sent);
+    if (max_sent > 0)
+      std::printf("terse demo: a rank handed MPI at most %.0f bytes per iteration (an fp32 vector is %.0f bytes: "
+                  "%.1fx more)\n",
+                  max_sent, fp32, fp32 / max_sent);
+    else
+      std::printf("terse demo: one rank: nothing crossed MPI (an fp32 vector is %.0f bytes)\n", fp32);
   }
   if (!(loss < loss0)) {
     if (rt.rank() == 0) std::fprintf(stderr, "terse demo: the loss did not decrease\n");

@@ -3,6 +3,7 @@
 #include <Kokkos_Core.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -25,6 +26,12 @@ Runtime::Runtime(int& argc, char**& argv) {
     if (kokkos_flag) kokkos_argv.push_back(argv[i]);
     else args_.emplace_back(argv[i]);
   }
+  // A request for the help or the version runs no kernel: Kokkos's advice about OMP_PROC_BIND (four lines on
+  // stderr when it is unset) is for real runs only, so it is silenced here by the neutral setting.
+  bool only_text = args_.size() <= 1;
+  for (std::size_t i = 1; i < args_.size(); ++i)
+    only_text = only_text || args_[i] == "--help" || args_[i] == "-h" || args_[i] == "--version";
+  if (only_text) setenv("OMP_PROC_BIND", "false", 0);  // 0: a value the user set stays
   int kokkos_argc = static_cast<int>(kokkos_argv.size());
   kokkos_argv.push_back(nullptr);
   char** kokkos_args = kokkos_argv.data();

@@ -15,7 +15,8 @@ int main(int argc, char* argv[]) {
   int status = 0;
   try {
     CLI::App app{"terse: communication-compressed distributed optimization with Kokkos and MPI.\n"
-                 "Kokkos flags (--kokkos-...) are passed through to Kokkos."};
+                 "Kokkos flags (--kokkos-...) are passed through to Kokkos.",
+                 "terse"};
     app.set_version_flag("--version", std::string("terse ") + TERSE_VERSION_STRING);
     app.require_subcommand(1);
 
@@ -56,7 +57,8 @@ int main(int argc, char* argv[]) {
     auto* demo = app.add_subcommand(
         "demo",
         "Majority-vote signSGD on the noisy quadratic f(x) = 0.5 ||x||^2: every MPI rank is one worker that "
-        "sends 1 bit per coordinate; prints progress and the bytes saved against fp32");
+        "sends 1 bit per coordinate; a deck built from these options and run as `terse run` runs it (no history "
+        "file); prints progress and the bytes saved against fp32");
     demo->add_option("--dim", demo_opt.dim, "Dimension d")->capture_default_str()->check(CLI::Range(1ul, 1ul << 31));
     demo->add_option("--iterations", demo_opt.iterations, "Number of updates")->capture_default_str()->check(CLI::Range(1, 1 << 30));
     demo->add_option("--lr", demo_opt.lr, "Step size")->capture_default_str()->check(CLI::PositiveNumber);
