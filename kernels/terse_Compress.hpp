@@ -247,7 +247,7 @@ struct SquareOf {
 /// One fused pass: a word per work item on host backends, FusedSignPassLanes on devices.
 template <class ExecSpace, class Pass>
 void launch_fused_sign_pass(const ExecSpace& space, const char* label, const Pass& pass) {
-  if constexpr (word_loops_v<ExecSpace>) {
+  if constexpr (host_loops_v<ExecSpace>) {
     if (!device_paths_on_host()) {
       Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(pass.n)), pass);
       return;
@@ -355,7 +355,7 @@ struct StochasticSignPackLanes {
 
 template <class ExecSpace, class Pack>
 void launch_stochastic_sign_pack(const ExecSpace& space, const Pack& pack) {
-  if constexpr (word_loops_v<ExecSpace>) {
+  if constexpr (host_loops_v<ExecSpace>) {
     if (!device_paths_on_host()) {
       Kokkos::parallel_for("terse::stochastic_sign", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(pack.n)), pack);
       return;
@@ -371,7 +371,7 @@ void launch_stochastic_sign_pack(const ExecSpace& space, const Pack& pack) {
 template <class ExecSpace, class T, class YView>
 void message_add(const ExecSpace& space, const SignMessage<ExecSpace, T>& m, const YView& y,
                  typename YView::non_const_value_type alpha = 1) {
-  Impl::check_access<ExecSpace, YView>();
+  Impl::check_view<ExecSpace, YView>();
   Impl::require(y.extent(0) == m.n, "terse::message_add: y's extent differs from the message's dimension");
   // y + alpha c = y - (-alpha scale) sign: the same floating-point operations (negation is exact).
   using T2 = typename YView::non_const_value_type;
@@ -383,7 +383,7 @@ void message_add(const ExecSpace& space, const SignMessage<ExecSpace, T>& m, con
 template <class ExecSpace, class XView, class T>
 void scaled_sign_compress(const ExecSpace& space, const XView& x, const SignMessage<ExecSpace, T>& out,
                           const SumWorkspace<ExecSpace>& ws) {
-  Impl::check_access<ExecSpace, XView>();
+  Impl::check_view<ExecSpace, XView>();
   Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::scaled_sign", Impl::PlainStep<XView>{x}, x.extent(0),
                                                  out, ws, static_cast<const SignMessage<ExecSpace, T>*>(nullptr));
   Impl::set_scale(space, out, ws, false);
@@ -396,7 +396,7 @@ template <class ExecSpace, class XView, class T>
 void stochastic_sign_compress(const ExecSpace& space, const XView& x, const CounterRng& rng, std::uint64_t iteration,
                               std::uint32_t worker, const SignMessage<ExecSpace, T>& out,
                               const SumWorkspace<ExecSpace>& ws) {
-  Impl::check_access<ExecSpace, XView>();
+  Impl::check_view<ExecSpace, XView>();
   const std::size_t n = x.extent(0);
   Impl::require(out.n == n, "terse::stochastic_sign_compress: the message was made for another dimension");
   deterministic_sum(space, Impl::SquareOf<XView>{x}, n, ws);
@@ -466,7 +466,7 @@ class ErrorFeedback<ExecSpace, T, ScaledSign> {
   /// c = C(g + e); e <- g + e - c. The message stays valid until the next call.
   template <class GView>
   const message_type& compress(const ExecSpace& space, const GView& g) {
-    Impl::check_access<ExecSpace, GView>();
+    Impl::check_view<ExecSpace, GView>();
     Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
     const message_type* prev = pending_ ? &msg_[current_] : nullptr;
     const int next = pending_ ? 1 - current_ : current_;
@@ -521,7 +521,7 @@ class MarkovCompressor<ExecSpace, T, ScaledSign> {
   /// c = C(w - w_hat); w_hat <- w_hat + c. The message stays valid until the next call.
   template <class WView>
   const message_type& compress(const ExecSpace& space, const WView& w) {
-    Impl::check_access<ExecSpace, WView>();
+    Impl::check_view<ExecSpace, WView>();
     Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
     const message_type* prev = pending_ ? &msg_[current_] : nullptr;
     const int next = pending_ ? 1 - current_ : current_;
@@ -587,7 +587,7 @@ class ErrorFeedback<ExecSpace, T, TopK> {
 
   template <class GView>
   message_type compress(const ExecSpace& space, const GView& g) {
-    Impl::check_access<ExecSpace, GView>();
+    Impl::check_view<ExecSpace, GView>();
     Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
     auto e = e_;
     Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
@@ -623,7 +623,7 @@ class MarkovCompressor<ExecSpace, T, TopK> {
 
   template <class WView>
   message_type compress(const ExecSpace& space, const WView& w) {
-    Impl::check_access<ExecSpace, WView>();
+    Impl::check_view<ExecSpace, WView>();
     Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
     using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
     top_k_select(space, Diff{w, w_hat_}, ws_);
@@ -698,7 +698,7 @@ class ErrorFeedback<ExecSpace, T, RandK> {
 
   template <class GView>
   message_type compress(const ExecSpace& space, const GView& g, std::uint64_t iteration) {
-    Impl::check_access<ExecSpace, GView>();
+    Impl::check_view<ExecSpace, GView>();
     Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
     auto e = e_;
     Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
@@ -736,7 +736,7 @@ class MarkovCompressor<ExecSpace, T, RandK> {
 
   template <class WView>
   message_type compress(const ExecSpace& space, const WView& w, std::uint64_t iteration) {
-    Impl::check_access<ExecSpace, WView>();
+    Impl::check_view<ExecSpace, WView>();
     Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
     using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
     const message_type m = rand_k_compress(space, Diff{w, w_hat_}, rng_, iteration, worker_, ws_);
@@ -761,8 +761,8 @@ class MarkovCompressor<ExecSpace, T, RandK> {
 template <class ExecSpace, class WView, class HView, class WordsView>
 void markov_sign_block(const ExecSpace& space, const WView& w, const HView& w_hat, const WordsView& words,
                        const SumWorkspace<ExecSpace>& ws) {
-  Impl::check_access<ExecSpace, WView>();
-  Impl::check_access<ExecSpace, HView>();
+  Impl::check_view<ExecSpace, WView>();
+  Impl::check_view<ExecSpace, HView>();
   using T = typename HView::non_const_value_type;
   const std::size_t n = w.extent(0);
   Impl::require(w_hat.extent(0) == n, "terse::markov_sign_block: w and w_hat differ in length");
@@ -783,8 +783,8 @@ void markov_sign_block(const ExecSpace& space, const WView& w, const HView& w_ha
 template <class ExecSpace, class GView, class EView, class WordsView>
 void error_feedback_sign_block(const ExecSpace& space, const GView& g, const EView& e, const WordsView& words,
                                const SumWorkspace<ExecSpace>& ws) {
-  Impl::check_access<ExecSpace, GView>();
-  Impl::check_access<ExecSpace, EView>();
+  Impl::check_view<ExecSpace, GView>();
+  Impl::check_view<ExecSpace, EView>();
   using T = typename EView::non_const_value_type;
   const std::size_t n = e.extent(0);
   Impl::require(g.extent(0) == n, "terse::error_feedback_sign_block: g and e differ in length");

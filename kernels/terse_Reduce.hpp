@@ -98,7 +98,7 @@ struct ChunkSumLanes {
 /// devices (both bitwise the same).
 template <class ExecSpace, class Term, class Out>
 void launch_chunk_sums(const ExecSpace& space, const char* label, const Term& term, const Out& out, std::size_t n) {
-  if constexpr (word_loops_v<ExecSpace>) {
+  if constexpr (host_loops_v<ExecSpace>) {
     if (!device_paths_on_host()) {
       Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, sum_chunks(n)), ChunkSum<Term, Out>{term, out, n});
       return;

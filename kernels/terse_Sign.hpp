@@ -10,6 +10,8 @@
 
 #include <terse_Compat.hpp>
 
+#include "impl/terse_Checks.hpp"
+
 #include "impl/terse_Lanes.hpp"
 
 #include <cstddef>
@@ -41,19 +43,6 @@ KOKKOS_INLINE_FUNCTION constexpr T sign_value(sign_word_t bit) {
 }
 
 namespace Impl {
-
-/// Argument checks that hold in release builds too (KOKKOS_ASSERT is compiled out with NDEBUG).
-inline void require(bool condition, const char* what) {
-  if (!condition) throw std::invalid_argument(what);
-}
-
-template <class ExecSpace, class View>
-constexpr void check_access() {
-  static_assert(Kokkos::is_view<View>::value, "terse kernels take Kokkos::View arguments");
-  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename View::memory_space>::accessible,
-                "the view's memory space is not accessible from the execution space");
-  static_assert(View::rank == 1, "terse sign kernels take rank-1 views");
-}
 
 template <class XView, class WView>
 struct SignPack {
@@ -220,7 +209,7 @@ template <class ExecSpace, class WView, class XView, class Step>
 void launch_sign_apply(const ExecSpace& space, const char* label, const WView& words, const XView& x,
                        const Step& step_of) {
   const std::size_t n = x.extent(0);
-  if constexpr (word_loops_v<ExecSpace>) {
+  if constexpr (host_loops_v<ExecSpace>) {
     Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                          SignApplyWords<WView, XView, Step>{words, x, step_of, n});
   } else {
@@ -234,13 +223,13 @@ void launch_sign_apply(const ExecSpace& space, const char* label, const WView& w
 /// Packs the signs of x (fp32 or fp64) into words(0 .. packed_words(n)-1); n = x.extent(0).
 template <class ExecSpace, class XView, class WView>
 void sign_pack(const ExecSpace& space, const XView& x, const WView& words) {
-  Impl::check_access<ExecSpace, XView>();
-  Impl::check_access<ExecSpace, WView>();
+  Impl::check_view<ExecSpace, XView>();
+  Impl::check_view<ExecSpace, WView>();
   static_assert(std::is_floating_point<typename XView::value_type>::value, "sign_pack packs fp32 or fp64");
   static_assert(std::is_same<typename WView::value_type, sign_word_t>::value, "packed words are sign_word_t");
   const std::size_t n = x.extent(0);
   Impl::require(words.extent(0) >= packed_words(n), "terse::sign_pack: words.extent(0) < packed_words(x.extent(0))");
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     if (!Impl::device_paths_on_host()) {
       Kokkos::parallel_for("terse::sign_pack", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                            Impl::SignPack<XView, WView>{x, words, n});
@@ -254,11 +243,11 @@ void sign_pack(const ExecSpace& space, const XView& x, const WView& words) {
 template <class ExecSpace, class WView, class YView>
 void sign_unpack(const ExecSpace& space, const WView& words, const YView& y,
                  typename YView::non_const_value_type scale = 1) {
-  Impl::check_access<ExecSpace, WView>();
-  Impl::check_access<ExecSpace, YView>();
+  Impl::check_view<ExecSpace, WView>();
+  Impl::check_view<ExecSpace, YView>();
   const std::size_t n = y.extent(0);
   Impl::require(words.extent(0) >= packed_words(n), "terse::sign_unpack: words.extent(0) < packed_words(y.extent(0))");
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     using T = typename YView::non_const_value_type;
     if constexpr (compat::has_streaming_stores && std::is_same<T, float>::value) {
       if (n >= Impl::streaming_min_coords && y.span_is_contiguous() &&
@@ -281,8 +270,8 @@ void sign_unpack(const ExecSpace& space, const WView& words, const YView& y,
 template <class ExecSpace, class WView, class XView>
 void sign_apply(const ExecSpace& space, const WView& words, const XView& x,
                 typename XView::non_const_value_type step) {
-  Impl::check_access<ExecSpace, WView>();
-  Impl::check_access<ExecSpace, XView>();
+  Impl::check_view<ExecSpace, WView>();
+  Impl::check_view<ExecSpace, XView>();
   const std::size_t n = x.extent(0);
   Impl::require(words.extent(0) >= packed_words(n), "terse::sign_apply: words.extent(0) < packed_words(x.extent(0))");
   Impl::launch_sign_apply(space, "terse::sign_apply", words, x,

@@ -196,14 +196,6 @@ KOKKOS_INLINE_FUNCTION constexpr sign_word_t tail_mask(std::size_t n) {
   return (n % sign_word_bits == 0) ? ~sign_word_t(0) : ((sign_word_t(1) << (n % sign_word_bits)) - 1);
 }
 
-template <class ExecSpace, class View, int Rank>
-constexpr void stats_check_view() {
-  static_assert(Kokkos::is_view<View>::value, "terse kernels take Kokkos::View arguments");
-  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename View::memory_space>::accessible,
-                "the view's memory space is not accessible from the execution space");
-  static_assert(View::rank == Rank, "wrong view rank");
-}
-
 /// One word per iteration (device backends).
 template <class AView, class BView>
 struct SignAgreementCount {
@@ -347,16 +339,16 @@ struct SuccessProbabilities {
 /// a, b: rank-1 views of sign_word_t with at least packed_words(n) words. Blocks until the count is known.
 template <class ExecSpace, class AView, class BView>
 std::uint64_t sign_agreement(const ExecSpace& space, const AView& a, const BView& b, std::size_t n) {
-  Impl::stats_check_view<ExecSpace, AView, 1>();
-  Impl::stats_check_view<ExecSpace, BView, 1>();
+  Impl::check_view<ExecSpace, AView, 1>();
+  Impl::check_view<ExecSpace, BView, 1>();
   static_assert(std::is_same<typename AView::non_const_value_type, sign_word_t>::value &&
                     std::is_same<typename BView::non_const_value_type, sign_word_t>::value,
                 "packed words are sign_word_t");
   const std::size_t nw = packed_words(n);
-  KOKKOS_ASSERT(a.extent(0) >= nw && b.extent(0) >= nw);
+  Impl::require(a.extent(0) >= nw && b.extent(0) >= nw, "terse::sign_agreement: the arguments do not fit (a.extent(0) >= nw && b.extent(0) >= nw)");
   std::uint64_t count = 0;
   if (nw == 0) return 0;
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     const std::size_t blocks = (nw + Impl::agreement_block - 1) / Impl::agreement_block;
     Kokkos::parallel_reduce("terse::sign_agreement", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
                             Impl::SignAgreementCountBlocks<AView, BView>{a, b, nw, Impl::tail_mask(n)}, count);
@@ -376,8 +368,8 @@ std::uint64_t sign_agreement(const ExecSpace& space, const AView& a, const BView
 template <class ExecSpace, class SView, class RView, class CView>
 void sign_agreement_accumulate(const ExecSpace& space, const SView& signs, const RView& ref,
                                const CView& counts) {
-  Impl::stats_check_view<ExecSpace, RView, 1>();
-  Impl::stats_check_view<ExecSpace, CView, 1>();
+  Impl::check_view<ExecSpace, RView, 1>();
+  Impl::check_view<ExecSpace, CView, 1>();
   static_assert(Kokkos::is_view<SView>::value && (SView::rank == 1 || SView::rank == 2),
                 "signs is a rank-1 (words) or rank-2 (samples, words) view");
   static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename SView::memory_space>::accessible,
@@ -388,10 +380,10 @@ void sign_agreement_accumulate(const ExecSpace& space, const SView& signs, const
   static_assert(std::is_integral<typename CView::value_type>::value, "counts are integers");
   const std::size_t n = counts.extent(0);
   const std::size_t nw = packed_words(n);
-  KOKKOS_ASSERT(ref.extent(0) >= nw);
+  Impl::require(ref.extent(0) >= nw, "terse::sign_agreement_accumulate: the arguments do not fit (ref.extent(0) >= nw)");
   if constexpr (SView::rank == 1) {
-    KOKKOS_ASSERT(signs.extent(0) >= nw);
-    if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Impl::require(signs.extent(0) >= nw, "terse::sign_agreement_accumulate: the arguments do not fit (signs.extent(0) >= nw)");
+    if constexpr (Impl::host_loops_v<ExecSpace>) {
       Kokkos::parallel_for("terse::sign_agreement_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, nw),
                            Impl::SignAgreementAccumulateWords<SView, RView, CView>{signs, ref, counts, n});
     } else {
@@ -399,8 +391,8 @@ void sign_agreement_accumulate(const ExecSpace& space, const SView& signs, const
                            Impl::SignAgreementAccumulateCoords<SView, RView, CView>{signs, ref, counts});
     }
   } else {
-    KOKKOS_ASSERT(signs.extent(1) >= nw);
-    if constexpr (Impl::word_loops_v<ExecSpace>) {
+    Impl::require(signs.extent(1) >= nw, "terse::sign_agreement_accumulate: the arguments do not fit (signs.extent(1) >= nw)");
+    if constexpr (Impl::host_loops_v<ExecSpace>) {
       Kokkos::parallel_for("terse::sign_agreement_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, nw),
                            Impl::SignAgreementAccumulateBatchWords<SView, RView, CView>{signs, ref, counts, n});
     } else {
@@ -414,10 +406,10 @@ void sign_agreement_accumulate(const ExecSpace& space, const SView& signs, const
 /// rho_i = Prob(sign g^_i = sign g_i) (seed 001 Sec. 2) from agreement counts over `samples` stochastic signs.
 template <class ExecSpace, class CView, class RhoView>
 void success_probabilities(const ExecSpace& space, const CView& counts, double samples, const RhoView& rho) {
-  Impl::stats_check_view<ExecSpace, CView, 1>();
-  Impl::stats_check_view<ExecSpace, RhoView, 1>();
+  Impl::check_view<ExecSpace, CView, 1>();
+  Impl::check_view<ExecSpace, RhoView, 1>();
   static_assert(std::is_floating_point<typename RhoView::value_type>::value, "rho is fp32 or fp64");
-  KOKKOS_ASSERT(counts.extent(0) >= rho.extent(0) && samples > 0);
+  Impl::require(counts.extent(0) >= rho.extent(0) && samples > 0, "terse::success_probabilities: the arguments do not fit (counts.extent(0) >= rho.extent(0) && samples > 0)");
   Kokkos::parallel_for("terse::success_probabilities", Kokkos::RangePolicy<ExecSpace>(space, 0, rho.extent(0)),
                        Impl::SuccessProbabilities<CView, RhoView>{counts, rho, 1.0 / samples});
 }
@@ -543,12 +535,12 @@ struct RhoMNormSumBlocks {
 /// ||g||_rho = sum_i (2 rho_i - 1) |g_i| (seed 001 Def. 1), over i < g.extent(0); accumulated in double.
 template <class ExecSpace, class GView, class RhoView>
 double rho_norm(const ExecSpace& space, const GView& g, const RhoView& rho) {
-  Impl::stats_check_view<ExecSpace, GView, 1>();
-  Impl::stats_check_view<ExecSpace, RhoView, 1>();
-  KOKKOS_ASSERT(rho.extent(0) >= g.extent(0));
+  Impl::check_view<ExecSpace, GView, 1>();
+  Impl::check_view<ExecSpace, RhoView, 1>();
+  Impl::require(rho.extent(0) >= g.extent(0), "terse::rho_norm: the arguments do not fit (rho.extent(0) >= g.extent(0))");
   const std::size_t n = g.extent(0);
   double sum = 0;
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     const std::size_t blocks = (n + Impl::stats_block - 1) / Impl::stats_block;
     Kokkos::parallel_reduce("terse::rho_norm", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
                             Impl::RhoNormBlocks<GView, RhoView>{g, rho, n}, sum);
@@ -563,13 +555,13 @@ double rho_norm(const ExecSpace& space, const GView& g, const RhoView& rho) {
 /// By Lemma 8 each weight is the expected majority-vote sign E[sign(g^(M)_i g_i)]. Accumulated in double.
 template <class ExecSpace, class GView, class RhoView>
 double rho_M_norm(const ExecSpace& space, const GView& g, const RhoView& rho, int M) {
-  Impl::stats_check_view<ExecSpace, GView, 1>();
-  Impl::stats_check_view<ExecSpace, RhoView, 1>();
-  KOKKOS_ASSERT(rho.extent(0) >= g.extent(0) && M >= 1);
+  Impl::check_view<ExecSpace, GView, 1>();
+  Impl::check_view<ExecSpace, RhoView, 1>();
+  Impl::require(rho.extent(0) >= g.extent(0) && M >= 1, "terse::rho_M_norm: the arguments do not fit (rho.extent(0) >= g.extent(0) && M >= 1)");
   const int l = vote_half(M);
   const std::size_t n = g.extent(0);
   double sum = 0;
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     if (l <= incomplete_beta_sum_max_l) {
       const std::size_t blocks = (n + Impl::stats_block - 1) / Impl::stats_block;
       Kokkos::parallel_reduce("terse::rho_M_norm", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
@@ -674,12 +666,12 @@ struct EtaStarBlocks {
 /// (seed 000 Sec. II-B). Returns 0 for an empty batch. Blocks until the value is known.
 template <class ExecSpace, class GradView>
 double eta_star(const ExecSpace& space, const GradView& grads, double L) {
-  Impl::stats_check_view<ExecSpace, GradView, 2>();
+  Impl::check_view<ExecSpace, GradView, 2>();
   const std::size_t m = grads.extent(0), d = grads.extent(1);
   if (m == 0) return 0.0;
   const double inv_m = 1.0 / static_cast<double>(m);
   double sum = 0;
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     const std::size_t blocks = (d + Impl::stats_block - 1) / Impl::stats_block;
     Kokkos::parallel_reduce("terse::eta_star", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
                             Impl::EtaStarBlocks<GradView, void>{grads, 0, inv_m}, sum);
@@ -694,14 +686,14 @@ double eta_star(const ExecSpace& space, const GradView& grads, double L) {
 /// probabilities estimated from the batch grads (m, d): q^_i = #{j : sign grads(j, i) != sign g_i} / m.
 template <class ExecSpace, class GradView, class GView>
 double eta_star(const ExecSpace& space, const GradView& grads, const GView& g, double L) {
-  Impl::stats_check_view<ExecSpace, GradView, 2>();
-  Impl::stats_check_view<ExecSpace, GView, 1>();
+  Impl::check_view<ExecSpace, GradView, 2>();
+  Impl::check_view<ExecSpace, GView, 1>();
   const std::size_t m = grads.extent(0), d = grads.extent(1);
-  KOKKOS_ASSERT(g.extent(0) >= d);
+  Impl::require(g.extent(0) >= d, "terse::eta_star: the arguments do not fit (g.extent(0) >= d)");
   if (m == 0) return 0.0;
   const double inv_m = 1.0 / static_cast<double>(m);
   double sum = 0;
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     const std::size_t blocks = (d + Impl::stats_block - 1) / Impl::stats_block;
     Kokkos::parallel_reduce("terse::eta_star", Kokkos::RangePolicy<ExecSpace>(space, 0, blocks),
                             Impl::EtaStarBlocks<GradView, GView>{grads, g, inv_m}, sum);

@@ -42,6 +42,8 @@
 
 #include <terse_Compat.hpp>
 
+#include "impl/terse_Checks.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -99,9 +101,6 @@ inline constexpr int topk_bins = 1 << topk_digit_bits;
 inline constexpr int topk_above_slot = topk_bins;  // keys whose resolved prefix is above the threshold's
 inline constexpr int topk_slots = topk_bins + 1;
 
-/// True for execution spaces that run on the host (one thread per chunk, private histograms).
-template <class ExecSpace>
-inline constexpr bool topk_host_v = Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
 
 /// The source seen as (index, value) pairs at positions 0..n-1.
 template <class Source, class T>
@@ -459,7 +458,7 @@ class TopKWorkspace {
 
  private:
   static TopKOptions resolved(TopKOptions o) {
-    if (o.chunk == 0) o.chunk = Impl::topk_host_v<ExecSpace> ? 65536 : 32768;
+    if (o.chunk == 0) o.chunk = Impl::host_loops_v<ExecSpace> ? 65536 : 32768;
     return o;
   }
   static std::size_t capacity_of(std::size_t n, std::size_t k, const TopKOptions& o) {
@@ -518,9 +517,9 @@ void top_k_select_impl(const ExecSpace& space, const Source& src, Workspace& ws)
   }
 
   // Host backends: one thread per chunk unless teams are asked for (tests); device backends: teams.
-  bool teams = !topk_host_v<ExecSpace>;
+  bool teams = !host_loops_v<ExecSpace>;
   int team_size = 0;
-  if constexpr (topk_host_v<ExecSpace>) {
+  if constexpr (host_loops_v<ExecSpace>) {
     if (ws.options_.host_team_size > 0) {
       teams = true;
       team_size = ws.options_.host_team_size;
@@ -542,12 +541,12 @@ void top_k_select_impl(const ExecSpace& space, const Source& src, Workspace& ws)
                            team_policy(chunks).set_scratch_size(0, Kokkos::PerTeam(F::scratch_bytes())),
                            F{dom, ws.hist_, len, chunk, digit});
     } else {
-      if constexpr (topk_host_v<ExecSpace>) {
+      if constexpr (host_loops_v<ExecSpace>) {
         Kokkos::parallel_for("terse::top_k_histogram", Range(space, 0, chunks),
                              TopKHistogramHost<Dom, T, hist_view>{dom, ws.hist_, len, chunk, digit});
       }
     }
-    if constexpr (topk_host_v<ExecSpace>) {
+    if constexpr (host_loops_v<ExecSpace>) {
       using F = TopKColumnSumHost<hist_view, count_view>;
       Kokkos::parallel_for("terse::top_k_histogram_sum", Range(space, 0, (topk_slots + F::block - 1) / F::block),
                            F{ws.hist_, ws.global_, chunks});
@@ -579,7 +578,7 @@ void top_k_select_impl(const ExecSpace& space, const Source& src, Workspace& ws)
                            TopKChunkWriteTeam<ExecSpace, Dom, T, count_view, index_view, value_view>{
                                dom, ws.above_, ws.offset_, ws.take_, out_idx, out_val, len, chunk, prefix, mask});
     } else {
-      if constexpr (topk_host_v<ExecSpace>) {
+      if constexpr (host_loops_v<ExecSpace>) {
         Kokkos::parallel_for("terse::top_k_write", Range(space, 0, chunks),
                              TopKChunkWriteHost<Dom, T, count_view, index_view, value_view>{
                                  dom, ws.above_, ws.offset_, ws.take_, out_idx, out_val, len, chunk, prefix, mask});
@@ -679,13 +678,6 @@ struct TopKZero {
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t j) const { y(idx(j)) = 0; }
 };
 
-template <class ExecSpace, class View>
-constexpr void topk_check_access() {
-  static_assert(Kokkos::is_view<View>::value, "terse kernels take Kokkos::View arguments");
-  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename View::memory_space>::accessible,
-                "the view's memory space is not accessible from the execution space");
-  static_assert(View::rank == 1, "top-k kernels take rank-1 views");
-}
 
 }  // namespace Impl
 
@@ -695,12 +687,12 @@ template <class ExecSpace, class IdxView, class ValView, class YView>
 void top_k_scatter_add(const ExecSpace& space, const IdxView& idx, const ValView& val, const YView& y,
                        typename YView::non_const_value_type alpha = 1,
                        std::size_t count = TopKOptions::npos) {
-  Impl::topk_check_access<ExecSpace, IdxView>();
-  Impl::topk_check_access<ExecSpace, ValView>();
-  Impl::topk_check_access<ExecSpace, YView>();
+  Impl::check_view<ExecSpace, IdxView>();
+  Impl::check_view<ExecSpace, ValView>();
+  Impl::check_view<ExecSpace, YView>();
   static_assert(std::is_integral<typename IdxView::value_type>::value, "indices are integers");
   if (count == TopKOptions::npos) count = idx.extent(0);
-  KOKKOS_ASSERT(count <= idx.extent(0) && count <= val.extent(0));
+  Impl::require(count <= idx.extent(0) && count <= val.extent(0), "terse::top_k_scatter_add: the arguments do not fit (count <= idx.extent(0) && count <= val.extent(0))");
   Kokkos::parallel_for("terse::top_k_scatter_add", Kokkos::RangePolicy<ExecSpace>(space, 0, count),
                        Impl::TopKScatterAdd<IdxView, ValView, YView>{idx, val, y, alpha});
 }
@@ -709,11 +701,11 @@ void top_k_scatter_add(const ExecSpace& space, const IdxView& idx, const ValView
 /// e <- p - C(p) computed in place on p (seed 004 Sec. 4).
 template <class ExecSpace, class IdxView, class YView>
 void top_k_zero(const ExecSpace& space, const IdxView& idx, const YView& y, std::size_t count = TopKOptions::npos) {
-  Impl::topk_check_access<ExecSpace, IdxView>();
-  Impl::topk_check_access<ExecSpace, YView>();
+  Impl::check_view<ExecSpace, IdxView>();
+  Impl::check_view<ExecSpace, YView>();
   static_assert(std::is_integral<typename IdxView::value_type>::value, "indices are integers");
   if (count == TopKOptions::npos) count = idx.extent(0);
-  KOKKOS_ASSERT(count <= idx.extent(0));
+  Impl::require(count <= idx.extent(0), "terse::top_k_zero: the arguments do not fit (count <= idx.extent(0))");
   Kokkos::parallel_for("terse::top_k_zero", Kokkos::RangePolicy<ExecSpace>(space, 0, count),
                        Impl::TopKZero<IdxView, YView>{idx, y});
 }

@@ -62,6 +62,8 @@
 
 #include <terse_Compat.hpp>
 
+#include "impl/terse_Checks.hpp"
+
 #include <cstddef>
 #include <type_traits>
 
@@ -79,10 +81,7 @@ namespace Impl {
 
 template <class ExecSpace, class View>
 constexpr void check_update_view() {
-  static_assert(Kokkos::is_view<View>::value, "terse update kernels take Kokkos::View arguments");
-  static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename View::memory_space>::accessible,
-                "the view's memory space is not accessible from the execution space");
-  static_assert(View::rank == 1, "terse update kernels take rank-1 views");
+  check_view<ExecSpace, View>();
   static_assert(std::is_floating_point<typename View::non_const_value_type>::value,
                 "terse update kernels take fp32 or fp64 views");
 }
@@ -101,9 +100,6 @@ constexpr void check_update_views() {
 /// (too many run-time alias checks). Device backends map one thread to one coordinate.
 inline constexpr std::size_t update_block_size = 4096;
 
-template <class ExecSpace>
-inline constexpr bool update_blocks_v =
-    Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
 
 /// Runs f.apply(i, coefs) over one block of coordinates, with coefs held in a local copy.
 template <class Functor>
@@ -120,7 +116,7 @@ struct UpdateBlocks {
 
 template <class ExecSpace, class Functor>
 void launch_update(const char* label, const ExecSpace& space, std::size_t n, const Functor& f) {
-  if constexpr (update_blocks_v<ExecSpace>) {
+  if constexpr (host_loops_v<ExecSpace>) {
     const std::size_t blocks = (n + update_block_size - 1) / update_block_size;
     Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(space, 0, blocks), UpdateBlocks<Functor>{f, n});
   } else {
@@ -307,7 +303,7 @@ template <class ExecSpace, class XView, class GView>
 void sgd_step(const ExecSpace& space, const XView& x, const GView& g, double lr) {
   Impl::check_update_views<ExecSpace, XView, GView>();
   using T = typename XView::non_const_value_type;
-  KOKKOS_ASSERT(g.extent(0) == x.extent(0));
+  Impl::require(g.extent(0) == x.extent(0), "terse::sgd_step: the arguments do not fit (g.extent(0) == x.extent(0))");
   Impl::launch_update("terse::sgd_step", space, x.extent(0), Impl::UpdateSgd<XView, GView>{x, g, {static_cast<T>(lr)}});
 }
 
@@ -321,7 +317,7 @@ void amsgrad_step(const ExecSpace& space, const XView& x, const MView& m, const 
   Impl::check_update_views<ExecSpace, XView, MView, VView, VHView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(m.extent(0) == n && v.extent(0) == n && v_hat.extent(0) == n && g.extent(0) == n);
+  Impl::require(m.extent(0) == n && v.extent(0) == n && v_hat.extent(0) == n && g.extent(0) == n, "terse::amsgrad_step: the arguments do not fit (m.extent(0) == n && v.extent(0) == n && v_hat.extent(0) == n && g.extent(0) == n)");
   Impl::launch_update("terse::amsgrad_step", space, n,
                       Impl::UpdateAmsgrad<XView, MView, VView, VHView, GView>{
                           x, m, v, v_hat, g,
@@ -338,7 +334,7 @@ void adam_step(const ExecSpace& space, const XView& x, const MView& m, const VVi
   Impl::check_update_views<ExecSpace, XView, MView, VView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(m.extent(0) == n && v.extent(0) == n && g.extent(0) == n);
+  Impl::require(m.extent(0) == n && v.extent(0) == n && g.extent(0) == n, "terse::adam_step: the arguments do not fit (m.extent(0) == n && v.extent(0) == n && g.extent(0) == n)");
   Impl::launch_update("terse::adam_step", space, n,
                       Impl::UpdateAdam<XView, MView, VView, GView>{
                           x, m, v, g,
@@ -352,7 +348,7 @@ template <class ExecSpace, class MView, class GView>
 void momentum_blend(const ExecSpace& space, const MView& m, const GView& g, double beta1) {
   Impl::check_update_views<ExecSpace, GView, MView>();
   using T = typename GView::non_const_value_type;
-  KOKKOS_ASSERT(m.extent(0) == g.extent(0));
+  Impl::require(m.extent(0) == g.extent(0), "terse::momentum_blend: the arguments do not fit (m.extent(0) == g.extent(0))");
   Impl::launch_update("terse::momentum_blend", space, g.extent(0),
                       Impl::UpdateMomentumBlend<MView, GView>{m, g, {static_cast<T>(beta1), static_cast<T>(1.0 - beta1)}});
 }
@@ -365,7 +361,7 @@ void frozen_adam_step(const ExecSpace& space, const XView& x, const MView& m, co
   Impl::check_update_views<ExecSpace, XView, MView, VView, UView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(m.extent(0) == n && v.extent(0) == n && u.extent(0) == n);
+  Impl::require(m.extent(0) == n && v.extent(0) == n && u.extent(0) == n, "terse::frozen_adam_step: the arguments do not fit (m.extent(0) == n && v.extent(0) == n && u.extent(0) == n)");
   Impl::launch_update("terse::frozen_adam_step", space, n,
                       Impl::UpdateFrozenAdam<XView, MView, VView, UView>{x, m, v, u, {static_cast<T>(lr), static_cast<T>(nu)}});
 }
@@ -378,7 +374,7 @@ void adagrad_step(const ExecSpace& space, const XView& x, const AView& accum, co
   Impl::check_update_views<ExecSpace, XView, AView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(accum.extent(0) == n && g.extent(0) == n);
+  Impl::require(accum.extent(0) == n && g.extent(0) == n, "terse::adagrad_step: the arguments do not fit (accum.extent(0) == n && g.extent(0) == n)");
   Impl::launch_update("terse::adagrad_step", space, n,
                       Impl::UpdateAdagrad<XView, AView, GView>{x, accum, g,
                                                                {static_cast<T>(lr), static_cast<T>(eps * eps)}});
@@ -396,8 +392,8 @@ void adaalter_local_step(const ExecSpace& space, const XView& x, const DView& de
   Impl::check_update_views<ExecSpace, XView, DView, AView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  KOKKOS_ASSERT(denom.extent(0) == n && accum.extent(0) == n && g.extent(0) == n);
-  KOKKOS_ASSERT(local_index >= 1);
+  Impl::require(denom.extent(0) == n && accum.extent(0) == n && g.extent(0) == n, "terse::adaalter_local_step: the arguments do not fit (denom.extent(0) == n && accum.extent(0) == n && g.extent(0) == n)");
+  Impl::require(local_index >= 1, "terse::adaalter_local_step: the arguments do not fit (local_index >= 1)");
   Impl::launch_update("terse::adaalter_local_step", space, n,
                       Impl::UpdateAdaAlterLocal<XView, DView, AView, GView>{
                           x, denom, accum, g,
@@ -412,7 +408,7 @@ template <class ExecSpace, class DView, class AView>
 void adaalter_sync_denominators(const ExecSpace& space, const DView& denom, const AView& accum, double inv_count) {
   Impl::check_update_views<ExecSpace, DView, AView>();
   using T = typename DView::non_const_value_type;
-  KOKKOS_ASSERT(accum.extent(0) == denom.extent(0));
+  Impl::require(accum.extent(0) == denom.extent(0), "terse::adaalter_sync_denominators: the arguments do not fit (accum.extent(0) == denom.extent(0))");
   Impl::launch_update("terse::adaalter_sync_denominators", space, denom.extent(0),
                       Impl::UpdateAdaAlterSync<DView, AView>{denom, accum, {static_cast<T>(inv_count)}});
 }

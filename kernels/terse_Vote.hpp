@@ -133,8 +133,8 @@ template <class ExecSpace, class SignsView, class VoteView, class TieView>
 void majority_vote(const ExecSpace& space, const SignsView& signs, const VoteView& vote, const TieView& tie) {
   static_assert(SignsView::rank == 2, "majority_vote takes a (voters, words) view");
   static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename SignsView::memory_space>::accessible, "");
-  Impl::check_access<ExecSpace, VoteView>();
-  Impl::check_access<ExecSpace, TieView>();
+  Impl::check_view<ExecSpace, VoteView>();
+  Impl::check_view<ExecSpace, TieView>();
   Impl::require(signs.extent(0) >= 1 && signs.extent(0) < (std::size_t(1) << 31),
                 "terse::majority_vote: needs 1 .. 2^31 - 1 voters");
   const int n_voters = static_cast<int>(signs.extent(0));
@@ -150,7 +150,7 @@ void majority_vote(const ExecSpace& space, const SignsView& signs, const VoteVie
     case 4: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 4>{signs, vote, tie, n_voters, 4}); break;
     case 5: Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView, 5>{signs, vote, tie, n_voters, 5}); break;
     default:
-      if constexpr (Impl::word_loops_v<ExecSpace>) {
+      if constexpr (Impl::host_loops_v<ExecSpace>) {
         if (!Impl::device_paths_on_host()) {
           Kokkos::parallel_for("terse::majority_vote", policy, Impl::MajorityVote<SignsView, VoteView, TieView>{signs, vote, tie, n_voters, planes});
           return;
@@ -212,12 +212,12 @@ struct SignApplyVotedWords {
 template <class ExecSpace, class WView, class XView>
 void sign_apply_voted(const ExecSpace& space, const WView& vote, const WView& tie, const XView& x,
                       typename XView::non_const_value_type step) {
-  Impl::check_access<ExecSpace, WView>();
-  Impl::check_access<ExecSpace, XView>();
+  Impl::check_view<ExecSpace, WView>();
+  Impl::check_view<ExecSpace, XView>();
   Impl::require(vote.extent(0) >= packed_words(x.extent(0)) && tie.extent(0) >= packed_words(x.extent(0)),
                 "terse::sign_apply_voted: vote and tie need packed_words(x.extent(0)) words");
   const std::size_t n = x.extent(0);
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     Kokkos::parallel_for("terse::sign_apply_voted", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                          Impl::SignApplyVotedWords<WView, XView>{vote, tie, x, step, n});
   } else {
@@ -296,14 +296,14 @@ void sign_mean(const ExecSpace& space, const SignsView& signs, const ScalesView&
                double inv_count, bool accumulate = false) {
   static_assert(SignsView::rank == 2, "sign_mean takes a (voters, words) view");
   static_assert(Kokkos::SpaceAccessibility<ExecSpace, typename SignsView::memory_space>::accessible, "");
-  Impl::check_access<ExecSpace, OutView>();
-  Impl::check_access<ExecSpace, ScalesView>();
+  Impl::check_view<ExecSpace, OutView>();
+  Impl::check_view<ExecSpace, ScalesView>();
   Impl::require(scales.extent(0) == signs.extent(0), "terse::sign_mean: one scale per voter");
   Impl::require(signs.extent(1) >= packed_words(out.extent(0)), "terse::sign_mean: out is longer than the signs");
   using T = typename OutView::non_const_value_type;
   const std::size_t n = out.extent(0);
   const Impl::SignMean<SignsView, ScalesView, OutView> coords{signs, scales, out, static_cast<T>(inv_count), accumulate};
-  if constexpr (Impl::word_loops_v<ExecSpace>) {
+  if constexpr (Impl::host_loops_v<ExecSpace>) {
     Kokkos::parallel_for("terse::sign_mean", Kokkos::RangePolicy<ExecSpace>(space, 0, packed_words(n)),
                          Impl::SignMeanWords<SignsView, ScalesView, OutView>{coords, n});
   } else {

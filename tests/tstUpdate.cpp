@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace {
@@ -85,6 +87,28 @@ void check_sgd(std::size_t d) {
     for (std::size_t i = 0; i < d; ++i) x_ref[i] = x_ref[i] - lr * g[i];
     expect_match<ExecSpace>(to_host(x), x_ref, "x", s + 1);
   }
+}
+
+// A wrong size is refused in release builds too (the kernels check with Impl::require, not KOKKOS_ASSERT, which
+// NDEBUG compiles out): a mismatched view throws std::invalid_argument naming the kernel, and writes nothing.
+TYPED_TEST(Update, WrongSizesAreRefusedInReleaseBuilds) {
+  using Exec = TypeParam;
+  using V = Kokkos::View<float*, typename Exec::memory_space>;
+  V x("x", 10), g("g", 9), m("m", 10), v("v", 10), v_hat("v_hat", 10), acc("acc", 9);
+  Kokkos::deep_copy(x, 1.0f);
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("nothing thrown");
+  };
+  EXPECT_NE(message([&] { sgd_step(Exec(), x, g, 0.1); }).find("terse::sgd_step"), std::string::npos);
+  EXPECT_NE(message([&] { amsgrad_step(Exec(), x, m, v, v_hat, g, AmsgradParams{0.1}); }).find("terse::amsgrad_step"),
+            std::string::npos);
+  EXPECT_NE(message([&] { adagrad_step(Exec(), x, acc, x, 0.1, 1e-8); }).find("terse::adagrad_step"), std::string::npos);
+  for (float xi : to_host(x)) EXPECT_EQ(xi, 1.0f);
 }
 
 TYPED_TEST(Update, SgdMatchesScalarLoop) {

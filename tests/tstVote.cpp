@@ -249,7 +249,7 @@ TYPED_TEST(SignMean, VoterOrderDoesNotMatterForExactlyRepresentableScales) {
 // scalar sum and so the word functor, bit for bit. (On device backends sign_mean is the per-coordinate functor
 // already, which the tests above check.)
 TYPED_TEST(SignMean, DevicePathFunctorMatchesTheWordFunctorBitwise) {
-  if constexpr (!terse::Impl::word_loops_v<TypeParam>) {
+  if constexpr (!terse::Impl::host_loops_v<TypeParam>) {
     GTEST_SKIP() << "sign_mean runs the per-coordinate functor here";
   } else {
     using Mem = typename TypeParam::memory_space;

@@ -16,6 +16,8 @@
 
 #include <terse_Compat.hpp>
 
+#include "terse_Checks.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -69,13 +71,9 @@ struct WordPartialReducer {
   KOKKOS_INLINE_FUNCTION bool references_scalar() const { return true; }
 };
 
-/// Whether an execution space takes the host word loops (Serial, OpenMP, Threads: whole words per work item,
-/// contiguous and vectorisable) or the device paths (the lanes above for kernels that read coordinates and
-/// write words; one thread per coordinate for kernels that read words and write coordinates, so neighbouring
-/// threads touch neighbouring addresses). Chosen by the execution space, not its memory space, which is
-/// host-accessible for CUDA UVM too.
-template <class ExecSpace>
-inline constexpr bool word_loops_v = Kokkos::SpaceAccessibility<ExecSpace, Kokkos::HostSpace>::accessible;
+// host_loops_v (impl/terse_Checks.hpp) decides between the host word loops and these device paths: the lanes
+// above for kernels that read coordinates and write words; one thread per coordinate for kernels that read
+// words and write coordinates, so neighbouring threads touch neighbouring addresses.
 
 /// Test hook: while a DevicePathsOnHost(true) lives, host backends run the device paths (the lanes) of the
 /// kernels that have one, so the CPU test suite checks them against the same references bit for bit
@@ -99,7 +97,7 @@ class DevicePathsOnHost {
 /// each on devices; one thread per team on host backends (there the lanes run one after another).
 template <class ExecSpace>
 Kokkos::TeamPolicy<ExecSpace> word_lanes_policy(const ExecSpace& space, std::size_t words) {
-  const int team = word_loops_v<ExecSpace> ? 1 : lane_words_per_team;
+  const int team = host_loops_v<ExecSpace> ? 1 : lane_words_per_team;
   const std::size_t league = (words + team - 1) / team;
   if (league > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw std::invalid_argument("terse: a vector of " + std::to_string(words) + " words exceeds a team policy's league");
