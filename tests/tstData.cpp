@@ -1,4 +1,4 @@
-// Tests of the data readers (drivers/terse_Data.hpp): LibSVM parsing and its error messages, binary labels,
+// Tests of the data readers (drivers/io/terse_Data.hpp): LibSVM parsing and its error messages, binary labels,
 // IDX files (gzip and raw, written here with zlib), Fashion-MNIST (the Debian files, when installed) and the
 // row partition of the driver issue. Small files are written to a temporary directory per test.
 #include <terse_Data.hpp>

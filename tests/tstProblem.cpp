@@ -1,4 +1,4 @@
-// The problems of `terse run` (drivers/terse_Problem.hpp) against plain double-precision scalar references of
+// The problems of `terse run` (drivers/problems/terse_Problem.hpp) against plain double-precision scalar references of
 // their objectives written in this file from the seed papers' formulas (seed 000 Sec. III, seed 001 Sec. 5.1,
 // seed 004 eq. (7.1), and the documented one-hidden-layer MLP), on every backend:
 //   * objectives against the references, gradients against central finite differences of the references;

@@ -1,0 +1,526 @@
+// terse_Mlp.cpp: the one-hidden-layer network on Fashion-MNIST (seed 004 Sec. 7.2 in small);
+// terse_Problem.hpp has the formulas, terse_ProblemBase.hpp the parts the problems share.
+#include "terse_ProblemBase.hpp"
+
+namespace terse {
+namespace Impl {
+namespace problem {
+
+// ------------------------------------------------------------------------------------------------------ mlp
+
+inline constexpr int mlp_max_classes = 16;
+inline constexpr std::uint64_t mlp_chunk = 256;  ///< rows per chunk of the forward/backward kernels
+
+/// Offsets of the parameter blocks in x: W1 (H x P), b1 (H), W2 (K x H), b2 (K).
+struct MlpLayout {
+  std::uint64_t P = 0, H = 0, K = 0;
+  std::uint64_t b1 = 0, W2 = 0, b2 = 0, d = 0;
+  static MlpLayout make(std::uint64_t P, std::uint64_t H, std::uint64_t K) {
+    MlpLayout L;
+    L.P = P, L.H = H, L.K = K;
+    L.b1 = H * P;
+    L.W2 = L.b1 + H;
+    L.b2 = L.W2 + K * H;
+    L.d = L.b2 + K;
+    return L;
+  }
+};
+
+/// The rows of a chunk: contiguous (local row start + c) or sample rows b0 + c of a worker's batch.
+template <class Mem>
+struct MlpChunkRows {
+  Kokkos::View<std::uint64_t*, Mem> rows_out;
+  SampleRows rows;
+  std::uint64_t start, b0;
+  bool contiguous;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const { rows_out(c) = contiguous ? start + c : rows(b0 + c); }
+};
+
+/// Z(c, h) = b1_h + sum_p W1(h, p) a(r_c, p). The dot product is summed in 8 interleaved partial sums (p mod 8,
+/// p increasing) combined by a fixed tree: a fixed order on every backend that breaks the add latency chain and
+/// vectorises on the host.
+template <class Mem, class XV>
+struct MlpHidden {
+  MlpLayout L;
+  XV x;
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
+  Kokkos::View<const std::uint64_t*, Mem> rows;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
+    const std::uint64_t c = t / L.H, h = t % L.H;
+    const float* w = x.data() + h * L.P;
+    const float* a = &feats(rows(c), 0);
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::uint64_t p = 0;
+    for (; p + 8 <= L.P; p += 8)
+      for (int q = 0; q < 8; ++q) s[q] += static_cast<double>(w[p + q]) * a[p + q];
+    for (int q = 0; p + q < L.P; ++q) s[q] += static_cast<double>(w[p + q]) * a[p + q];
+    Z(c, h) = static_cast<double>(x(L.b1 + h)) + combine8(s);
+  }
+};
+
+/// Logits o_k = b2_k + sum_h W2(k, h) relu(Z(c, h)) of chunk row c into o[0..K).
+template <class Mem, class XV>
+KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x,
+                                       const Kokkos::View<double**, Kokkos::LayoutRight, Mem>& Z, std::uint64_t c,
+                                       double* o) {
+  for (std::uint64_t k = 0; k < L.K; ++k) {
+    double s = x(L.b2 + k);
+    for (std::uint64_t h = 0; h < L.H; ++h) {
+      const double z = Z(c, h);
+      if (z > 0) s += static_cast<double>(x(L.W2 + k * L.H + h)) * z;
+    }
+    o[k] = s;
+  }
+}
+
+/// Softmax cross-entropy of chunk row c: D2(c, k) = p_k - [k == y]; loss(r_c) = logsumexp(o) - o_y when wanted.
+template <class Mem, class XV>
+struct MlpOutput {
+  MlpLayout L;
+  XV x;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
+  Kokkos::View<const std::int32_t*, Mem> labels;
+  Kokkos::View<const std::uint64_t*, Mem> rows;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
+  Kokkos::View<double*, Mem> loss;
+  bool want_loss;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
+    double o[mlp_max_classes];
+    mlp_logits<Mem>(L, x, Z, c, o);
+    double m = o[0];
+    for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
+    double s = 0;
+    for (std::uint64_t k = 0; k < L.K; ++k) s += compat::exp(o[k] - m);
+    const double lse = m + compat::log(s);
+    const std::uint64_t r = rows(c);
+    const std::int32_t y = labels(r);
+    for (std::uint64_t k = 0; k < L.K; ++k)
+      D2(c, k) = compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0);
+    if (want_loss) loss(r) = lse - o[y];
+  }
+};
+
+/// D1(c, h) = [Z(c, h) > 0] sum_k W2(k, h) D2(c, k).
+template <class Mem, class XV>
+struct MlpBackHidden {
+  MlpLayout L;
+  XV x;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z, D2, D1;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
+    const std::uint64_t c = t / L.H, h = t % L.H;
+    double s = 0;
+    if (Z(c, h) > 0)
+      for (std::uint64_t k = 0; k < L.K; ++k) s += static_cast<double>(x(L.W2 + k * L.H + h)) * D2(c, k);
+    D1(c, h) = s;
+  }
+};
+
+/// The gradient term of parameter o for chunk row c.
+template <class Mem>
+struct MlpTerms {
+  MlpLayout L;
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
+  Kokkos::View<const std::uint64_t*, Mem> rows;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z, D1, D2;
+
+  KOKKOS_INLINE_FUNCTION double term(std::uint64_t o, std::uint64_t c) const {
+    if (o < L.b1) return D1(c, o / L.P) * feats(rows(c), o % L.P);
+    if (o < L.W2) return D1(c, o - L.b1);
+    if (o < L.b2) {
+      const std::uint64_t k = (o - L.W2) / L.H, h = (o - L.W2) % L.H;
+      const double z = Z(c, h);
+      return z > 0 ? D2(c, k) * z : 0.0;
+    }
+    return D2(c, o - L.b2);
+  }
+};
+
+/// acc(o) (+)= sum_{c < chunk} term(o, c), c increasing, for every parameter o. Index t < H * groups: W1(h, p)
+/// for the G consecutive pixels p of group t % groups (G independent sums, contiguous loads: vectorised on the
+/// host; G = 1 on devices, one thread per parameter); t >= H * groups: one of the other parameters. The order
+/// of each parameter's sum does not depend on G, so host and device groupings give the same sums. Rows whose
+/// hidden unit is inactive (D1 = 0) add nothing and are skipped.
+template <class Mem, int G>
+struct MlpAccumulate {
+  MlpTerms<Mem> t;
+  Kokkos::View<double*, Mem> acc;
+  std::uint64_t chunk, groups;
+  bool first;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    const MlpLayout& L = t.L;
+    if (i >= L.H * groups) {
+      const std::uint64_t o = L.b1 + (i - L.H * groups);
+      double s = first ? 0.0 : acc(o);
+      for (std::uint64_t c = 0; c < chunk; ++c) s += t.term(o, c);
+      acc(o) = s;
+      return;
+    }
+    const std::uint64_t h = i / groups, p0 = (i % groups) * G;
+    const std::uint64_t n = L.P - p0 < G ? L.P - p0 : G;
+    double* out = acc.data() + h * L.P + p0;
+    double s[G];
+    for (int q = 0; q < G; ++q) s[q] = (first || static_cast<std::uint64_t>(q) >= n) ? 0.0 : out[q];
+    for (std::uint64_t c = 0; c < chunk; ++c) {
+      const double d = t.D1(c, h);
+      if (d == 0) continue;
+      const float* a = &t.feats(t.rows(c), p0);
+      if (n == G) {
+        for (int q = 0; q < G; ++q) s[q] += d * a[q];
+      } else {
+        for (std::uint64_t q = 0; q < n; ++q) s[q] += d * a[q];
+      }
+    }
+    for (std::uint64_t q = 0; q < n; ++q) out[q] = s[q];
+  }
+};
+
+/// G(b0 + c, o) = term(o, c).
+template <class Mem, class MV>
+struct MlpSamples {
+  MlpTerms<Mem> t;
+  MV G;
+  std::uint64_t b0;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const {
+    const std::uint64_t c = i / t.L.d, o = i % t.L.d;
+    G(b0 + c, o) = static_cast<float>(t.term(o, c));
+  }
+};
+
+/// Number of chunk rows whose argmax of the logits (the first maximum) is the label.
+template <class Mem, class XV>
+struct MlpCorrect {
+  using value_type = std::uint64_t;
+  MlpLayout L;
+  XV x;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
+  Kokkos::View<const std::int32_t*, Mem> labels;
+  Kokkos::View<const std::uint64_t*, Mem> rows;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
+    double o[mlp_max_classes];
+    mlp_logits<Mem>(L, x, Z, c, o);
+    std::uint64_t best = 0;
+    for (std::uint64_t k = 1; k < L.K; ++k)
+      if (o[k] > o[best]) best = k;
+    if (static_cast<std::int32_t>(best) == labels(rows(c))) ++n;
+  }
+};
+
+/// W1 ~ U(-s1, s1), W2 ~ U(-s2, s2), biases 0.
+template <class XV>
+struct MlpInit {
+  MlpLayout L;
+  XV x;
+  CounterRng rng;
+  double s1, s2;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t o) const {
+    double v = 0;
+    if (o < L.b1) v = s1 * (2.0 * rng.uniform(0, 0, o) - 1.0);
+    else if (o >= L.W2 && o < L.b2) v = s2 * (2.0 * rng.uniform(0, 0, o) - 1.0);
+    x(o) = static_cast<float>(v);
+  }
+};
+
+
+}  // namespace problem
+}  // namespace Impl
+
+namespace problem_detail {
+
+// ------------------------------------------------------------------------------------------------------ mlp
+
+/// Local rows of a dense dataset on the device.
+template <class Mem>
+struct DenseRows {
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
+  Kokkos::View<const std::int32_t*, Mem> labels;
+  std::uint64_t size() const { return labels.extent(0); }
+};
+
+template <class Mem>
+DenseRows<Mem> upload_rows(const DenseDataset& data, RowRange range, const std::string& label) {
+  const std::uint64_t n = range.size(), P = data.dim;
+  Kokkos::View<float**, Kokkos::LayoutRight, Mem> feats(Kokkos::ViewAllocateWithoutInitializing(label + "_features"),
+                                                        n, P);
+  auto fh = Kokkos::create_mirror_view(feats);
+  for (std::uint64_t r = 0; r < n; ++r)
+    for (std::uint64_t p = 0; p < P; ++p) fh(r, p) = data.features[(range.begin + r) * P + p];
+  Kokkos::deep_copy(feats, fh);
+  std::vector<std::int32_t> labels(data.labels.begin() + range.begin, data.labels.begin() + range.end);
+  return DenseRows<Mem>{feats, upload<Mem>(labels, label + "_labels")};
+}
+
+template <class ExecSpace>
+class Mlp final : public ProblemBase<ExecSpace> {
+  using Base = ProblemBase<ExecSpace>;
+
+ public:
+  using typename Base::const_vector_type;
+  using typename Base::matrix_type;
+  using typename Base::vector_type;
+  using Mem = typename ExecSpace::memory_space;
+  using Mat = Kokkos::View<double**, Kokkos::LayoutRight, Mem>;
+
+  /// train, test: this rank's rows; n_train, n_test: the global counts.
+  Mlp(DenseRows<Mem> train, std::uint64_t n_train, DenseRows<Mem> test, std::uint64_t n_test, std::uint64_t P,
+      int K, std::int64_t hidden, const WorkerRange& wr, std::string source)
+      : Base(wr), train_(train), test_(test), n_(n_train), n_test_(n_test), source_(std::move(source)) {
+    if (hidden < 1) throw std::invalid_argument("mlp: hidden must be >= 1");
+    if (K < 2 || K > mlp_max_classes) throw std::invalid_argument("mlp: 2 to 16 classes");
+    L_ = MlpLayout::make(P, static_cast<std::uint64_t>(hidden), static_cast<std::uint64_t>(K));
+    lr_ = local_rows(n_, wr, source_);
+    rows_ = Kokkos::View<std::uint64_t*, Mem>("terse::mlp::rows", mlp_chunk);
+    Z_ = Mat("terse::mlp::Z", mlp_chunk, L_.H);
+    D1_ = Mat("terse::mlp::D1", mlp_chunk, L_.H);
+    D2_ = Mat("terse::mlp::D2", mlp_chunk, L_.K);
+    loss_ = Kokkos::View<double*, Mem>("terse::mlp::loss", train_.size());
+    acc_ = Kokkos::View<double*, Mem>("terse::mlp::acc", L_.d);
+    sum_ = SumWorkspace<ExecSpace>(std::max<std::uint64_t>(train_.size(), 1));
+  }
+
+  ProblemKind kind() const override { return ProblemKind::mlp; }
+  std::string description() const override {
+    return "one-hidden-layer MLP (" + std::to_string(L_.P) + "-" + std::to_string(L_.H) + "-" + std::to_string(L_.K) +
+           ", ReLU, softmax cross-entropy) on " + source_ + ": " + std::to_string(n_) + " training rows, " +
+           std::to_string(n_test_) + " test rows, d = " + std::to_string(L_.d);
+  }
+  std::size_t dim() const override { return L_.d; }
+  std::uint64_t rows() const override { return n_; }
+  std::uint64_t worker_rows(int w) const override {
+    this->check_worker(w);
+    const int lw = w - this->workers_.first;
+    return lr_.block[lw + 1] - lr_.block[lw];
+  }
+  std::int64_t batch_rows(int w, const Batch& batch) const override {
+    this->check_batch(batch);
+    const std::uint64_t n = worker_rows(w);
+    return batch.full ? static_cast<std::int64_t>(n) : batch.size;
+  }
+  void initial_model(const vector_type& x, std::uint64_t seed) override {
+    this->check_vector(x, "x");
+    Kokkos::parallel_for("terse::mlp::initial_model", this->policy(L_.d),
+                         MlpInit<vector_type>{L_, x, CounterRng{seed, static_cast<std::uint32_t>(RandomStream::initial_model)},
+                                              1.0 / std::sqrt(static_cast<double>(L_.P)),
+                                              1.0 / std::sqrt(static_cast<double>(L_.H))});
+    this->space_.fence();
+  }
+  double local_loss_sum(const const_vector_type& x) override {
+    this->check_vector(x, "x");
+    const std::uint64_t n = train_.size();
+    for (std::uint64_t s = 0; s < n; s += mlp_chunk)
+      forward(x, train_, contiguous(s), std::min(mlp_chunk, n - s), true);
+    deterministic_sum(this->space_, loss_, n, sum_);
+    return sum_.host_result();
+  }
+  void local_grad_sum(const const_vector_type& x, const vector_type& g) override {
+    this->check_vector(x, "x");
+    this->check_vector(g, "g");
+    const std::uint64_t n = train_.size();
+    for (std::uint64_t s = 0; s < n; s += mlp_chunk) {
+      const std::uint64_t c = std::min(mlp_chunk, n - s);
+      forward(x, train_, contiguous(s), c, false);
+      backward(x, c, s == 0);
+    }
+    finish_acc(g, 1.0);
+    this->space_.fence();
+  }
+  double finish_loss(double global_sum, const const_vector_type&) override {
+    return global_sum / static_cast<double>(n_);
+  }
+  void finish_grad(const vector_type& g, const const_vector_type& x) override {
+    this->check_vector(x, "x");
+    this->check_vector(g, "g");
+    Kokkos::parallel_for("terse::mlp::finish_grad", this->policy(L_.d),
+                         ScaleAddRegulariser<const_vector_type, vector_type>{x, g, 1.0 / static_cast<double>(n_), 0.0});
+    this->space_.fence();
+  }
+
+  void stochastic_gradient(const const_vector_type& x, int w, std::uint64_t k, const Batch& batch, std::uint64_t seed,
+                           const vector_type& g) override {
+    this->check_step(x, w, batch);
+    this->check_vector(g, "g");
+    const std::uint64_t B = static_cast<std::uint64_t>(batch_rows(w, batch));
+    const SampleRows rows = sample_rows(w, k, batch, seed);
+    for (std::uint64_t b0 = 0; b0 < B; b0 += mlp_chunk) {
+      const std::uint64_t c = std::min(mlp_chunk, B - b0);
+      forward(x, train_, sampled(rows, b0), c, false);
+      backward(x, c, b0 == 0);
+    }
+    finish_acc(g, 1.0 / static_cast<double>(B));
+    this->space_.fence();
+  }
+  void per_sample_gradients(const const_vector_type& x, int w, std::uint64_t k, const Batch& batch,
+                            std::uint64_t seed, const matrix_type& G) override {
+    this->check_step(x, w, batch);
+    this->check_samples(G, w, batch);
+    const std::uint64_t B = G.extent(0);
+    const SampleRows rows = sample_rows(w, k, batch, seed);
+    for (std::uint64_t b0 = 0; b0 < B; b0 += mlp_chunk) {
+      const std::uint64_t c = std::min(mlp_chunk, B - b0);
+      forward(x, train_, sampled(rows, b0), c, false);
+      delta_hidden(x, c);
+      Kokkos::parallel_for("terse::mlp::per_sample_gradients", this->policy(c * L_.d),
+                           MlpSamples<Mem, matrix_type>{terms(train_), G, b0});
+    }
+    this->space_.fence();
+  }
+
+  std::uint64_t test_rows() const override { return n_test_; }
+  std::optional<std::uint64_t> local_test_correct(const const_vector_type& x) override {
+    this->check_vector(x, "x");
+    std::uint64_t total = 0;
+    const std::uint64_t n = test_.size();
+    for (std::uint64_t s = 0; s < n; s += mlp_chunk) {
+      const std::uint64_t c = std::min(mlp_chunk, n - s);
+      chunk_rows(contiguous(s), c);
+      hidden(x, test_, c);
+      std::uint64_t correct = 0;
+      Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
+                              MlpCorrect<Mem, const_vector_type>{L_, x, Z_, test_.labels, rows_}, correct);
+      total += correct;
+    }
+    return total;
+  }
+
+ private:
+  static CounterRng select(std::uint64_t seed) {
+    return CounterRng{seed, static_cast<std::uint32_t>(RandomStream::sample_selection)};
+  }
+  SampleRows sample_rows(int w, std::uint64_t k, const Batch& batch, std::uint64_t seed) const {
+    const int lw = w - this->workers_.first;
+    const std::uint64_t r0 = lr_.block[lw], r1 = lr_.block[lw + 1];
+    return SampleRows{select(seed), k, static_cast<std::uint32_t>(w), r0, r1 - r0, batch.full};
+  }
+  static MlpChunkRows<Mem> contiguous(std::uint64_t start) { return MlpChunkRows<Mem>{{}, SampleRows{}, start, 0, true}; }
+  static MlpChunkRows<Mem> sampled(const SampleRows& rows, std::uint64_t b0) {
+    return MlpChunkRows<Mem>{{}, rows, 0, b0, false};
+  }
+  void chunk_rows(MlpChunkRows<Mem> f, std::uint64_t c) {
+    f.rows_out = rows_;
+    Kokkos::parallel_for("terse::mlp::chunk_rows", this->policy(c), f);
+  }
+  void hidden(const const_vector_type& x, const DenseRows<Mem>& data, std::uint64_t c) {
+    Kokkos::parallel_for("terse::mlp::hidden", this->policy(c * L_.H),
+                         MlpHidden<Mem, const_vector_type>{L_, x, data.feats, rows_, Z_});
+  }
+  void forward(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
+               bool want_loss) {
+    chunk_rows(rows, c);
+    hidden(x, data, c);
+    Kokkos::parallel_for("terse::mlp::output", this->policy(c),
+                         MlpOutput<Mem, const_vector_type>{L_, x, Z_, data.labels, rows_, D2_, loss_, want_loss});
+  }
+  void delta_hidden(const const_vector_type& x, std::uint64_t c) {
+    Kokkos::parallel_for("terse::mlp::back_hidden", this->policy(c * L_.H),
+                         MlpBackHidden<Mem, const_vector_type>{L_, x, Z_, D2_, D1_});
+  }
+  MlpTerms<Mem> terms(const DenseRows<Mem>& data) const { return MlpTerms<Mem>{L_, data.feats, rows_, Z_, D1_, D2_}; }
+  void backward(const const_vector_type& x, std::uint64_t c, bool first) {
+    delta_hidden(x, c);
+    // Host backends: 16 pixels per thread; devices: one parameter per thread.
+    constexpr int G = Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 16 : 1;
+    const std::uint64_t groups = (L_.P + G - 1) / G;
+    Kokkos::parallel_for("terse::mlp::accumulate", this->policy(L_.H * groups + (L_.d - L_.b1)),
+                         MlpAccumulate<Mem, G>{terms(train_), acc_, c, groups, first});
+  }
+  void finish_acc(const vector_type& g, double scale) {
+    Kokkos::parallel_for("terse::mlp::finish", this->policy(L_.d),
+                         FinishAccumulated<Mem, vector_type, vector_type>{acc_, g, g, scale, 0.0});
+  }
+
+  DenseRows<Mem> train_, test_;
+  std::uint64_t n_, n_test_;
+  std::string source_;
+  MlpLayout L_;
+  LocalRows lr_;
+  Kokkos::View<std::uint64_t*, Mem> rows_;
+  Mat Z_, D1_, D2_;
+  Kokkos::View<double*, Mem> loss_, acc_;
+  SumWorkspace<ExecSpace> sum_;
+};
+
+inline void check_dense(const DenseDataset& d, const char* what) {
+  if (d.rows() == 0 || d.dim == 0 || d.features.size() != d.rows() * d.dim)
+    throw std::invalid_argument(std::string("mlp: the ") + what + " set is empty or inconsistent");
+  for (auto y : d.labels)
+    if (y < 0 || y >= d.num_classes)
+      throw DataError(d.source + ": label " + std::to_string(y) + " outside 0.." + std::to_string(d.num_classes - 1));
+}
+
+/// Dense [0, 1] features of the IDX images in `range` (pixel / 255, as idx_to_dense), converted row by row so
+/// that only this rank's rows become floats.
+inline DenseDataset idx_rows(const IdxPair& pair, RowRange range, int num_classes) {
+  DenseDataset out;
+  out.dim = pair.images.pixels_per_image();
+  out.num_classes = num_classes;
+  out.source = pair.images.source;
+  out.features.resize(range.size() * out.dim);
+  for (std::uint64_t k = 0; k < out.features.size(); ++k)
+    out.features[k] = pair.images.pixels[range.begin * out.dim + k] / 255.0f;
+  out.labels.assign(pair.labels.labels.begin() + range.begin, pair.labels.labels.begin() + range.end);
+  return out;
+}
+
+
+template <class ExecSpace>
+std::unique_ptr<Problem<ExecSpace>> make_mlp_from_files(const ProblemConfig& config, const WorkerRange& workers) {
+  using Mem = typename ExecSpace::memory_space;
+  check_workers(workers);
+  const IdxPair train = read_idx_pair(config.train_images, config.train_labels, fashion_mnist_classes);
+  const IdxPair test = read_idx_pair(config.test_images, config.test_labels, fashion_mnist_classes);
+  if (train.images.pixels_per_image() != test.images.pixels_per_image())
+    throw DataError(config.test_images + ": images of " + std::to_string(test.images.pixels_per_image()) +
+                    " pixels, the training images have " + std::to_string(train.images.pixels_per_image()));
+  const std::uint64_t n = train.images.count, nt = test.images.count;
+  const RowRange tr = rank_range(n, workers, config.train_images);
+  const RowRange te = rank_range(nt, workers, config.test_images);
+  const DenseDataset train_rows = idx_rows(train, tr, fashion_mnist_classes);
+  const DenseDataset test_rows = idx_rows(test, te, fashion_mnist_classes);
+  return std::make_unique<Mlp<ExecSpace>>(
+      upload_rows<Mem>(train_rows, RowRange{0, tr.size()}, "terse::mlp::train"), n,
+      upload_rows<Mem>(test_rows, RowRange{0, te.size()}, "terse::mlp::test"), nt,
+      train.images.pixels_per_image(), fashion_mnist_classes, config.hidden, workers, config.train_images);
+}
+
+}  // namespace problem_detail
+
+using namespace problem_detail;
+
+template <class ExecSpace>
+std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const DenseDataset& test, std::int64_t hidden,
+                                             const WorkerRange& workers) {
+  using Mem = typename ExecSpace::memory_space;
+  check_workers(workers);
+  check_dense(train, "training");
+  check_dense(test, "test");
+  if (train.dim != test.dim || train.num_classes != test.num_classes)
+    throw std::invalid_argument("mlp: the training and test sets differ in dim or classes");
+  const RowRange tr = rank_range(train.rows(), workers, train.source);
+  const RowRange te = rank_range(test.rows(), workers, test.source);
+  return std::make_unique<Mlp<ExecSpace>>(upload_rows<Mem>(train, tr, "terse::mlp::train"), train.rows(),
+                                          upload_rows<Mem>(test, te, "terse::mlp::test"), test.rows(), train.dim,
+                                          train.num_classes, hidden, workers, train.source);
+}
+
+#define TERSE_INSTANTIATE(E) \
+  template std::unique_ptr<Problem<E>> make_mlp<E>(const DenseDataset&, const DenseDataset&, std::int64_t, const WorkerRange&); \
+  template std::unique_ptr<Problem<E>> problem_detail::make_mlp_from_files<E>(const ProblemConfig&, const WorkerRange&);
+
+#if defined(KOKKOS_ENABLE_SERIAL)
+TERSE_INSTANTIATE(Kokkos::Serial)
+#endif
+#if defined(KOKKOS_ENABLE_OPENMP)
+TERSE_INSTANTIATE(Kokkos::OpenMP)
+#endif
+#if defined(KOKKOS_ENABLE_THREADS)
+TERSE_INSTANTIATE(Kokkos::Threads)
+#endif
+#if defined(KOKKOS_ENABLE_CUDA)
+TERSE_INSTANTIATE(Kokkos::Cuda)
+#endif
+#if defined(KOKKOS_ENABLE_HIP)
+TERSE_INSTANTIATE(compat::HIP)
+#endif
+#undef TERSE_INSTANTIATE
+
+}  // namespace terse
