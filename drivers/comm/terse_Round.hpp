@@ -369,10 +369,7 @@ class Round {
         error_feedback_sign_block(space, slice_, server_e_, down_slice_words_, ws_);
         partial = ws_.host_result();
       }
-      double total = 0;
-      MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
-      fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
-      Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
+      finish_sharded_scaled_sign(space, partial);
       if (cs.size() > 0) {
         SignMessage<Exec, float> mine;  // this slice's part of c: its words, the global scale
         mine.words = down_slice_words_;
@@ -380,7 +377,6 @@ class Round {
         mine.n = cs.size();
         message_add(space, mine, server_e_, -1.0f);
       }
-      signs_.gather_words(space, down_slice_words_, down_.words);
       Kokkos::deep_copy(space, direction_, 0.0f);
       message_add(space, down_, direction_, 1.0f);
       return;
@@ -446,12 +442,7 @@ class Round {
         markov_sign_block(space, slice_, g_tilde_slice, down_slice_words_, ws_);
         partial = ws_.host_result();
       }
-      double total = 0;
-      MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
-      fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
-      // The scale of the global scaled sign, formed as set_scale() forms it: sum * (1 / d), rounded to float.
-      Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
-      signs_.gather_words(space, down_slice_words_, down_.words);
+      finish_sharded_scaled_sign(space, partial);
       message_add(space, down_, direction_, 1.0f);
     }
   }
@@ -499,6 +490,18 @@ class Round {
   }
 
  private:
+  /// The server's scaled sign of a vector split over the ranks' slices (the Markov and the error-feedback
+  /// downlinks), once this rank has packed its block into down_slice_words_ and summed its |p| into `partial`:
+  /// the scale is the sum over the ranks times 1 / d, rounded to float as set_scale() forms it, and every rank
+  /// gathers the words into down_ (collective).
+  void finish_sharded_scaled_sign(const Exec& space, double partial) {
+    double total = 0;
+    MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
+    Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
+    signs_.gather_words(space, down_slice_words_, down_.words);
+  }
+
   MPI_Comm comm_;
   Composition c_;
   std::size_t d_;
