@@ -345,7 +345,7 @@ std::uint64_t sign_agreement(const ExecSpace& space, const AView& a, const BView
                     std::is_same<typename BView::non_const_value_type, sign_word_t>::value,
                 "packed words are sign_word_t");
   const std::size_t nw = packed_words(n);
-  Impl::require(a.extent(0) >= nw && b.extent(0) >= nw, "terse::sign_agreement: the arguments do not fit (a.extent(0) >= nw && b.extent(0) >= nw)");
+  Impl::require(a.extent(0) >= nw && b.extent(0) >= nw, "terse::sign_agreement: views of the wrong extent");
   std::uint64_t count = 0;
   if (nw == 0) return 0;
   if constexpr (Impl::host_loops_v<ExecSpace>) {
@@ -380,9 +380,9 @@ void sign_agreement_accumulate(const ExecSpace& space, const SView& signs, const
   static_assert(std::is_integral<typename CView::value_type>::value, "counts are integers");
   const std::size_t n = counts.extent(0);
   const std::size_t nw = packed_words(n);
-  Impl::require(ref.extent(0) >= nw, "terse::sign_agreement_accumulate: the arguments do not fit (ref.extent(0) >= nw)");
+  Impl::require(ref.extent(0) >= nw, "terse::sign_agreement_accumulate: views of the wrong extent");
   if constexpr (SView::rank == 1) {
-    Impl::require(signs.extent(0) >= nw, "terse::sign_agreement_accumulate: the arguments do not fit (signs.extent(0) >= nw)");
+    Impl::require(signs.extent(0) >= nw, "terse::sign_agreement_accumulate: views of the wrong extent");
     if constexpr (Impl::host_loops_v<ExecSpace>) {
       Kokkos::parallel_for("terse::sign_agreement_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, nw),
                            Impl::SignAgreementAccumulateWords<SView, RView, CView>{signs, ref, counts, n});
@@ -391,7 +391,7 @@ void sign_agreement_accumulate(const ExecSpace& space, const SView& signs, const
                            Impl::SignAgreementAccumulateCoords<SView, RView, CView>{signs, ref, counts});
     }
   } else {
-    Impl::require(signs.extent(1) >= nw, "terse::sign_agreement_accumulate: the arguments do not fit (signs.extent(1) >= nw)");
+    Impl::require(signs.extent(1) >= nw, "terse::sign_agreement_accumulate: views of the wrong extent");
     if constexpr (Impl::host_loops_v<ExecSpace>) {
       Kokkos::parallel_for("terse::sign_agreement_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, nw),
                            Impl::SignAgreementAccumulateBatchWords<SView, RView, CView>{signs, ref, counts, n});
@@ -409,7 +409,8 @@ void success_probabilities(const ExecSpace& space, const CView& counts, double s
   Impl::check_view<ExecSpace, CView, 1>();
   Impl::check_view<ExecSpace, RhoView, 1>();
   static_assert(std::is_floating_point<typename RhoView::value_type>::value, "rho is fp32 or fp64");
-  Impl::require(counts.extent(0) >= rho.extent(0) && samples > 0, "terse::success_probabilities: the arguments do not fit (counts.extent(0) >= rho.extent(0) && samples > 0)");
+  Impl::require(counts.extent(0) >= rho.extent(0) && samples > 0,
+                "terse::success_probabilities: views of the wrong extent, or no samples");
   Kokkos::parallel_for("terse::success_probabilities", Kokkos::RangePolicy<ExecSpace>(space, 0, rho.extent(0)),
                        Impl::SuccessProbabilities<CView, RhoView>{counts, rho, 1.0 / samples});
 }
@@ -537,7 +538,7 @@ template <class ExecSpace, class GView, class RhoView>
 double rho_norm(const ExecSpace& space, const GView& g, const RhoView& rho) {
   Impl::check_view<ExecSpace, GView, 1>();
   Impl::check_view<ExecSpace, RhoView, 1>();
-  Impl::require(rho.extent(0) >= g.extent(0), "terse::rho_norm: the arguments do not fit (rho.extent(0) >= g.extent(0))");
+  Impl::require(rho.extent(0) >= g.extent(0), "terse::rho_norm: views of the wrong extent");
   const std::size_t n = g.extent(0);
   double sum = 0;
   if constexpr (Impl::host_loops_v<ExecSpace>) {
@@ -557,7 +558,7 @@ template <class ExecSpace, class GView, class RhoView>
 double rho_M_norm(const ExecSpace& space, const GView& g, const RhoView& rho, int M) {
   Impl::check_view<ExecSpace, GView, 1>();
   Impl::check_view<ExecSpace, RhoView, 1>();
-  Impl::require(rho.extent(0) >= g.extent(0) && M >= 1, "terse::rho_M_norm: the arguments do not fit (rho.extent(0) >= g.extent(0) && M >= 1)");
+  Impl::require(rho.extent(0) >= g.extent(0) && M >= 1, "terse::rho_M_norm: views of the wrong extent, or M < 1");
   const int l = vote_half(M);
   const std::size_t n = g.extent(0);
   double sum = 0;
@@ -689,7 +690,7 @@ double eta_star(const ExecSpace& space, const GradView& grads, const GView& g, d
   Impl::check_view<ExecSpace, GradView, 2>();
   Impl::check_view<ExecSpace, GView, 1>();
   const std::size_t m = grads.extent(0), d = grads.extent(1);
-  Impl::require(g.extent(0) >= d, "terse::eta_star: the arguments do not fit (g.extent(0) >= d)");
+  Impl::require(g.extent(0) >= d, "terse::eta_star: views of the wrong extent");
   if (m == 0) return 0.0;
   const double inv_m = 1.0 / static_cast<double>(m);
   double sum = 0;

@@ -692,7 +692,7 @@ void top_k_scatter_add(const ExecSpace& space, const IdxView& idx, const ValView
   Impl::check_view<ExecSpace, YView>();
   static_assert(std::is_integral<typename IdxView::value_type>::value, "indices are integers");
   if (count == TopKOptions::npos) count = idx.extent(0);
-  Impl::require(count <= idx.extent(0) && count <= val.extent(0), "terse::top_k_scatter_add: the arguments do not fit (count <= idx.extent(0) && count <= val.extent(0))");
+  Impl::require(count <= idx.extent(0) && count <= val.extent(0), "terse::top_k_scatter_add: count exceeds the views");
   Kokkos::parallel_for("terse::top_k_scatter_add", Kokkos::RangePolicy<ExecSpace>(space, 0, count),
                        Impl::TopKScatterAdd<IdxView, ValView, YView>{idx, val, y, alpha});
 }
@@ -705,7 +705,7 @@ void top_k_zero(const ExecSpace& space, const IdxView& idx, const YView& y, std:
   Impl::check_view<ExecSpace, YView>();
   static_assert(std::is_integral<typename IdxView::value_type>::value, "indices are integers");
   if (count == TopKOptions::npos) count = idx.extent(0);
-  Impl::require(count <= idx.extent(0), "terse::top_k_zero: the arguments do not fit (count <= idx.extent(0))");
+  Impl::require(count <= idx.extent(0), "terse::top_k_zero: count exceeds the views");
   Kokkos::parallel_for("terse::top_k_zero", Kokkos::RangePolicy<ExecSpace>(space, 0, count),
                        Impl::TopKZero<IdxView, YView>{idx, y});
 }

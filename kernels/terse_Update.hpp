@@ -303,7 +303,7 @@ template <class ExecSpace, class XView, class GView>
 void sgd_step(const ExecSpace& space, const XView& x, const GView& g, double lr) {
   Impl::check_update_views<ExecSpace, XView, GView>();
   using T = typename XView::non_const_value_type;
-  Impl::require(g.extent(0) == x.extent(0), "terse::sgd_step: the arguments do not fit (g.extent(0) == x.extent(0))");
+  Impl::require(g.extent(0) == x.extent(0), "terse::sgd_step: views of the wrong extent");
   Impl::launch_update("terse::sgd_step", space, x.extent(0), Impl::UpdateSgd<XView, GView>{x, g, {static_cast<T>(lr)}});
 }
 
@@ -317,7 +317,8 @@ void amsgrad_step(const ExecSpace& space, const XView& x, const MView& m, const 
   Impl::check_update_views<ExecSpace, XView, MView, VView, VHView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  Impl::require(m.extent(0) == n && v.extent(0) == n && v_hat.extent(0) == n && g.extent(0) == n, "terse::amsgrad_step: the arguments do not fit (m.extent(0) == n && v.extent(0) == n && v_hat.extent(0) == n && g.extent(0) == n)");
+  Impl::require(m.extent(0) == n && v.extent(0) == n && v_hat.extent(0) == n && g.extent(0) == n,
+                "terse::amsgrad_step: views of the wrong extent");
   Impl::launch_update("terse::amsgrad_step", space, n,
                       Impl::UpdateAmsgrad<XView, MView, VView, VHView, GView>{
                           x, m, v, v_hat, g,
@@ -334,7 +335,8 @@ void adam_step(const ExecSpace& space, const XView& x, const MView& m, const VVi
   Impl::check_update_views<ExecSpace, XView, MView, VView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  Impl::require(m.extent(0) == n && v.extent(0) == n && g.extent(0) == n, "terse::adam_step: the arguments do not fit (m.extent(0) == n && v.extent(0) == n && g.extent(0) == n)");
+  Impl::require(m.extent(0) == n && v.extent(0) == n && g.extent(0) == n,
+                "terse::adam_step: views of the wrong extent");
   Impl::launch_update("terse::adam_step", space, n,
                       Impl::UpdateAdam<XView, MView, VView, GView>{
                           x, m, v, g,
@@ -348,7 +350,7 @@ template <class ExecSpace, class MView, class GView>
 void momentum_blend(const ExecSpace& space, const MView& m, const GView& g, double beta1) {
   Impl::check_update_views<ExecSpace, GView, MView>();
   using T = typename GView::non_const_value_type;
-  Impl::require(m.extent(0) == g.extent(0), "terse::momentum_blend: the arguments do not fit (m.extent(0) == g.extent(0))");
+  Impl::require(m.extent(0) == g.extent(0), "terse::momentum_blend: views of the wrong extent");
   Impl::launch_update("terse::momentum_blend", space, g.extent(0),
                       Impl::UpdateMomentumBlend<MView, GView>{m, g, {static_cast<T>(beta1), static_cast<T>(1.0 - beta1)}});
 }
@@ -361,7 +363,8 @@ void frozen_adam_step(const ExecSpace& space, const XView& x, const MView& m, co
   Impl::check_update_views<ExecSpace, XView, MView, VView, UView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  Impl::require(m.extent(0) == n && v.extent(0) == n && u.extent(0) == n, "terse::frozen_adam_step: the arguments do not fit (m.extent(0) == n && v.extent(0) == n && u.extent(0) == n)");
+  Impl::require(m.extent(0) == n && v.extent(0) == n && u.extent(0) == n,
+                "terse::frozen_adam_step: views of the wrong extent");
   Impl::launch_update("terse::frozen_adam_step", space, n,
                       Impl::UpdateFrozenAdam<XView, MView, VView, UView>{x, m, v, u, {static_cast<T>(lr), static_cast<T>(nu)}});
 }
@@ -374,7 +377,7 @@ void adagrad_step(const ExecSpace& space, const XView& x, const AView& accum, co
   Impl::check_update_views<ExecSpace, XView, AView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  Impl::require(accum.extent(0) == n && g.extent(0) == n, "terse::adagrad_step: the arguments do not fit (accum.extent(0) == n && g.extent(0) == n)");
+  Impl::require(accum.extent(0) == n && g.extent(0) == n, "terse::adagrad_step: views of the wrong extent");
   Impl::launch_update("terse::adagrad_step", space, n,
                       Impl::UpdateAdagrad<XView, AView, GView>{x, accum, g,
                                                                {static_cast<T>(lr), static_cast<T>(eps * eps)}});
@@ -392,8 +395,9 @@ void adaalter_local_step(const ExecSpace& space, const XView& x, const DView& de
   Impl::check_update_views<ExecSpace, XView, DView, AView, GView>();
   using T = typename XView::non_const_value_type;
   const std::size_t n = x.extent(0);
-  Impl::require(denom.extent(0) == n && accum.extent(0) == n && g.extent(0) == n, "terse::adaalter_local_step: the arguments do not fit (denom.extent(0) == n && accum.extent(0) == n && g.extent(0) == n)");
-  Impl::require(local_index >= 1, "terse::adaalter_local_step: the arguments do not fit (local_index >= 1)");
+  Impl::require(denom.extent(0) == n && accum.extent(0) == n && g.extent(0) == n,
+                "terse::adaalter_local_step: views of the wrong extent");
+  Impl::require(local_index >= 1, "terse::adaalter_local_step: local_index must be >= 1");
   Impl::launch_update("terse::adaalter_local_step", space, n,
                       Impl::UpdateAdaAlterLocal<XView, DView, AView, GView>{
                           x, denom, accum, g,
@@ -408,7 +412,7 @@ template <class ExecSpace, class DView, class AView>
 void adaalter_sync_denominators(const ExecSpace& space, const DView& denom, const AView& accum, double inv_count) {
   Impl::check_update_views<ExecSpace, DView, AView>();
   using T = typename DView::non_const_value_type;
-  Impl::require(accum.extent(0) == denom.extent(0), "terse::adaalter_sync_denominators: the arguments do not fit (accum.extent(0) == denom.extent(0))");
+  Impl::require(accum.extent(0) == denom.extent(0), "terse::adaalter_sync_denominators: views of the wrong extent");
   Impl::launch_update("terse::adaalter_sync_denominators", space, denom.extent(0),
                       Impl::UpdateAdaAlterSync<DView, AView>{denom, accum, {static_cast<T>(inv_count)}});
 }
