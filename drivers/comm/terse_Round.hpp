@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -209,6 +210,206 @@ inline std::uint64_t mean_over_workers(MPI_Comm comm, const Exec& space, const M
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// Server: the compressed downlinks (from this rank's slice of the aggregate back to every worker)
+// ------------------------------------------------------------------------------------------------------------
+
+/// A compressed downlink: from this rank's slice of the aggregate to the direction every worker steps with (the
+/// same on every rank). Each variant owns its buffers and its state; the exchanges count the bytes they carry,
+/// the variant the scalar sums it reduces itself. (The plain downlink, the mean as fp32 values, and the vote's
+/// bits are the exchange's gathers and need no piece.)
+class ServerDownlink {
+ public:
+  virtual ~ServerDownlink() = default;
+  /// Collective. slice: this rank's slice of the aggregate (g^ for the Markov memories); direction: what the
+  /// workers step with (the Markov downlinks keep g~ there across rounds); iteration: the round's (draws).
+  virtual void send(const Exec& space, const Vec& slice, const Vec& direction, std::uint64_t iteration) = 0;
+  /// The arrays it carries across rounds (direction is g~ for the Markov downlinks).
+  virtual void state(std::vector<StateArray>& out, const Vec& direction) = 0;
+  /// Bytes it handed MPI itself.
+  std::uint64_t bytes_sent() const { return bytes_; }
+
+ protected:
+  std::uint64_t bytes_ = 0;
+};
+
+/// The server's scaled sign of a vector split over the ranks' slices: the Markov downlink c~ = C(g^ - g~),
+/// g~ <- g~ + c~ (seed 004 Alg. 1, lines 9-12), or 1-bit Adam's c = C(mean + e_s), e_s <- mean + e_s - c (Tang et
+/// al. 2021), one scale for the whole vector: each rank packs its slice and sums |p| over it, the scale is the
+/// sum over the ranks times 1 / d (rounded to float as set_scale() forms it), every rank gathers the words.
+class ScaledSignDownlink final : public ServerDownlink {
+ public:
+  ScaledSignDownlink(MPI_Comm comm, SignExchange& signs, std::size_t d, bool error_feedback)
+      : comm_(comm), signs_(signs), d_(d), cs_(signs.coords()), error_feedback_(error_feedback) {
+    MPI_Comm_size(comm_, &P_);
+    if (error_feedback_) e_ = Vec("terse::server.error_feedback", cs_.size());
+    words_ = Words("terse::server.down_slice_words", signs.slice().size());
+    down_ = SignMessage<Exec, float>(d, "terse::server.down");
+    ws_ = SumWorkspace<Exec>(std::max<std::size_t>(cs_.size(), 1));
+  }
+  static std::size_t bytes(std::size_t d, int P, int rank, bool error_feedback) {
+    const std::size_t cs = server_coords(d, P, rank).size();
+    return (error_feedback ? cs * sizeof(float) : 0) +
+           server_slice(packed_words(d), P, rank).size() * sizeof(sign_word_t) + SignMessage<Exec, float>::bytes(d) +
+           SumWorkspace<Exec>::bytes(std::max<std::size_t>(cs, 1));
+  }
+  void send(const Exec& space, const Vec& slice, const Vec& direction, std::uint64_t) override {
+    double partial = 0;
+    if (error_feedback_) {
+      if (cs_.size() > 0) {
+        error_feedback_sign_block(space, slice, e_, words_, ws_);
+        partial = ws_.host_result();
+      }
+      finish(space, partial);
+      if (cs_.size() > 0) {
+        SignMessage<Exec, float> mine;  // this slice's part of c: its words, the global scale
+        mine.words = words_;
+        mine.scale = down_.scale;
+        mine.n = cs_.size();
+        message_add(space, mine, e_, -1.0f);
+      }
+      Kokkos::deep_copy(space, direction, 0.0f);
+      message_add(space, down_, direction, 1.0f);
+      return;
+    }
+    if (cs_.size() > 0) {
+      markov_sign_block(space, slice, slice_of(direction, cs_), words_, ws_);
+      partial = ws_.host_result();
+    }
+    finish(space, partial);
+    message_add(space, down_, direction, 1.0f);
+  }
+  void state(std::vector<StateArray>& out, const Vec& direction) override {
+    if (error_feedback_) out.push_back({"server.error_feedback", StateArray::Kind::slice, {e_}});
+    else out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction}});
+  }
+
+ private:
+  void finish(const Exec& space, double partial) {
+    double total = 0;
+    MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    bytes_ += P_ > 1 ? sizeof(double) : 0;
+    Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
+    signs_.gather_words(space, words_, down_.words);
+  }
+
+  MPI_Comm comm_;
+  SignExchange& signs_;
+  std::size_t d_;
+  CoordSlice cs_;
+  bool error_feedback_;
+  int P_ = 1;
+  Vec e_;
+  Words words_;
+  SignMessage<Exec, float> down_;
+  SumWorkspace<Exec> ws_;
+};
+
+/// The Markov downlink with top-k: c~ = the k largest |g^_i - g~_i| over all slices (each rank's top-k of its
+/// slice are the candidates, gathered; every rank selects the global top-k from them), g~ <- g~ + c~.
+class TopKDownlink final : public ServerDownlink {
+ public:
+  TopKDownlink(SparseExchange& sparse, std::size_t k, int rank) : sparse_(sparse), cs_(sparse.coords()) {
+    const std::size_t mine = sparse_.candidate_count(rank);
+    if (mine > 0) local_.emplace(cs_.size(), mine);
+    if (sparse_.candidates() > 0) global_.emplace(sparse_.candidates(), k);
+    down_idx_ = Kokkos::View<std::uint32_t*, Mem>("terse::server.down_indices", k);
+  }
+  static std::size_t bytes(std::size_t d, std::size_t k, int P, int rank) {
+    std::size_t candidates = 0, b = 0;
+    for (int r = 0; r < P; ++r) candidates += std::min<std::size_t>(k, server_coords(d, P, r).size());
+    const std::size_t cs = server_coords(d, P, rank).size(), mine = std::min<std::size_t>(k, cs);
+    if (mine > 0) b += TopKWorkspace<Exec, float>::bytes(cs, mine);
+    if (candidates > 0) b += TopKWorkspace<Exec, float>::bytes(candidates, k);
+    return b + k * sizeof(std::uint32_t);
+  }
+  void send(const Exec& space, const Vec& slice, const Vec& direction, std::uint64_t) override {
+    auto g_tilde_slice = slice_of(direction, cs_);
+    SparseExchange::Indices idx;
+    SparseExchange::Values val;
+    if (local_) {
+      top_k_select(space, Impl::Difference<Vec, decltype(g_tilde_slice)>{slice, g_tilde_slice}, *local_);
+      idx = local_->indices();
+      val = local_->values();
+    }
+    sparse_.gather_candidates(space, idx, val);
+    top_k_select(space, sparse_.candidate_values(), *global_);
+    auto pos = global_->indices();
+    auto cand = sparse_.candidate_indices();
+    auto down = down_idx_;
+    Kokkos::parallel_for("terse::server.candidate_index", Kokkos::RangePolicy<Exec>(space, 0, pos.extent(0)),
+                         KOKKOS_LAMBDA(std::size_t j) { down(j) = cand(pos(j)); });
+    top_k_scatter_add(space, down_idx_, global_->values(), direction, 1.0f);
+  }
+  void state(std::vector<StateArray>& out, const Vec& direction) override {
+    out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction}});
+  }
+
+ private:
+  SparseExchange& sparse_;
+  CoordSlice cs_;
+  std::optional<TopKWorkspace<Exec, float>> local_, global_;
+  Kokkos::View<std::uint32_t*, Mem> down_idx_;
+};
+
+/// The Markov downlink with rand-k: c~ = rand-k of (g^ - g~), g~ <- g~ + c~. Every rank draws the same k
+/// coordinates (the rand_k stream at the iteration and kServerDraw, a draw index no worker has), sends the
+/// scaled values (d / k)(g^_i - g~_i) of those in its slice, and adds the gathered message to g~: only the values
+/// travel, the indices are the shared draw.
+class RandKDownlink final : public ServerDownlink {
+ public:
+  static constexpr std::uint32_t kServerDraw = 0xFFFFFFFFu;
+  RandKDownlink(MPI_Comm comm, SparseExchange& sparse, std::size_t d, std::size_t k, std::uint64_t seed)
+      : sparse_(sparse), d_(d), cs_(sparse.coords()), draw_(d, k),
+        rng_{seed, static_cast<std::uint32_t>(RandomStream::rand_k)}, values_("terse::server.down_values", k),
+        mine_("terse::server.down_values_of_slice", k), idx_h_("terse::server.down_indices_host", k) {
+    MPI_Comm_size(comm, &P_);
+    MPI_Comm_rank(comm, &rank_);
+  }
+  static std::size_t bytes(std::size_t d, std::size_t k) {
+    return TopKWorkspace<Exec, float>::bytes(d, k) + 2 * k * sizeof(float) + k * sizeof(std::uint32_t);
+  }
+  void send(const Exec& space, const Vec& slice, const Vec& direction, std::uint64_t iteration) override {
+    top_k_select(space, Impl::RandKKeys<float>{rng_, iteration, kServerDraw}, draw_);
+    const auto idx = draw_.indices();
+    Kokkos::deep_copy(space, idx_h_, idx);
+    space.fence();
+    std::vector<int> counts(P_);
+    std::size_t lo = 0, hi = 0;
+    const std::uint32_t* first = idx_h_.data();
+    const std::uint32_t* last = first + idx_h_.extent(0);
+    for (int r = 0; r < P_; ++r) {
+      const CoordSlice c = server_coords(d_, P_, r);
+      const auto a = static_cast<std::size_t>(std::lower_bound(first, last, static_cast<std::uint32_t>(c.begin)) - first);
+      const auto b = static_cast<std::size_t>(std::lower_bound(first, last, static_cast<std::uint32_t>(c.end)) - first);
+      counts[r] = static_cast<int>(b - a);
+      if (r == rank_) lo = a, hi = b;
+    }
+    const float scale = static_cast<float>(static_cast<double>(d_) / static_cast<double>(idx.extent(0)));
+    auto mine = mine_;
+    auto g_hat = slice;
+    auto g_tilde = direction;
+    const auto begin = static_cast<std::uint32_t>(cs_.begin);
+    Kokkos::parallel_for("terse::server.rand_k_values", Kokkos::RangePolicy<Exec>(space, lo, hi),
+                         KOKKOS_LAMBDA(std::size_t j) { mine(j - lo) = scale * (g_hat(idx(j) - begin) - g_tilde(idx(j))); });
+    sparse_.gather_drawn(space, mine_, counts, values_);
+    top_k_scatter_add(space, idx, values_, direction, 1.0f);
+  }
+  void state(std::vector<StateArray>& out, const Vec& direction) override {
+    out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction}});
+  }
+
+ private:
+  SparseExchange& sparse_;
+  std::size_t d_;
+  CoordSlice cs_;
+  int P_ = 1, rank_ = 0;
+  TopKWorkspace<Exec, float> draw_;
+  CounterRng rng_;
+  Vec values_, mine_;
+  Kokkos::View<std::uint32_t*, Kokkos::HostSpace> idx_h_;
+};
+
+// ------------------------------------------------------------------------------------------------------------
 // Server: aggregation on this rank's slice, and the downlink
 // ------------------------------------------------------------------------------------------------------------
 
@@ -239,25 +440,13 @@ class Round {
       // mean: this rank's slice of the aggregate (with a Markov downlink: g^, kept across rounds)
       slice_ = Vec("terse::server.slice", cs.size());
     }
-    if (c.downlink == Downlink::error_feedback) server_e_ = Vec("terse::server.error_feedback", cs.size());
-    if (c.downlink != Downlink::plain) {
-      if (c.wire == Wire::top_k) {
-        const std::size_t mine = sparse_->candidate_count(rank());
-        if (mine > 0) local_topk_.emplace(cs.size(), mine);
-        if (sparse_->candidates() > 0) global_topk_.emplace(sparse_->candidates(), k);
-        down_idx_ = Kokkos::View<std::uint32_t*, Mem>("terse::server.down_indices", k);
-      } else if (c.wire == Wire::rand_k) {
-        server_draw_.emplace(d, k);
-        down_rng_ = CounterRng{seed, static_cast<std::uint32_t>(RandomStream::rand_k)};
-        down_values_ = Vec("terse::server.down_values", k);
-        down_mine_ = Vec("terse::server.down_values_of_slice", k);
-        down_idx_h_ = Kokkos::View<std::uint32_t*, Kokkos::HostSpace>("terse::server.down_indices_host", k);
-      } else {
-        down_slice_words_ = Words("terse::server.down_slice_words", signs_.slice().size());
-        down_ = SignMessage<Exec, float>(d, "terse::server.down");
-        ws_ = SumWorkspace<Exec>(std::max<std::size_t>(cs.size(), 1));
-      }
-    }
+    // The compressed downlinks (the plain one is the exchange's gather).
+    if (c.downlink == Downlink::error_feedback || (c.downlink == Downlink::markov && !sparse(c.wire)))
+      downlink_ = std::make_unique<ScaledSignDownlink>(comm, signs_, d, c.downlink == Downlink::error_feedback);
+    else if (c.downlink == Downlink::markov && c.wire == Wire::top_k)
+      downlink_ = std::make_unique<TopKDownlink>(*sparse_, k, rank());
+    else if (c.downlink == Downlink::markov && c.wire == Wire::rand_k)
+      downlink_ = std::make_unique<RandKDownlink>(comm, *sparse_, d, k, seed);
   }
 
   /// Bytes the constructor allocates on rank `rank` of P (the arguments of the constructor otherwise).
@@ -273,22 +462,12 @@ class Round {
       b += R * SignEncoder::bytes(c, d);
     }
     if (c.aggregate == Aggregate::mean && c.wire != Wire::fp32) b += cs.size() * sizeof(float);
-    if (c.downlink == Downlink::error_feedback) b += cs.size() * sizeof(float);
-    if (c.downlink != Downlink::plain) {
-      if (c.wire == Wire::top_k) {
-        std::size_t candidates = 0;
-        for (int r = 0; r < P; ++r) candidates += std::min<std::size_t>(k, server_coords(d, P, r).size());
-        const std::size_t mine = std::min<std::size_t>(k, cs.size());
-        if (mine > 0) b += TopKWorkspace<Exec, float>::bytes(cs.size(), mine);
-        if (candidates > 0) b += TopKWorkspace<Exec, float>::bytes(candidates, k);
-        b += k * sizeof(std::uint32_t);
-      } else if (c.wire == Wire::rand_k) {
-        b += TopKWorkspace<Exec, float>::bytes(d, k) + 2 * k * sizeof(float) + k * sizeof(std::uint32_t);
-      } else {
-        b += server_slice(packed_words(d), P, rank).size() * sizeof(sign_word_t) + SignMessage<Exec, float>::bytes(d) +
-             SumWorkspace<Exec>::bytes(std::max<std::size_t>(cs.size(), 1));
-      }
-    }
+    if (c.downlink == Downlink::error_feedback || (c.downlink == Downlink::markov && !sparse(c.wire)))
+      b += ScaledSignDownlink::bytes(d, P, rank, c.downlink == Downlink::error_feedback);
+    else if (c.downlink == Downlink::markov && c.wire == Wire::top_k)
+      b += TopKDownlink::bytes(d, k, P, rank);
+    else if (c.downlink == Downlink::markov && c.wire == Wire::rand_k)
+      b += RandKDownlink::bytes(d, k);
     return b;
   }
 
@@ -359,92 +538,11 @@ class Round {
       Region aggregate("terse::aggregate");
       sign_mean(space, signs_.received(), signs_.received_scales(), slice_, inv_w, markov);
     }
-    if (c_.downlink == Downlink::error_feedback) {
-      // 1-bit Adam's server (Tang et al. 2021): c = C(mean + e_s), e_s <- mean + e_s - c, with the scaled sign
-      // of the whole vector: each rank packs its slice and sums |p| over it, the scale is the sum over the
-      // ranks / d, and every rank receives c (the signs gathered, one scale).
-      const CoordSlice cs = signs_.coords();
-      double partial = 0;
-      if (cs.size() > 0) {
-        error_feedback_sign_block(space, slice_, server_e_, down_slice_words_, ws_);
-        partial = ws_.host_result();
-      }
-      finish_sharded_scaled_sign(space, partial);
-      if (cs.size() > 0) {
-        SignMessage<Exec, float> mine;  // this slice's part of c: its words, the global scale
-        mine.words = down_slice_words_;
-        mine.scale = down_.scale;
-        mine.n = cs.size();
-        message_add(space, mine, server_e_, -1.0f);
-      }
-      Kokkos::deep_copy(space, direction_, 0.0f);
-      message_add(space, down_, direction_, 1.0f);
+    if (downlink_) {  // the compressed downlinks: Markov (seed 004 Alg. 1, lines 9-12) or 1-bit Adam's
+      downlink_->send(space, slice_, direction_, iteration_);
       return;
     }
-    if (c_.downlink == Downlink::plain) {  // the mean (g^ for Markov memories, one-way) as fp32 values
-      signs_.gather_values(space, slice_, direction_);
-      return;
-    }
-    // Markov downlink (seed 004 Alg. 1, lines 9-12): c~ = C(g^ - g~), g~ <- g~ + c~ on every rank;
-    // direction_ is g~ (the same on every worker).
-    const CoordSlice cs = signs_.coords();
-    auto g_tilde_slice = slice_of(direction_, cs);
-    if (c_.wire == Wire::top_k) {
-      const std::size_t mine = sparse_->candidate_count(rank());
-      SparseExchange::Indices idx;
-      SparseExchange::Values val;
-      if (mine > 0) {
-        top_k_select(space, Impl::Difference<Vec, decltype(g_tilde_slice)>{slice_, g_tilde_slice}, *local_topk_);
-        idx = local_topk_->indices();
-        val = local_topk_->values();
-      }
-      sparse_->gather_candidates(space, idx, val);
-      top_k_select(space, sparse_->candidate_values(), *global_topk_);
-      auto pos = global_topk_->indices();
-      auto cand = sparse_->candidate_indices();
-      auto down = down_idx_;
-      Kokkos::parallel_for("terse::server.candidate_index", Kokkos::RangePolicy<Exec>(space, 0, pos.extent(0)),
-                           KOKKOS_LAMBDA(std::size_t j) { down(j) = cand(pos(j)); });
-      top_k_scatter_add(space, down_idx_, global_topk_->values(), direction_, 1.0f);
-    } else if (c_.wire == Wire::rand_k) {
-      // c~ = rand-k of (g^ - g~): every rank draws the same k coordinates (the rand_k stream at the iteration
-      // and the server's own draw index), sends the scaled values (d / k)(g^_i - g~_i) of those in its slice,
-      // and adds the gathered message to g~. Only the values travel: the indices are the shared draw.
-      top_k_select(space, Impl::RandKKeys<float>{down_rng_, iteration_, kServerDraw}, *server_draw_);
-      const auto idx = server_draw_->indices();
-      Kokkos::deep_copy(space, down_idx_h_, idx);
-      space.fence();
-      std::vector<int> counts(P_);
-      std::size_t lo = 0, hi = 0;
-      const std::uint32_t* first = down_idx_h_.data();
-      const std::uint32_t* last = first + down_idx_h_.extent(0);
-      for (int r = 0; r < P_; ++r) {
-        const CoordSlice c = server_coords(d_, P_, r);
-        const auto a = static_cast<std::size_t>(std::lower_bound(first, last, static_cast<std::uint32_t>(c.begin)) - first);
-        const auto b = static_cast<std::size_t>(std::lower_bound(first, last, static_cast<std::uint32_t>(c.end)) - first);
-        counts[r] = static_cast<int>(b - a);
-        if (r == rank()) lo = a, hi = b;
-      }
-      const float scale = static_cast<float>(static_cast<double>(d_) / static_cast<double>(idx.extent(0)));
-      auto mine = down_mine_;
-      auto g_hat = slice_;
-      auto g_tilde = direction_;
-      const auto begin = static_cast<std::uint32_t>(cs.begin);
-      Kokkos::parallel_for("terse::server.rand_k_values", Kokkos::RangePolicy<Exec>(space, lo, hi),
-                           KOKKOS_LAMBDA(std::size_t j) {
-                             mine(j - lo) = scale * (g_hat(idx(j) - begin) - g_tilde(idx(j)));
-                           });
-      sparse_->gather_drawn(space, mine, counts, down_values_);
-      top_k_scatter_add(space, idx, down_values_, direction_, 1.0f);
-    } else {
-      double partial = 0;
-      if (cs.size() > 0) {
-        markov_sign_block(space, slice_, g_tilde_slice, down_slice_words_, ws_);
-        partial = ws_.host_result();
-      }
-      finish_sharded_scaled_sign(space, partial);
-      message_add(space, down_, direction_, 1.0f);
-    }
+    signs_.gather_values(space, slice_, direction_);  // the mean (g^ for Markov memories, one-way) as fp32 values
   }
 
   /// The exact start of the Markov memories (optimizer.estimate_start: gradient; Richtarik et al. 2021, Alg. 1:
@@ -472,11 +570,8 @@ class Round {
                      : c_.memory == Memory::momentum ? "worker.momentum"
                                                      : "worker.error_feedback",
                      StateArray::Kind::workers, mem});
-    if (c_.downlink == Downlink::error_feedback)
-      out.push_back({"server.error_feedback", StateArray::Kind::slice, {server_e_}});
     if (c_.memory == Memory::markov) out.push_back({"server.g_hat", StateArray::Kind::slice, {slice_}});
-    if (c_.downlink == Downlink::markov)
-      out.push_back({"server.g_tilde", StateArray::Kind::replicated, {direction_}});
+    if (downlink_) downlink_->state(out, direction_);
   }
 
   /// This rank's server slice of the coordinates.
@@ -486,22 +581,11 @@ class Round {
   Words tie_words() const { return signs_.tie_words(); }
 
   std::uint64_t bytes_sent() const {
-    return signs_.total_bytes_sent() + (sparse_ ? sparse_->total_bytes_sent() : 0) + fp32_bytes_;
+    return signs_.total_bytes_sent() + (sparse_ ? sparse_->total_bytes_sent() : 0) + fp32_bytes_ +
+           (downlink_ ? downlink_->bytes_sent() : 0);
   }
 
  private:
-  /// The server's scaled sign of a vector split over the ranks' slices (the Markov and the error-feedback
-  /// downlinks), once this rank has packed its block into down_slice_words_ and summed its |p| into `partial`:
-  /// the scale is the sum over the ranks times 1 / d, rounded to float as set_scale() forms it, and every rank
-  /// gathers the words into down_ (collective).
-  void finish_sharded_scaled_sign(const Exec& space, double partial) {
-    double total = 0;
-    MPI_Allreduce(&partial, &total, 1, MPI_DOUBLE, MPI_SUM, comm_);
-    fp32_bytes_ += P_ > 1 ? sizeof(double) : 0;
-    Kokkos::deep_copy(space, down_.scale, static_cast<float>(total * (1.0 / static_cast<double>(d_))));
-    signs_.gather_words(space, down_slice_words_, down_.words);
-  }
-
   MPI_Comm comm_;
   Composition c_;
   std::size_t d_;
@@ -512,19 +596,10 @@ class Round {
   std::vector<SparseEncoder> topk_;
   std::vector<SparseExchange::Indices> indices_;
   std::vector<SparseExchange::Values> values_;
-  Vec direction_, slice_, server_e_;
+  Vec direction_, slice_;
   Kokkos::View<float*, Kokkos::HostSpace> host_;
-  Words down_slice_words_;
-  SignMessage<Exec, float> down_;
-  SumWorkspace<Exec> ws_;
-  std::optional<TopKWorkspace<Exec, float>> local_topk_, global_topk_, server_draw_;
-  Kokkos::View<std::uint32_t*, Mem> down_idx_;
-  Kokkos::View<std::uint32_t*, Kokkos::HostSpace> down_idx_h_;
-  Vec down_values_, down_mine_;
-  CounterRng down_rng_{};
-  std::uint64_t iteration_ = 0;  // the iteration of the last encode (the server's rand-k draw)
-  /// The worker index of the server's rand-k draws (no worker has it).
-  static constexpr std::uint32_t kServerDraw = 0xFFFFFFFFu;
+  std::unique_ptr<ServerDownlink> downlink_;
+  std::uint64_t iteration_ = 0;  // the iteration of the last encode (the rand-k downlink's draw)
   std::uint64_t fp32_bytes_ = 0;
 };
 
