@@ -506,21 +506,7 @@ std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const De
   template std::unique_ptr<Problem<E>> make_mlp<E>(const DenseDataset&, const DenseDataset&, std::int64_t, const WorkerRange&); \
   template std::unique_ptr<Problem<E>> problem_detail::make_mlp_from_files<E>(const ProblemConfig&, const WorkerRange&);
 
-#if defined(KOKKOS_ENABLE_SERIAL)
-TERSE_INSTANTIATE(Kokkos::Serial)
-#endif
-#if defined(KOKKOS_ENABLE_OPENMP)
-TERSE_INSTANTIATE(Kokkos::OpenMP)
-#endif
-#if defined(KOKKOS_ENABLE_THREADS)
-TERSE_INSTANTIATE(Kokkos::Threads)
-#endif
-#if defined(KOKKOS_ENABLE_CUDA)
-TERSE_INSTANTIATE(Kokkos::Cuda)
-#endif
-#if defined(KOKKOS_ENABLE_HIP)
-TERSE_INSTANTIATE(compat::HIP)
-#endif
+TERSE_FOR_EACH_BACKEND(TERSE_INSTANTIATE)
 #undef TERSE_INSTANTIATE
 
 }  // namespace terse
