@@ -632,11 +632,6 @@ KeySpec path_key(const char* name, std::string S::*m, Unused unused) {
   return k;
 }
 
-template <class K>
-bool one_of_kinds(K k, std::initializer_list<K> set) {
-  return std::find(set.begin(), set.end(), k) != set.end();
-}
-
 /// "Used by these problem kinds" (the reason names the deck's kind otherwise).
 Unused problems(std::initializer_list<ProblemKind> kinds) {
   const std::vector<ProblemKind> set(kinds);
@@ -962,29 +957,19 @@ const char* to_string(Broadcast v) { return kBroadcasts[static_cast<std::size_t>
 const char* to_string(EstimateStart v) { return kEstimateStarts[static_cast<std::size_t>(v)]; }
 
 // Equality compares every key of the table (used or not), section by section.
-bool operator==(const ProblemConfig& a, const ProblemConfig& b) {
+namespace {
+template <class S>
+bool same_part(const S& a, const S& b) {
   Deck x, y;
-  x.problem = a, y.problem = b;
-  return same_section(x, y, "problem");
+  part<S>(x) = a, part<S>(y) = b;
+  return same_section(x, y, section_of<S>());
 }
+}  // namespace
 
-bool operator==(const OptimizerConfig& a, const OptimizerConfig& b) {
-  Deck x, y;
-  x.optimizer = a, y.optimizer = b;
-  return same_section(x, y, "optimizer");
-}
-
-bool operator==(const RunConfig& a, const RunConfig& b) {
-  Deck x, y;
-  x.run = a, y.run = b;
-  return same_section(x, y, "run");
-}
-
-bool operator==(const WorkersConfig& a, const WorkersConfig& b) {
-  Deck x, y;
-  x.workers = a, y.workers = b;
-  return same_section(x, y, "workers");
-}
+bool operator==(const ProblemConfig& a, const ProblemConfig& b) { return same_part(a, b); }
+bool operator==(const OptimizerConfig& a, const OptimizerConfig& b) { return same_part(a, b); }
+bool operator==(const RunConfig& a, const RunConfig& b) { return same_part(a, b); }
+bool operator==(const WorkersConfig& a, const WorkersConfig& b) { return same_part(a, b); }
 
 bool operator==(const Deck& a, const Deck& b) {
   if (a.path != b.path) return false;
