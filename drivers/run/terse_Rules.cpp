@@ -216,7 +216,7 @@ std::unique_ptr<UpdateRule> make_update_rule(const Composition& c, const Optimiz
 // ---- local rules ----------------------------------------------------------------------------------------
 
 LocalRule::LocalRule(const OptimizerConfig& o, std::size_t d, int R, MPI_Comm comm, int W, Scratch scratch)
-    : o_(o), comm_(comm), R_(R), W_(W), x_("terse::x_local", R, d), scratch_(std::move(scratch)), lr_(o.lr) {}
+    : RuleScalars(o.lr), o_(o), comm_(comm), R_(R), W_(W), x_("terse::x_local", R, d), scratch_(std::move(scratch)) {}
 
 void LocalRule::start(const Exec& space, const Vec& x0) {
   for (int l = 0; l < R_; ++l) Kokkos::deep_copy(space, row(x_, l), x0);

@@ -37,10 +37,31 @@ struct StepInputs {
 /// The full objective at a model (collective); adds the bytes it hands MPI to its second argument.
 using Objective = std::function<double(const Vec&, std::uint64_t&)>;
 
-/// A rule that moves the shared model x (every worker holds the same x after each round).
-class UpdateRule {
+/// What every rule keeps besides its arrays, the same for all so that a checkpoint's layout is one: the step
+/// size of the last update (the history's lr), the accepted loss (accept: descent) and the bytes it handed MPI.
+class RuleScalars {
  public:
-  explicit UpdateRule(double lr) : lr_(lr) {}
+  explicit RuleScalars(double lr) : lr_(lr) {}
+  /// The step size of the last update (the history's lr).
+  double lr() const { return lr_; }
+  /// The scalars a checkpoint keeps for the rule.
+  void scalars(Scalars& out) {
+    out.emplace_back("f_accepted", &f_accepted_);
+    out.emplace_back("lr", &lr_);
+  }
+  /// Bytes the rule itself handed MPI.
+  std::uint64_t bytes_sent() const { return bytes_; }
+
+ protected:
+  double lr_;
+  double f_accepted_ = std::numeric_limits<double>::quiet_NaN();
+  std::uint64_t bytes_ = 0;
+};
+
+/// A rule that moves the shared model x (every worker holds the same x after each round).
+class UpdateRule : public RuleScalars {
+ public:
+  explicit UpdateRule(double lr) : RuleScalars(lr) {}
   virtual ~UpdateRule() = default;
   UpdateRule(const UpdateRule&) = delete;
   UpdateRule& operator=(const UpdateRule&) = delete;
@@ -52,22 +73,8 @@ class UpdateRule {
   virtual void step(const Exec& space, const Vec& x, const Round& round, const StepInputs& in) = 0;
   /// The arrays it carries across iterations.
   virtual void state(std::vector<StateArray>& /*out*/) {}
-  /// The step size of the last update (the history's lr).
-  double lr() const { return lr_; }
-  /// The scalars a checkpoint keeps for it (every rule has them, so the file layout is one).
-  void scalars(Scalars& out) {
-    out.emplace_back("f_accepted", &f_accepted_);
-    out.emplace_back("lr", &lr_);
-  }
-  /// Bytes the rule itself handed MPI.
-  std::uint64_t bytes_sent() const { return bytes_; }
   /// The loss of the model it accepted (accept: descent); the run sets it at iteration 0.
   void set_accepted_loss(double f) { f_accepted_ = f; }
-
- protected:
-  double lr_;
-  double f_accepted_ = std::numeric_limits<double>::quiet_NaN();
-  std::uint64_t bytes_ = 0;
 };
 
 /// The memory terms and the object of the deck's shared-model rule (comp.local() is false).
@@ -83,7 +90,7 @@ struct Scratch {
 };
 
 /// A rule that moves every worker's own model, with a periodic average (seed 002 Alg. 2 and 3).
-class LocalRule {
+class LocalRule : public RuleScalars {
  public:
   LocalRule(const OptimizerConfig& o, std::size_t d, int R, MPI_Comm comm, int W, Scratch scratch);
   virtual ~LocalRule() = default;
@@ -102,12 +109,6 @@ class LocalRule {
   /// The workers' average model (collective), into scratch a (returned); adds the bytes handed MPI to `bytes`.
   Vec average(const Exec& space, std::uint64_t& bytes) const;
   virtual void state(std::vector<StateArray>& out);
-  double lr() const { return lr_; }
-  void scalars(Scalars& out) {
-    out.emplace_back("f_accepted", &f_accepted_);
-    out.emplace_back("lr", &lr_);
-  }
-  std::uint64_t bytes_sent() const { return bytes_; }
 
  protected:
   /// What else a sync averages (Local AdaAlter's denominators).
@@ -118,9 +119,6 @@ class LocalRule {
   int R_, W_;
   Mat x_;
   Scratch scratch_;
-  double lr_;
-  double f_accepted_ = std::numeric_limits<double>::quiet_NaN();
-  std::uint64_t bytes_ = 0;
 };
 
 std::vector<MemoryTerm> local_rule_memory(const Composition& c, std::size_t d, int R);
