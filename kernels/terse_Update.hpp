@@ -6,6 +6,7 @@
 //   adagrad_step                AdaGrad                                         (seed 002 Alg. 1)
 //   adam_step                   Adam without the max (1-bit Adam's warm-up)     (Tang et al. 2021, Alg. 1)
 //   momentum_blend              a worker's momentum b1 m + (1 - b1) g           (1-bit Adam, compression stage)
+//   momentum_update             m <- b m + (1 - b) g, a worker's own momentum   (Signum, Bernstein et al. 2019)
 //   frozen_adam_step            m <- the received momentum, x <- x - lr m / sqrt(v + nu) with v frozen
 //   adaalter_local_step         Local AdaAlter local step, lazy denominator     (seed 002 Alg. 3)
 //   adaalter_sync_denominators  Local AdaAlter denominators at a sync           (seed 002 Alg. 3, "else" branch)
@@ -189,8 +190,9 @@ struct UpdateAdam {
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const { apply(i, coefs); }
 };
 
-// 1-bit Adam, compression stage, on a worker: g <- b1 m + (1 - b1) g (the worker's momentum, what it compresses).
-template <class MView, class GView>
+// A momentum: out <- b1 m + (1 - b1) g, out being g (1-bit Adam's worker: what it compresses) or m (Signum's
+// worker: its own momentum, kept).
+template <class MView, class GView, class OView>
 struct UpdateMomentumBlend {
   using T = typename GView::non_const_value_type;
   struct coefs_type {
@@ -198,8 +200,9 @@ struct UpdateMomentumBlend {
   };
   MView m;
   GView g;
+  OView out;
   coefs_type coefs;
-  KOKKOS_INLINE_FUNCTION void apply(std::size_t i, const coefs_type& k) const { g(i) = k.b1 * m(i) + k.c1 * g(i); }
+  KOKKOS_INLINE_FUNCTION void apply(std::size_t i, const coefs_type& k) const { out(i) = k.b1 * m(i) + k.c1 * g(i); }
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t i) const { apply(i, coefs); }
 };
 
@@ -351,8 +354,21 @@ void momentum_blend(const ExecSpace& space, const MView& m, const GView& g, doub
   Impl::check_update_views<ExecSpace, GView, MView>();
   using T = typename GView::non_const_value_type;
   Impl::require(m.extent(0) == g.extent(0), "terse::momentum_blend: views of the wrong extent");
-  Impl::launch_update("terse::momentum_blend", space, g.extent(0),
-                      Impl::UpdateMomentumBlend<MView, GView>{m, g, {static_cast<T>(beta1), static_cast<T>(1.0 - beta1)}});
+  Impl::launch_update(
+      "terse::momentum_blend", space, g.extent(0),
+      Impl::UpdateMomentumBlend<MView, GView, GView>{m, g, g, {static_cast<T>(beta1), static_cast<T>(1.0 - beta1)}});
+}
+
+/// A worker's own momentum, in place (Signum, Bernstein et al. 2019): m <- b m + (1 - b) g; the same arithmetic
+/// as momentum_blend, written into m instead of g.
+template <class ExecSpace, class MView, class GView>
+void momentum_update(const ExecSpace& space, const MView& m, const GView& g, double beta) {
+  Impl::check_update_views<ExecSpace, GView, MView>();
+  using T = typename GView::non_const_value_type;
+  Impl::require(m.extent(0) == g.extent(0), "terse::momentum_update: views of the wrong extent");
+  Impl::launch_update(
+      "terse::momentum_update", space, g.extent(0),
+      Impl::UpdateMomentumBlend<MView, GView, MView>{m, g, m, {static_cast<T>(beta), static_cast<T>(1.0 - beta)}});
 }
 
 /// 1-bit Adam's step after the warm-up, with the variance v frozen: m <- u (the momentum the server sent

@@ -209,6 +209,30 @@ void check_onebit_adam(std::size_t d) {
   }
 }
 
+// Signum's worker momentum, m <- b m + (1 - b) g in place, against the scalar recurrence from m = 0.
+template <class ExecSpace, class T>
+void check_momentum_update(std::size_t d) {
+  const double beta = 0.9;
+  const T b = static_cast<T>(beta), c = static_cast<T>(1.0 - beta);
+  Kokkos::View<T*, typename ExecSpace::memory_space> m("m", d);
+  std::vector<T> mr(d, T(0));
+  for (int step = 0; step < 4; ++step) {
+    const auto g = gradient<T>(d, 600 + step);
+    const auto gd = to_device<ExecSpace>(g, "g");
+    momentum_update(ExecSpace(), m, gd, beta);
+    for (std::size_t i = 0; i < d; ++i) mr[i] = b * mr[i] + c * g[i];
+    expect_match<ExecSpace>(to_host(m), mr, "signum momentum", step);
+    EXPECT_EQ(to_host(gd), g) << "the gradient changed, step " << step;
+  }
+}
+
+TYPED_TEST(Update, MomentumUpdateMatchesScalarLoop) {
+  for (auto d : dims) {
+    check_momentum_update<TypeParam, float>(d);
+    check_momentum_update<TypeParam, double>(d);
+  }
+}
+
 TYPED_TEST(Update, OnebitAdamStagesMatchScalarLoops) {
   for (auto d : dims) {
     check_onebit_adam<TypeParam, float>(d);

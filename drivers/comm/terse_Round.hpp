@@ -96,9 +96,8 @@ class SignEncoder {
       sign_pack(space, g, out);
       return;
     }
-    if (memory_ == Memory::momentum) {  // Signum: m <- b m + (1 - b) g, its sign goes up (g is overwritten)
-      momentum_blend(space, m_, g, momentum_);
-      Kokkos::deep_copy(space, m_, g);
+    if (memory_ == Memory::momentum) {  // Signum: m <- b m + (1 - b) g, its sign goes up
+      momentum_update(space, m_, g, momentum_);
       sign_pack(space, m_, out);
       return;
     }
@@ -364,6 +363,7 @@ class RandKDownlink final : public ServerDownlink {
         mine_("terse::server.down_values_of_slice", k), idx_h_("terse::server.down_indices_host", k) {
     MPI_Comm_size(comm, &P_);
     MPI_Comm_rank(comm, &rank_);
+    counts_.resize(P_);
   }
   static std::size_t bytes(std::size_t d, std::size_t k) {
     return TopKWorkspace<Exec, float>::bytes(d, k) + 2 * k * sizeof(float) + k * sizeof(std::uint32_t);
@@ -371,9 +371,9 @@ class RandKDownlink final : public ServerDownlink {
   void send(const Exec& space, const Vec& slice, const Vec& direction, std::uint64_t iteration) override {
     top_k_select(space, Impl::RandKKeys<float>{rng_, iteration, kServerDraw}, draw_);
     const auto idx = draw_.indices();
-    Kokkos::deep_copy(space, idx_h_, idx);
+    Kokkos::deep_copy(space, idx_h_, idx);  // k indices: the split by rank is MPI's counts, on the host
     space.fence();
-    std::vector<int> counts(P_);
+    std::vector<int>& counts = counts_;  // how many drawn coordinates each rank serves (host, for MPI)
     std::size_t lo = 0, hi = 0;
     const std::uint32_t* first = idx_h_.data();
     const std::uint32_t* last = first + idx_h_.extent(0);
@@ -407,6 +407,7 @@ class RandKDownlink final : public ServerDownlink {
   CounterRng rng_;
   Vec values_, mine_;
   Kokkos::View<std::uint32_t*, Kokkos::HostSpace> idx_h_;
+  std::vector<int> counts_;
 };
 
 // ------------------------------------------------------------------------------------------------------------
