@@ -680,20 +680,44 @@ SparseMessage<ExecSpace, T> rand_k_compress(const ExecSpace& space, const XView&
   return SparseMessage<ExecSpace, T>{ws.indices(), ws.values(), ws.n()};
 }
 
+namespace Impl {
+
+/// What the rand-k memories share: the draws (rng, iteration, worker) into one selection workspace.
+template <class ExecSpace, class T>
+class RandKDraws {
+ public:
+  using message_type = SparseMessage<ExecSpace, T>;
+  RandKDraws(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker) : ws_(n, k), rng_(rng), worker_(worker) {}
+  /// Bytes of a memory of n values with its draws.
+  static std::size_t bytes(std::size_t n, std::size_t k) {
+    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
+  }
+
+ protected:
+  template <class Source>
+  message_type draw(const ExecSpace& space, const Source& src, std::uint64_t iteration) {
+    return rand_k_compress(space, src, rng_, iteration, worker_, ws_);
+  }
+
+ private:
+  TopKWorkspace<ExecSpace, T> ws_;
+  CounterRng rng_;
+  std::uint32_t worker_;
+};
+
+}  // namespace Impl
+
 /// Error feedback with rand-k: p = g + e (stored in e), c = rand-k of p, e <- p - c (each selected entry
 /// becomes (1 - n / k) p_i). The draws are (rng, iteration, worker).
 template <class ExecSpace, class T>
-class ErrorFeedback<ExecSpace, T, RandK> {
+class ErrorFeedback<ExecSpace, T, RandK> : public Impl::RandKDraws<ExecSpace, T> {
  public:
   using memory_space = typename ExecSpace::memory_space;
   using message_type = SparseMessage<ExecSpace, T>;
 
   ErrorFeedback(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker,
                 const std::string& label = "terse::error_feedback_rand_k")
-      : e_(label + ".e", n), ws_(n, k), rng_(rng), worker_(worker) {}
-  static std::size_t bytes(std::size_t n, std::size_t k) {
-    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
-  }
+      : Impl::RandKDraws<ExecSpace, T>(n, k, rng, worker), e_(label + ".e", n) {}
   std::size_t size() const { return e_.extent(0); }
 
   template <class GView>
@@ -703,7 +727,7 @@ class ErrorFeedback<ExecSpace, T, RandK> {
     auto e = e_;
     Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
                          KOKKOS_LAMBDA(std::size_t i) { e(i) = g(i) + e(i); });
-    const message_type m = rand_k_compress(space, e_, rng_, iteration, worker_, ws_);
+    const message_type m = this->draw(space, e_, iteration);
     top_k_scatter_add(space, m.indices, m.values, e_, T(-1));
     return m;
   }
@@ -711,9 +735,6 @@ class ErrorFeedback<ExecSpace, T, RandK> {
 
  private:
   Kokkos::View<T*, memory_space> e_;
-  TopKWorkspace<ExecSpace, T> ws_;
-  CounterRng rng_;
-  std::uint32_t worker_;
 };
 
 /// Markov sequence with rand-k: c = rand-k of (w - w_hat), w_hat <- w_hat + c. The draws are (rng, iteration,
@@ -721,17 +742,14 @@ class ErrorFeedback<ExecSpace, T, RandK> {
 /// coordinate's error w_i - w_hat_i becomes (1 - n / k) times itself: E|error|^2 grows by n / k - 1 per round),
 /// which EF21's analysis needs; docs/algorithms.md says what that means for ef21 and cd_adam.
 template <class ExecSpace, class T>
-class MarkovCompressor<ExecSpace, T, RandK> {
+class MarkovCompressor<ExecSpace, T, RandK> : public Impl::RandKDraws<ExecSpace, T> {
  public:
   using memory_space = typename ExecSpace::memory_space;
   using message_type = SparseMessage<ExecSpace, T>;
 
   MarkovCompressor(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker,
                    const std::string& label = "terse::markov_rand_k")
-      : w_hat_(label + ".w_hat", n), ws_(n, k), rng_(rng), worker_(worker) {}
-  static std::size_t bytes(std::size_t n, std::size_t k) {
-    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
-  }
+      : Impl::RandKDraws<ExecSpace, T>(n, k, rng, worker), w_hat_(label + ".w_hat", n) {}
   std::size_t size() const { return w_hat_.extent(0); }
 
   template <class WView>
@@ -739,7 +757,7 @@ class MarkovCompressor<ExecSpace, T, RandK> {
     Impl::check_view<ExecSpace, WView>();
     Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
     using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
-    const message_type m = rand_k_compress(space, Diff{w, w_hat_}, rng_, iteration, worker_, ws_);
+    const message_type m = this->draw(space, Diff{w, w_hat_}, iteration);
     top_k_scatter_add(space, m.indices, m.values, w_hat_, T(1));
     return m;
   }
@@ -747,9 +765,6 @@ class MarkovCompressor<ExecSpace, T, RandK> {
 
  private:
   Kokkos::View<T*, memory_space> w_hat_;
-  TopKWorkspace<ExecSpace, T> ws_;
-  CounterRng rng_;
-  std::uint32_t worker_;
 };
 
 /// One block of a scaled sign of w - w_hat whose coordinates are split across ranks (the sharded server of

@@ -236,6 +236,7 @@ SparseExchange::SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, 
   cand_val_ = Values("terse::sparse_exchange::cand_val", candidates_);
   drawn_mine_h_ = decltype(drawn_mine_h_)("terse::sparse_exchange::drawn_mine", k_);
   drawn_all_h_ = decltype(drawn_all_h_)("terse::sparse_exchange::drawn_all", k_);
+  drawn_displs_.resize(P_);
 }
 
 std::size_t SparseExchange::bytes(std::size_t d, int R, std::size_t k, int P, int rank) {
@@ -333,10 +334,9 @@ void SparseExchange::gather_candidates(const Exec& space, const Indices& indices
 void SparseExchange::gather_drawn(const Exec& space, const Values& mine, const std::vector<int>& counts,
                                   const Values& all) {
   if (static_cast<int>(counts.size()) != P_) throw std::invalid_argument("terse::SparseExchange::gather_drawn: a count per rank");
-  std::vector<int> displs(P_);
   int total = 0;
   for (int r = 0; r < P_; ++r) {
-    displs[r] = total;
+    drawn_displs_[r] = total;
     total += counts[r];
   }
   const auto n = static_cast<std::size_t>(counts[rank_]);
@@ -345,7 +345,7 @@ void SparseExchange::gather_drawn(const Exec& space, const Values& mine, const s
   const auto first_n = std::make_pair(std::size_t(0), n);
   Kokkos::deep_copy(space, Kokkos::subview(drawn_mine_h_, first_n), Kokkos::subview(mine, first_n));
   space.fence();
-  MPI_Allgatherv(drawn_mine_h_.data(), counts[rank_], MPI_FLOAT, drawn_all_h_.data(), counts.data(), displs.data(),
+  MPI_Allgatherv(drawn_mine_h_.data(), counts[rank_], MPI_FLOAT, drawn_all_h_.data(), counts.data(), drawn_displs_.data(),
                  MPI_FLOAT, comm_);
   total_bytes_ += static_cast<std::uint64_t>(P_ - 1) * n * sizeof(float);
   Kokkos::deep_copy(space, all, Kokkos::subview(drawn_all_h_, std::make_pair(std::size_t(0), static_cast<std::size_t>(total))));

@@ -180,6 +180,7 @@ class SparseExchange {
   int rank_ = 0, P_ = 1, R_ = 1, W_ = 1;
   std::size_t d_ = 0, k_ = 0;
   Kokkos::View<float*, Kokkos::HostSpace> drawn_mine_h_, drawn_all_h_;
+  std::vector<int> drawn_displs_;
   CoordSlice coords_;
   std::vector<CoordSlice> all_coords_;
   std::vector<int> send_counts_, send_displs_, recv_counts_, recv_displs_, cand_counts_, cand_displs_;
