@@ -843,6 +843,7 @@ const std::vector<KeySpec>& key_table() {
       t.push_back(k);
     }
     t.push_back(path_key("output", &R::output, always_used));
+    t.push_back(number_key("watchdog", &R::watchdog, always_used, 0, Bound::closed));
     {
       KeySpec k = integer_key("success_probability_samples", &R::success_probability_samples, always_used,
                               std::int64_t{0});

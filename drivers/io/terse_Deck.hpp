@@ -138,6 +138,9 @@ struct RunConfig {
   /// at the model and the run records the min and mean over coordinates of the estimated success
   /// probabilities Prob(sign g~_i = sign g_i) (seed 001 Sec. 2); 0: not recorded.
   std::int64_t success_probability_samples = 0;
+  /// run.watchdog: seconds without a finished iteration after which a rank ends the job (a peer or a network
+  /// link is gone; docs/checkpoint.md); 0: never. Not part of a checkpoint's identity.
+  double watchdog = 300;
 };
 
 /// Section `workers`.

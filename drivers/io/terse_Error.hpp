@@ -22,6 +22,7 @@ enum ExitStatus : int {
   exit_internal_error = 1,  ///< a bug or a failure on one rank: the job is ended with MPI_Abort
   exit_user_error = 2,      ///< bad deck, data file, output path or checkpoint: fix and rerun
   exit_diverged = 3,        ///< non-finite loss, gradient or state
+  exit_no_progress = 4,     ///< run.watchdog: no iteration ended for that long (a rank or a link gone)
   exit_stopped = 75,        ///< SIGTERM/SIGUSR1: checkpoint written, continue with --restart (EX_TEMPFAIL)
 };
 

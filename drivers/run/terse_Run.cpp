@@ -15,6 +15,7 @@
 #include "terse_Round.hpp"
 #include "terse_Rules.hpp"
 #include "terse_Runtime.hpp"
+#include "terse_Watchdog.hpp"
 
 #include <terse_Sign.hpp>
 #include <terse_Statistics.hpp>
@@ -22,12 +23,14 @@
 #include <terse_Vote.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace terse {
 namespace {
@@ -473,11 +476,19 @@ void Run::banner() {
 /// Returns false when the run stopped early (diverged_ or stopped_by_ says why).
 bool Run::iterate() {
   // Testing hook (docs/checkpoint.md): TERSE_FAULT_INJECT=RANK:ITERATION makes that rank throw at the start of
-  // that iteration, as an error on one rank only would.
+  // that iteration, as an error on one rank only would; RANK:ITERATION:hang makes it stop there and wait, as a
+  // rank behind a dead link would (the watchdog's test).
   int fault_rank = -1;
   long long fault_iteration = -1;
-  if (const char* f = std::getenv("TERSE_FAULT_INJECT")) std::sscanf(f, "%d:%lld", &fault_rank, &fault_iteration);
+  char fault_kind[8] = "";
+  if (const char* f = std::getenv("TERSE_FAULT_INJECT"))
+    std::sscanf(f, "%d:%lld:%7s", &fault_rank, &fault_iteration, fault_kind);
+  const bool fault_hangs = std::string(fault_kind) == "hang";
+  // A rank stuck in a collective (a peer or a link gone) ends the job after run.watchdog seconds.
+  Watchdog watchdog(run_.watchdog, rank_);
   for (std::int64_t k = k_first_; k < run_.iterations; ++k) {
+    if (rank_ == fault_rank && k == fault_iteration && fault_hangs)
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     if (rank_ == fault_rank && k == fault_iteration)
       throw std::runtime_error("fault injected by TERSE_FAULT_INJECT=" + std::string(std::getenv("TERSE_FAULT_INJECT")));
     const auto ku = static_cast<std::uint64_t>(k);
@@ -548,6 +559,7 @@ bool Run::iterate() {
       stopped_by_ = stop;
       return false;
     }
+    watchdog.beat(done);
   }
   return true;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A rank that dies ends the whole job within 60 s with a non-zero status, and no rank hangs in a collective
-(docs/checkpoint.md): SIGKILL to one of 4 ranks, and an error on one rank only (TERSE_FAULT_INJECT), each in the
-middle of a run that would otherwise go on for minutes."""
+(docs/checkpoint.md): SIGKILL to one of 4 ranks, an error on one rank only (TERSE_FAULT_INJECT), and a rank that
+stops and waits (TERSE_FAULT_INJECT=R:K:hang: the watchdog, run.watchdog), each in the middle of a run that would
+otherwise go on for minutes."""
 import os
 import time
 
@@ -51,4 +52,20 @@ t.check("terse: rank 2: error after iteration 300: fault injected by TERSE_FAULT
         "the failing rank names itself, the iteration and the error")
 t.check(not left, f"no rank left running 10 s after mpiexec returned ({left})")
 t.check(not os.path.exists(os.path.join(wd, "run.h5")), "no history file under the final name")
+
+# 3. Rank 1 stops at iteration 300 and waits (as behind a dead link): the watchdog (run.watchdog: 3) ends the job.
+os.remove(ckpt)
+env = dict(lib.ENV, TERSE_FAULT_INJECT="1:300:hang")
+proc = lib.start(args, ranks, "--output", "run.h5", "--set", "run.watchdog=3", *long_run, cwd=wd, env=env)
+pids = lib.rank_processes(proc, ranks)
+status, elapsed, left = wait_for_end(proc, pids, 90)
+err = open(os.path.join(wd, "stderr.log")).read()
+t.check(status == 4, f"a rank that stops: the job ended with the watchdog's status 4 (got {status}) after "
+        f"{elapsed:.1f} s (from the start; run.watchdog 3 s)")
+fired = [line for line in err.splitlines() if "no progress for 3 s after iteration" in line]
+t.check(any(line.startswith("terse: rank ") for line in fired) and
+        any("after iteration 300 " in line for line in fired),
+        "the watchdog names the rank and the iteration (the stopped rank: after iteration 300): " + " | ".join(fired))
+t.check(not left, f"no rank left running 10 s after mpiexec returned ({left})")
+t.check(lib.checkpoint_iteration(ckpt) == 300, "the last checkpoint (iteration 300) is intact")
 t.exit(wd)
