@@ -20,10 +20,16 @@
 //     reset per algorithm through /proc/self/clear_refs) above its resident memory before the pieces were
 //     built, against the state formula (what the constructors allocate: x, the gradient, the update rule's
 //     state and Round::bytes) and against Kokkos's own count of the bytes it allocated (AllocationTracker).
+//   * the wire model: the bytes that must leave each rank under bandwidth-optimal collectives (PMPI wrappers:
+//     an alltoall sends every block but its own, an allgather delivers the rank's block to P-1 others, an
+//     allreduce of n bytes moves 2 (P-1)/P n); with --link-gbps, the network bound compute + the busiest
+//     rank's wire-model bytes at the link rate, and t/bound; with --interface (bench/cluster: one simulated
+//     host's eth0), the bytes the interface's counters saw leave and arrive during the timed iterations.
 // Every result file records what it ran on (CPU or GPU, Kokkos version and backend, threads, ranks,
 // compiler, MPI library), so bench/compare.py can put files from different machines side by side.
 //
 // usage: mpiexec -n P terse_bench_pipeline [--dims 20,24,26] [--algorithms ...] [--repeats N] [--out F.json]
+//        [--unpaired] [--link-gbps R --interface eth0]   (over a simulated cluster: bench/cluster/README.md)
 #include "terse_AllocationTracker.hpp"
 #include "terse_Algorithm.hpp"
 #include "terse_Deck.hpp"
@@ -56,44 +62,73 @@
 // Time inside MPI collectives (PMPI): the collectives the exchange pieces call.
 // ------------------------------------------------------------------------------------------------------------
 namespace {
+/// What the collectives of one timed iteration cost this rank: the time inside them, the calls, and the bytes
+/// that must leave this rank under bandwidth-optimal algorithms ("wire model"): an alltoall(v) sends every
+/// block but its own; an allgather(v) delivers this rank's block to P-1 others (a ring forwards the same
+/// amount); an allreduce of n bytes is a reduce-scatter plus an allgather, 2 (P-1)/P n. Over a network, these
+/// bytes at the link's rate are the algorithm's network bound.
 struct MpiClock {
   bool on = false;
   double seconds = 0;
   long calls = 0;
+  double wire_bytes = 0;
 };
 MpiClock& mpi_clock() {
   static MpiClock c;
   return c;
 }
 template <class F>
-int timed(F&& f) {
+int timed(F&& f, double wire_bytes) {
   MpiClock& c = mpi_clock();
   if (!c.on) return f();
   const double t0 = PMPI_Wtime();
   const int r = f();
   c.seconds += PMPI_Wtime() - t0;
   ++c.calls;
+  c.wire_bytes += wire_bytes;
+  return r;
+}
+double type_bytes(MPI_Datatype t) {
+  int size = 0;
+  PMPI_Type_size(t, &size);
+  return size;
+}
+int comm_size(MPI_Comm c) {
+  int p = 1;
+  PMPI_Comm_size(c, &p);
+  return p;
+}
+int comm_rank(MPI_Comm c) {
+  int r = 0;
+  PMPI_Comm_rank(c, &r);
   return r;
 }
 }  // namespace
 
 extern "C" {
 int MPI_Allreduce(const void* s, void* r, int n, MPI_Datatype t, MPI_Op op, MPI_Comm c) {
-  return timed([&] { return PMPI_Allreduce(s, r, n, t, op, c); });
+  const double P = comm_size(c);
+  return timed([&] { return PMPI_Allreduce(s, r, n, t, op, c); }, 2 * (P - 1) / P * n * type_bytes(t));
 }
 int MPI_Alltoall(const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt, MPI_Comm c) {
-  return timed([&] { return PMPI_Alltoall(s, sn, st, r, rn, rt, c); });
+  return timed([&] { return PMPI_Alltoall(s, sn, st, r, rn, rt, c); },
+               static_cast<double>(comm_size(c) - 1) * sn * type_bytes(st));
 }
 int MPI_Alltoallv(const void* s, const int* sc, const int* sd, MPI_Datatype st, void* r, const int* rc, const int* rd,
                   MPI_Datatype rt, MPI_Comm c) {
-  return timed([&] { return PMPI_Alltoallv(s, sc, sd, st, r, rc, rd, rt, c); });
+  double others = 0;
+  for (int j = 0, P = comm_size(c), me = comm_rank(c); j < P; ++j)
+    if (j != me) others += sc[j];
+  return timed([&] { return PMPI_Alltoallv(s, sc, sd, st, r, rc, rd, rt, c); }, others * type_bytes(st));
 }
 int MPI_Allgather(const void* s, int sn, MPI_Datatype st, void* r, int rn, MPI_Datatype rt, MPI_Comm c) {
-  return timed([&] { return PMPI_Allgather(s, sn, st, r, rn, rt, c); });
+  const double n = s == MPI_IN_PLACE ? rn * type_bytes(rt) : sn * type_bytes(st);
+  return timed([&] { return PMPI_Allgather(s, sn, st, r, rn, rt, c); }, (comm_size(c) - 1) * n);
 }
 int MPI_Allgatherv(const void* s, int sn, MPI_Datatype st, void* r, const int* rc, const int* rd, MPI_Datatype rt,
                    MPI_Comm c) {
-  return timed([&] { return PMPI_Allgatherv(s, sn, st, r, rc, rd, rt, c); });
+  const double n = s == MPI_IN_PLACE ? rc[comm_rank(c)] * type_bytes(rt) : sn * type_bytes(st);
+  return timed([&] { return PMPI_Allgatherv(s, sn, st, r, rc, rd, rt, c); }, (comm_size(c) - 1) * n);
 }
 }
 
@@ -206,7 +241,29 @@ struct Result {
   int pairs = 0;           // paired repetitions behind ratio_to_sgd
   // memory (only at the largest d): resident peak above the baseline, the formula, Kokkos's peak
   double rss_peak = -1, formula = 0, kokkos_peak = 0;
+  // the network (medians per iteration): the wire model's bytes per rank (mean and busiest rank), and with
+  // --interface the bytes the interface counters saw leave and arrive (mean over ranks: per host with one rank
+  // per host; the busiest)
+  double wire_model = 0, wire_model_max = 0, link_sent = -1, link_sent_max = -1, link_received = -1;
 };
+
+/// The byte counters of a network interface (/sys/class/net/NAME/statistics), read around every timed
+/// iteration; inside a network namespace they are that namespace's ("host's") interface.
+struct LinkCounters {
+  std::string name;  // "" : not read
+  static double read(const std::string& path) {
+    std::ifstream f(path);
+    double v = -1;
+    f >> v;
+    return v;
+  }
+  double sent() const { return read("/sys/class/net/" + name + "/statistics/tx_bytes"); }
+  double received() const { return read("/sys/class/net/" + name + "/statistics/rx_bytes"); }
+};
+LinkCounters& link_counters() {
+  static LinkCounters c;
+  return c;
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -232,6 +289,8 @@ class Path {
   struct Sample {
     double seconds = 0, compute = 0, phases[3] = {0, 0, 0};
     long calls = 0;  // this rank's MPI collective calls
+    double wire_model = 0, wire_model_max = 0;                      // mean over ranks, busiest rank
+    double link_sent = -1, link_sent_max = -1, link_received = -1;  // --interface: mean, busiest, mean
   };
 
   /// The benchmark's configuration of `algorithm`: the deck parser's, with the algorithm's defaults and a step
@@ -271,13 +330,20 @@ class Path {
   /// Collective: one iteration (compress -> exchange -> aggregate -> downlink -> apply), timed on every rank.
   Sample run() {
     MPI_Barrier(comm_);
+    const LinkCounters& link = link_counters();
+    const double sent0 = link.name.empty() ? 0 : link.sent(), received0 = link.name.empty() ? 0 : link.received();
     MpiClock& clk = mpi_clock();
-    clk = MpiClock{true, 0, 0};
+    clk = MpiClock{true, 0, 0, 0};
     const double t0 = MPI_Wtime();
     double phase[3];
     iteration(phase);
     double t[2] = {MPI_Wtime() - t0, 0};
     clk.on = false;
+    // This rank's last bytes may still be queued at its interface when its iteration ends; once every rank is
+    // past the barrier, every rank has received them.
+    if (!link.name.empty()) MPI_Barrier(comm_);
+    const double sent = link.name.empty() ? 0 : link.sent() - sent0;
+    const double received = link.name.empty() ? 0 : link.received() - received0;
     t[1] = t[0] - clk.seconds;
     Sample s;
     s.calls = clk.calls;
@@ -286,6 +352,16 @@ class Path {
     MPI_Allreduce(phase, s.phases, 3, MPI_DOUBLE, MPI_MAX, comm_);
     s.seconds = slowest[0];
     s.compute = slowest[1];
+    double mine[3] = {clk.wire_bytes, sent, received}, sums[3], maxima[3];
+    MPI_Allreduce(mine, sums, 3, MPI_DOUBLE, MPI_SUM, comm_);
+    MPI_Allreduce(mine, maxima, 3, MPI_DOUBLE, MPI_MAX, comm_);
+    s.wire_model = sums[0] / P_;
+    s.wire_model_max = maxima[0];
+    if (!link.name.empty()) {
+      s.link_sent = sums[1] / P_;
+      s.link_sent_max = maxima[1];
+      s.link_received = sums[2] / P_;
+    }
     return s;
   }
 
@@ -321,7 +397,7 @@ class Path {
 
 /// Fills the times of `res` from its samples: medians over the repetitions.
 void summarise(Result& res, const std::vector<Path::Sample>& samples, std::uint64_t bytes) {
-  std::vector<double> times, computes, mpis, phases[3];
+  std::vector<double> times, computes, mpis, phases[3], wire, wire_max, sent, sent_max, received;
   long calls = 0;
   for (const auto& s : samples) {
     times.push_back(s.seconds);
@@ -329,7 +405,17 @@ void summarise(Result& res, const std::vector<Path::Sample>& samples, std::uint6
     mpis.push_back(s.seconds - s.compute);
     for (int q = 0; q < 3; ++q) phases[q].push_back(s.phases[q]);
     calls += s.calls;
+    wire.push_back(s.wire_model);
+    wire_max.push_back(s.wire_model_max);
+    sent.push_back(s.link_sent);
+    sent_max.push_back(s.link_sent_max);
+    received.push_back(s.link_received);
   }
+  res.wire_model = median(wire);
+  res.wire_model_max = median(wire_max);
+  res.link_sent = median(sent);
+  res.link_sent_max = median(sent_max);
+  res.link_received = median(received);
   res.seconds = median(times);
   res.seconds_min = *std::min_element(times.begin(), times.end());
   for (int q = 0; q < 3; ++q) res.phase_seconds[q] = median(phases[q]);
@@ -413,7 +499,8 @@ int main(int argc, char** argv) {
   std::vector<int> dims_log2{20, 24, 26};
   std::vector<std::string> algorithms{"sgd", "amsgrad", "majority_vote", "ef_signsgd", "cd_adam", "ef21"};
   int repeats = 10, warmup = 2;
-  double bandwidth_gbps = 100, latency_us = 2;
+  double bandwidth_gbps = 100, latency_us = 2, link_gbps = 0;
+  bool unpaired = false;
   std::string out;
   CLI::App app{"terse_bench_pipeline: one iteration's communication path per algorithm, against the fp32 "
                "allreduce path (sgd, amsgrad), over the ranks of the job"};
@@ -424,6 +511,15 @@ int main(int argc, char** argv) {
   app.add_option("--bandwidth-gbps", bandwidth_gbps, "network bandwidth of the projection, Gbit/s")->check(CLI::PositiveNumber);
   app.add_option("--latency-us", latency_us, "network latency of the projection, microseconds")->check(CLI::NonNegativeNumber);
   app.add_option("--out", out, "JSON result file (rank 0 writes it)");
+  app.add_option("--interface", link_counters().name,
+                 "network interface whose byte counters are read around every timed iteration (a simulated "
+                 "host's eth0: bench/cluster)");
+  app.add_option("--link-gbps", link_gbps,
+                 "rate of the links the ranks are on, Gbit/s: reports each algorithm's network bound, its compute "
+                 "plus the wire model's bytes of the busiest rank at this rate")->check(CLI::PositiveNumber);
+  app.add_flag("--unpaired", unpaired,
+               "time each algorithm and sgd alone instead of alternating every iteration with sgd (where the "
+               "network, not a noisy memory system, sets the time: sgd's iterations are the slow ones)");
   std::vector<char*> args;
   for (const auto& a : rt.args()) args.push_back(const_cast<char*>(a.c_str()));
   try {
@@ -446,44 +542,64 @@ int main(int argc, char** argv) {
     std::printf("terse_bench_pipeline: %d ranks x %s threads (%s), %s; Kokkos %s; %s\n", P,
                 ctx.at("threads_per_rank").c_str(), ctx.at("execution_space").c_str(), ctx.at("cpu").c_str(),
                 ctx.at("kokkos_version").c_str(), ctx.at("mpi").c_str());
-    std::printf("%-14s %6s %11s %11s %11s %11s %11s %11s %6s %12s %8s %8s\n", "algorithm", "log2 d", "s/iter",
+    std::printf("%-14s %6s %11s %11s %11s %11s %11s %11s %6s %12s %8s %8s", "algorithm", "log2 d", "s/iter",
                 "compute s", "MPI s", "compress s", "exchange s", "apply s", "colls", "bytes/rank", "t/t_sgd",
                 "B/4d");
+    if (link_gbps > 0) std::printf(" %12s %12s %11s %7s", "wire B/rank", "link B/host", "bound s", "t/bound");
+    std::printf("\n");
   }
+  const auto bound = [&](const Result& r) {
+    return link_gbps > 0 ? r.compute_seconds + r.wire_model_max * 8 / (link_gbps * 1e9) : -1.0;
+  };
   const int largest = *std::max_element(dims_log2.begin(), dims_log2.end());
   std::vector<Result> results;
   const auto print = [&](const Result& r, int e) {
     if (!root) return;
-    std::printf("%-14s %6d %11.4e %11.4e %11.4e %11.4e %11.4e %11.4e %6.1f %12.0f %8.4f %8.6f\n", r.algorithm.c_str(), e,
+    std::printf("%-14s %6d %11.4e %11.4e %11.4e %11.4e %11.4e %11.4e %6.1f %12.0f %8.4f %8.6f", r.algorithm.c_str(), e,
                 r.seconds, r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
                 r.collectives, r.bytes, r.ratio_to_sgd, r.bytes / (4.0 * static_cast<double>(r.d)));
+    if (link_gbps > 0)
+      std::printf(" %12.0f %12.0f %11.4e %7.3f", r.wire_model_max, r.link_sent_max, bound(r), r.seconds / bound(r));
+    std::printf("\n");
     std::fflush(stdout);
   };
   for (int e : dims_log2) {
     const std::uint64_t d = std::uint64_t(1) << e;
     const std::size_t first = results.size();
     {
-      // Every algorithm is timed against the sgd path, iteration by iteration (measure_paired).
+      // Every algorithm is timed against the sgd path, iteration by iteration (measure_paired), or alone.
       Path sgd_path(MPI_COMM_WORLD, "sgd", d);
       std::vector<Path::Sample> sgd_samples;
       std::uint64_t sgd_bytes = 0;
       results.emplace_back();
+      if (unpaired) {
+        results[first] = measure_alone(sgd_path, "sgd", d, warmup, repeats);
+        print(results[first], e);
+      }
       for (const auto& a : algorithms) {
         if (a == "sgd") continue;
-        results.push_back(measure_paired(MPI_COMM_WORLD, a, sgd_path, d, warmup, repeats, sgd_samples, sgd_bytes));
+        if (unpaired) {
+          Path path(MPI_COMM_WORLD, a, d);
+          results.push_back(measure_alone(path, a, d, warmup, repeats));
+          results.back().ratio_to_sgd = results.back().seconds / results[first].seconds;
+        } else {
+          results.push_back(measure_paired(MPI_COMM_WORLD, a, sgd_path, d, warmup, repeats, sgd_samples, sgd_bytes));
+        }
         print(results.back(), e);
       }
       Result& sgd = results[first];
-      if (sgd_samples.empty()) {
-        sgd = measure_alone(sgd_path, "sgd", d, warmup, repeats);
-      } else {
-        sgd.algorithm = "sgd";
-        sgd.d = d;
-        summarise(sgd, sgd_samples, sgd_bytes);
-        sgd.ratio_to_sgd = 1;
+      if (!unpaired) {
+        if (sgd_samples.empty()) {
+          sgd = measure_alone(sgd_path, "sgd", d, warmup, repeats);
+        } else {
+          sgd.algorithm = "sgd";
+          sgd.d = d;
+          summarise(sgd, sgd_samples, sgd_bytes);
+          sgd.ratio_to_sgd = 1;
+        }
+        sgd.pairs = static_cast<int>(sgd_samples.size());
+        print(sgd, e);
       }
-      sgd.pairs = static_cast<int>(sgd_samples.size());
-      print(sgd, e);
     }
     if (e == largest)
       for (std::size_t i = first; i < results.size(); ++i) measure_memory(MPI_COMM_WORLD, results[i], warmup + 1);
@@ -506,7 +622,8 @@ int main(int argc, char** argv) {
       firstc = false;
     }
     f << "\n  },\n  \"network\": {\"bandwidth_gbps\": " << bandwidth_gbps << ", \"latency_us\": " << latency_us
-      << "},\n  \"repeats\": " << repeats << ",\n  \"results\": [";
+      << ", \"link_gbps\": " << link_gbps << ", \"interface\": \"" << json_escape(link_counters().name)
+      << "\", \"paired\": " << (unpaired ? "false" : "true") << "},\n  \"repeats\": " << repeats << ",\n  \"results\": [";
     for (std::size_t i = 0; i < results.size(); ++i) {
       const Result& r = results[i];
       const double steps = std::ceil(std::log2(std::max(P, 2)));
@@ -517,11 +634,14 @@ int main(int argc, char** argv) {
                     "\"compute_seconds\": %.6e, \"mpi_seconds\": %.6e, \"compress_seconds\": %.6e, \"exchange_seconds\": %.6e, "
                     "\"apply_seconds\": %.6e, \"collectives\": %.2f, \"bytes_per_rank\": %.1f, "
                     "\"projected_seconds\": %.6e, \"rss_peak_bytes\": %.0f, \"kokkos_peak_bytes\": %.0f, "
-                    "\"formula_bytes\": %.0f, \"ratio_to_sgd\": %.6e, \"pairs\": %d}",
+                    "\"formula_bytes\": %.0f, \"ratio_to_sgd\": %.6e, \"pairs\": %d, \"wire_model_bytes\": %.1f, "
+                    "\"wire_model_bytes_max\": %.1f, \"link_sent_bytes\": %.1f, \"link_sent_bytes_max\": %.1f, "
+                    "\"link_received_bytes\": %.1f, \"bound_seconds\": %.6e}",
                     i ? "," : "", r.algorithm.c_str(), static_cast<unsigned long long>(r.d), P, r.seconds, r.seconds_min,
                     r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
                     r.collectives, r.bytes, projected, r.rss_peak, r.kokkos_peak,
-                    r.formula, r.ratio_to_sgd, r.pairs);
+                    r.formula, r.ratio_to_sgd, r.pairs, r.wire_model, r.wire_model_max, r.link_sent, r.link_sent_max,
+                    r.link_received, bound(r));
       f << buf;
     }
     f << "\n  ]\n}\n";
