@@ -2,7 +2,8 @@
 # Prepares the GPU check of an NVIDIA H200 (Hopper, sm_90) node that may have only a newer CUDA (13) than
 # Kokkos 4.6 knows, no MPI and no network: `bash scripts/prepare-h200.sh [FOLDER]` (default ./build-h200).
 #
-#  1. builds terse for CUDA here (scripts/build-gpu.sh cuda: Debian's CUDA 11.8, Kokkos 4.6.01, HOPPER90);
+#  1. builds terse for CUDA here (scripts/build-gpu.sh cuda: Debian's CUDA 11.8, Kokkos 4.6.01, HOPPER90): the
+#     program and the two binaries below;
 #  2. fills FOLDER with the stripped CUDA builds of terse_unit_tests and terse_bench_kernels and every shared
 #     library they load except libcuda (the node's driver provides it): libcudart 11.8, libstdc++, GoogleTest,
 #     Google Benchmark, glibc and its loader. The binaries are started through the folder's own loader, so
@@ -18,7 +19,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build-h200}
-TERSE_CUDA_ARCH=HOPPER90 bash scripts/build-gpu.sh cuda
+# The folder's two binaries and the terse program (the drivers' device code: comm/, problems/, run/); the HIP job
+# compiles every target. TERSE_GPU_TARGETS="" builds all of them here too.
+TERSE_CUDA_ARCH=HOPPER90 TERSE_GPU_TARGETS=${TERSE_GPU_TARGETS-terse terse_unit_tests terse_bench_kernels} \
+  bash scripts/build-gpu.sh cuda
 source scripts/kokkos4.sh
 build=${TERSE_BUILD_DIR:-build-cuda-hopper90}
 binaries=(terse_unit_tests terse_bench_kernels)

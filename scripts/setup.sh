@@ -33,6 +33,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev libcli11-dev zlib1g-dev
   dataset-fashion-mnist python3 python3-numpy python3-h5py python3-matplotlib
   clang-14 libclang-rt-14-dev
+  ccache iproute2 procps
 )
 
 apt_updated=0

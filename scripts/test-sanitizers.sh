@@ -1,35 +1,39 @@
 #!/usr/bin/env bash
-# The sanitizer job (CI runs it after scripts/test.sh): builds terse's own code with AddressSanitizer and
-# UndefinedBehaviorSanitizer (-Dterse_ENABLE_SANITIZERS=ON) in ./build-sanitize (or $TERSE_SANITIZE_BUILD_DIR)
-# and runs the whole CTest suite there. Any memory error or undefined behaviour fails the test it happens in.
+# The sanitizer job, which is also the Kokkos 4.x job (CI runs it after scripts/test.sh): builds Kokkos 4.6.01
+# (OpenMP + Serial) from its release source once (scripts/kokkos4.sh; ../shared/vendor or $TERSE_KOKKOS_TARBALL),
+# builds terse and its tests against it with AddressSanitizer and UndefinedBehaviorSanitizer on terse's own code
+# (-Dterse_ENABLE_SANITIZERS=ON) in ./build-sanitize (or $TERSE_SANITIZE_BUILD_DIR), checks that the program
+# reports Kokkos 4.6, and runs the CTest suite there. So the suite runs on Kokkos 3.4.01 (the normal job) and on
+# Kokkos 4.6.01 (here), and any memory error or undefined behaviour fails the test it happens in.
 # Leaks: Open MPI keeps memory until the process ends, which LeakSanitizer reports, so leak checking is off for
 # the suite and on again for a second pass over the tests that do not start MPI (the GoogleTest unit and driver
-# tests: every test but driver.*, mpi.*, checkpoint.*, packaging.* and validation.*). The seed experiments
-# (validation.*) run once here, the cheapest of them: the normal job checks them all. checkpoint.signals and
-# checkpoint.kills (about 5 minutes of SIGTERMs and SIGKILLs at random moments, then restarts) test how the
-# program's processes end, which the normal job checks; the code they reach (checkpoint writing and reading,
-# restart) runs here under the sanitizers through RunRestart (mpi.*), checkpoint.refusals (damaged and
-# mismatched files) and checkpoint.rank_death. Extra arguments go to ctest.
+# tests: every test but driver.*, mpi.*, checkpoint.*, cluster.*, packaging.* and validation.*). Left to the
+# normal job, where they take a tenth of the time: the seed experiments (validation.*: hundreds of program
+# launches), checkpoint.signals and checkpoint.kills (minutes of SIGTERMs and SIGKILLs at random moments, then
+# restarts), cluster.tcp (timings over shaped links), and the program's refusals of bad input (driver.run.bad.*,
+# checkpoint.refusals: dozens of launches, each starting MPI, several seconds apiece under the sanitizers). The
+# code they reach runs here under the sanitizers all the same: whole runs of every algorithm through run_deck
+# (RunReference, RunRestart: mpi.*), the readers in the fuzzers' ASan builds (scripts/test-fuzz.sh: decks,
+# LibSVM, IDX, checkpoints) and the deck tests (unit), the ways a job ends in checkpoint.rank_death (the
+# watchdog too). Extra arguments go to ctest. (scripts/test-kokkos4.sh runs the suite on Kokkos 4.6 without the
+# sanitizers, benchmarks included.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/kokkos4.sh
 bash scripts/setup.sh
+kokkos4_build openmp
 export TERSE_BUILD_DIR=${TERSE_SANITIZE_BUILD_DIR:-build-sanitize}
-bash scripts/build.sh -Dterse_ENABLE_SANITIZERS=ON -Dterse_ENABLE_TESTS=ON -Dterse_ENABLE_BENCHMARKS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+bash scripts/build.sh -DKokkos_ROOT="$(kokkos4_prefix openmp)" -Dterse_ENABLE_SANITIZERS=ON -Dterse_ENABLE_TESTS=ON \
+  -Dterse_ENABLE_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+info=$(OMP_NUM_THREADS=1 "$TERSE_BUILD_DIR/bin/terse" info)
+echo "$info" >&2
+grep -qE "Kokkos: +${KOKKOS4_VERSION%%.*}\.$((10#$(cut -d. -f2 <<<"$KOKKOS4_VERSION")))\." <<<"$info" \
+  || k4_die "$TERSE_BUILD_DIR/bin/terse does not report Kokkos $KOKKOS4_VERSION"
 source scripts/mpi-env.sh
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-echo "[terse sanitizers] the whole suite but the seed experiments (leak checking off: Open MPI's allocations)"
+echo "[terse sanitizers] the suite but what the normal job runs alone (leak checking off: Open MPI's allocations)"
 ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 \
-  -LE validation -E '^checkpoint\.(signals|kills)$' "$@"
-# The seed experiments are minutes of plain runs (the normal job checks their numbers); one of them takes the
-# driver through complete runs under the sanitizers: the vote experiment (80 runs of 1 to 8 workers, and the
-# Lemma 8 probe's 16 one-step runs of 200000 coordinates). The success probabilities' code, which the batch
-# experiment now runs with 8192 draws a row (minutes under the sanitizers), is checked here by
-# RunSuccessProbability (mpi.*).
-echo "[terse sanitizers] one seed experiment"
-ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure --timeout 900 --no-tests=error \
-  -R '^validation\.seed001_rosenbrock_vote$'
-
+  -LE validation -E '^(checkpoint\.(signals|kills|refusals)|cluster\..*|driver\.run\.bad\..*)$' "$@"
 echo "[terse sanitizers] the tests without MPI, with leak checking"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$TERSE_BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 900 --no-tests=error \
-  -E '^(driver|mpi|checkpoint|packaging|validation)\.' "$@"
+  -E '^(driver|mpi|checkpoint|cluster|packaging|validation)\.' "$@"
