@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The simulated cluster over TCP (bench/cluster/cluster.sh, issue: clusters over real TCP), in about a minute:
 
-1. P = 2 hosts on 1 Gbit/s links, d = 2^20, the pipeline benchmark (majority_vote and sgd, each timed alone):
+1. P = 2 hosts on 1 Gbit/s links, d = 2^21, the pipeline benchmark (majority_vote and sgd, each timed alone):
    traffic crossed the shaped links (the harness's interface counters), the bytes the interfaces counted per
    iteration match terse's own count within 5 %, sgd is no faster than its bytes at the link rate (the link is
    shaped), and the 1-bit path beats sgd by a wide band (at least 4x; it moves 32x fewer bytes).
@@ -51,7 +51,7 @@ def cluster(*rest, limit, extra=()):
 counters = os.path.join(wd, "counters.json")
 result = os.path.join(wd, "pipeline.json")
 began = time.time()
-run = subprocess.run(cluster(args.bench, "--dims", "20", "--algorithms", "majority_vote", "sgd", "--repeats", "9",
+run = subprocess.run(cluster(args.bench, "--dims", "21", "--algorithms", "majority_vote", "sgd", "--repeats", "9",
                              "--warmup", "2", "--unpaired", "--link-gbps", str(rate_gbps), "--interface", "eth0",
                              "--out", result, limit=180, extra=("--counters", counters)),
                      cwd=wd, env=env, capture_output=True, text=True)

@@ -25,6 +25,8 @@ def check(ok, what):
 SPACK_TO_CMAKE = {"kokkos": "Kokkos", "mpi": "MPI", "hdf5": "HDF5", "yaml-cpp": "yaml-cpp", "cli11": "CLI11",
                   "googletest": "GTest", "benchmark": "benchmark", "zlib-api": "ZLIB", "zlib": "ZLIB"}
 BUILD_TOOLS = {"cmake"}
+# find_package names of what the compiler and the C library provide (no spack package): the threads library
+SYSTEM = {"Threads"}
 
 # 1. Valid Python.
 source = recipe.read_text()
@@ -92,6 +94,7 @@ found = set()
 for f in cmake_files:
     for m in re.finditer(r"^\s*find_(?:package|dependency)\(\s*([A-Za-z0-9_-]+)", f.read_text(), re.M):
         found.add(m.group(1))
+found -= SYSTEM
 print(f"      CMake find_package: {sorted(found)} in {len(cmake_files)} files")
 unknown = deps - set(SPACK_TO_CMAKE) - BUILD_TOOLS
 check(not unknown, f"every spack dependency has a CMake name ({sorted(unknown)} do not)")
