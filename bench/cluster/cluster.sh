@@ -22,6 +22,10 @@
 #                          the switch ports) as JSON to FILE
 #       --link-down H:S    S seconds after the start, take host H's link down (ip link set eth0 down), as a
 #                          cable pulled mid-run would
+#       --queue-ms MS      the longest a packet waits in a link's queue (tbf latency; default 100): the queue
+#                          holds RATE x MS of data, a switch's buffer
+#       --sysctl KEY=VALUE a per-namespace sysctl of every host (net.ipv4.tcp_slow_start_after_idle=0, ...);
+#                          repeatable
 #       --tcp-retries2 N   the hosts' net.ipv4.tcp_retries2 (default 5: a peer that stopped answering is given up
 #                          after about 13 s; Linux's default 15 takes about 15 minutes); Open MPI's daemons
 #                          also probe each other (keepalive) after 10 s of silence, so that mpirun notices a
@@ -37,7 +41,7 @@ set -euo pipefail
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 die() { echo "cluster.sh: $*" >&2; exit 2; }
 
-hosts=2 rate=1gbit per_host=1 limit=900 mpi_extra="" counters="" link_down="" probe=0 tcp_retries2=5
+hosts=2 rate=1gbit per_host=1 limit=900 mpi_extra="" counters="" link_down="" probe=0 tcp_retries2=5 queue_ms=100 sysctls=()
 while (($#)); do
   case $1 in
     -n|--hosts) hosts=${2:?}; shift 2 ;;
@@ -49,6 +53,8 @@ while (($#)); do
     --link-down) link_down=${2:?}; shift 2 ;;
     --probe) probe=1; shift ;;
     --tcp-retries2) tcp_retries2=${2:?}; shift 2 ;;
+    --queue-ms) queue_ms=${2:?}; shift 2 ;;
+    --sysctl) sysctls+=("${2:?}"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
     *) die "unknown option '$1' (--help lists them)" ;;
@@ -56,6 +62,7 @@ while (($#)); do
 done
 [[ $hosts =~ ^[1-8]$ ]] || die "--hosts must be 1..8, got '$hosts'"
 [[ $per_host =~ ^[1-9][0-9]*$ ]] || die "--per-host must be a positive integer, got '$per_host'"
+[[ $queue_ms =~ ^[1-9][0-9]*$ ]] || die "--queue-ms must be a positive integer, got '$queue_ms'"
 [[ $tcp_retries2 =~ ^[1-9][0-9]?$ ]] || die "--tcp-retries2 must be 1..99, got '$tcp_retries2'"
 [[ $limit =~ ^[1-9][0-9]*$ ]] || die "--time-limit must be a positive number of seconds, got '$limit'"
 [[ $rate == none || $rate =~ ^[0-9]+(\.[0-9]+)?([kmgt]?(bit|bps))$ ]] || die "--rate must be like 1gbit or 100mbit, or none; got '$rate'"
@@ -105,11 +112,12 @@ build() {
     # A lost peer is noticed within about 13 s (RTO doubling from 200 ms, 5 retries) instead of Linux's
     # default of 15 retries (about 15 minutes), so that the launcher can end a job whose host is cut off.
     ip netns exec "$ns" sysctl -qw net.ipv4.tcp_retries2="$tcp_retries2" || return 1
+    for kv in "${sysctls[@]}"; do ip netns exec "$ns" sysctl -qw "$kv" || return 1; done
     ip -n "$switch" link set "p$i" master br0 up || return 1
     if [[ $rate != none ]]; then
       # burst >= 64 KB: with segmentation offload a single packet handed to the qdisc can be that large.
-      tc -n "$ns" qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency 100ms || return 1
-      tc -n "$switch" qdisc add dev "p$i" root tbf rate "$rate" burst 256kb latency 100ms || return 1
+      tc -n "$ns" qdisc add dev eth0 root tbf rate "$rate" burst 256kb latency "${queue_ms}ms" || return 1
+      tc -n "$switch" qdisc add dev "p$i" root tbf rate "$rate" burst 256kb latency "${queue_ms}ms" || return 1
     fi
   done
   for ((i = 0; i < hosts; i++)); do

@@ -19,6 +19,7 @@ algorithms=${ALGORITHMS:-sgd,amsgrad,majority_vote,stochastic_sign,ef_signsgd,si
 mkdir -p bench/results
 export OMP_NUM_THREADS=${THREADS:-1} OMP_PROC_BIND=false
 for p in ${RANKS:-2 4}; do
+  [[ ${SKIP_PIPELINE:-0} == 1 ]] && continue  # only the mlp job (and the tables from earlier files)
   common=(--dims "${DIMS:-22,24,26}" --repeats "${REPEATS:-5}" --warmup 1 --unpaired --link-gbps "$gbps"
           --interface eth0)
   echo "[terse network] P = $p, $rate: every algorithm (Open MPI's default allreduce for sgd)" >&2
@@ -37,17 +38,22 @@ p=$(tr ' ' '\n' <<<"${RANKS:-2 4}" | sort -n | tail -1)
 work=$(mktemp -d /tmp/terse-network.XXXXXX)
 for kind in ${MLP_ALGORITHMS:-sgd majority_vote ef_signsgd cd_adam ef21}; do
   echo "[terse network] P = $p, $rate: terse run, the mlp job with $kind" >&2
+  # The main job's problem and batch (inputs/mlp_fashion_mnist_majority_vote.yaml) with each algorithm's defaults.
+  cat > "$work/$kind.yaml" <<DECK
+problem: {kind: mlp, hidden: ${MLP_HIDDEN:-1024}}
+optimizer: {kind: $kind, lr: 0.001}
+run: {iterations: ${MLP_ITERATIONS:-100}, batch: 32, seed: 1, log_every: ${MLP_ITERATIONS:-100}}
+workers: {per_rank: 3}
+DECK
   bash bench/cluster/cluster.sh -n "$p" -r "$rate" -t 1800 --counters "$work/$kind.json" -- "$PWD/build/bin/terse" run \
-    "$PWD/inputs/mlp_fashion_mnist_majority_vote.yaml" --set optimizer.kind="$kind" --set problem.hidden="${MLP_HIDDEN:-1024}" \
-    --set run.iterations="${MLP_ITERATIONS:-100}" --set run.log_every="${MLP_ITERATIONS:-100}" --quiet \
-    --output "$work/$kind.h5" >&2
+    "$work/$kind.yaml" --quiet --output "$work/$kind.h5" >&2
 done
 /usr/bin/python3 - "$work" "bench/results/network-$host-mlp.json" "$p" "$rate" <<'PY'
 import glob, json, os, sys
 import h5py
 work, out, P, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rows = []
-for c in sorted(glob.glob(os.path.join(work, "*.json"))):
+for c in sorted(glob.glob(os.path.join(work, "*.json")), key=lambda c: c != os.path.join(work, "sgd.json")):
     kind = os.path.basename(c)[:-5]
     counters = json.load(open(c))
     with h5py.File(os.path.join(work, kind + ".h5"), "r") as f:
