@@ -78,8 +78,14 @@ switch="$prefix-sw"
 made_ns=()
 workdir=$(mktemp -d /tmp/terse-cluster.XXXXXX)
 
+down_pid="" run_pid=""
 teardown() {
   local ns pids
+  [[ -n $run_pid ]] && kill "$run_pid" 2>/dev/null  # the time limit's process, when a signal ends the script
+  if [[ -n $down_pid ]]; then  # a --link-down still waiting: its sleep, then itself
+    pkill -P "$down_pid" 2>/dev/null || true
+    kill "$down_pid" 2>/dev/null || true
+  fi
   for ns in "${made_ns[@]}"; do
     # Open MPI's daemons detach from mpirun: end every process still in the namespace before deleting it.
     pids=$(ip netns pids "$ns" 2>/dev/null || true)
@@ -166,18 +172,24 @@ if [[ -n $link_down ]]; then
   IFS=: read -r down_host down_after <<<"$link_down"
   (sleep "$down_after" && ip -n "$prefix-h$down_host" link set eth0 down \
      && echo "cluster.sh: host h$down_host's link is down ($down_after s after the start)" >&2) &
+  down_pid=$!
 fi
 
 iface=eth0
 start=$EPOCHREALTIME
 set +e
 # shellcheck disable=SC2086  # --mpi is a list of words
+# In the background, so that a signal to this script is handled at once (bash runs traps only between
+# foreground commands) and tears everything down.
 timeout -k 10 "$limit" ip netns exec "$prefix-h0" mpirun --host "$host_list" -n $((hosts * per_host)) \
   --mca plm_rsh_agent "$workdir/agent" --bind-to none --mca pml ob1 --mca btl tcp,self \
   --mca btl_tcp_if_include "$iface" --mca oob_tcp_if_include "$iface" --mca mpi_yield_when_idle 1 \
   --mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3 \
-  -wdir "$PWD" "${exports[@]}" $mpi_extra "$@"
+  -wdir "$PWD" "${exports[@]}" $mpi_extra "$@" &
+run_pid=$!
+wait "$run_pid"
 status=$?
+run_pid=""
 set -e
 seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 ((status == 124)) && echo "cluster.sh: the run did not end within --time-limit $limit s" >&2
