@@ -42,6 +42,7 @@ enum class RandomStream : std::uint32_t {
   sample_selection = 3,
   initial_model = 4,
   rand_k = 5,
+  monitor_sample = 6,  ///< the rows of the monitor's loss estimates (drivers: pieces::Monitor)
 };
 
 /// The generator keyed by (seed, stream); draw(iteration, worker, index) gives 128 bits.

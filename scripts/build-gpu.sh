@@ -30,7 +30,7 @@ cxx=$(kokkos4_cxx "$backend")
 k4_log "building terse for $backend ($arch) in $build with $cxx"
 mkdir -p "$build"
 log=$build/terse-configure.log
-cmake -S . -B "$build" -DKokkos_ROOT="$prefix" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release \
+cmake -S . -B "$build" -DKokkos_ROOT="$prefix" -DKokkosKernels_ROOT="$(kk4_prefix "$backend")" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release \
   -Dterse_ENABLE_NATIVE=OFF -Dterse_ENABLE_TESTS=ON -Dterse_ENABLE_BENCHMARKS=ON \
   -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST "$@" >"$log" 2>&1 \
   || { tail -n 40 "$log" >&2; k4_die "configuring terse for $backend failed (log: $log)"; }

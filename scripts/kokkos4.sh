@@ -1,14 +1,22 @@
-# Sourced by scripts/test-kokkos4.sh, scripts/build-gpu.sh and scripts/prepare-h200.sh: builds Kokkos 4.6.01
-# (and, on request, Kokkos Kernels 4.6.01) from the release sources for one backend, into
-# $TERSE_DEPS/kokkos-4.6.01-<backend>, once; later calls reuse it.
+# Sourced by scripts/test-kokkos4.sh, scripts/test-sanitizers.sh, scripts/build-gpu.sh and
+# scripts/prepare-h200.sh: builds Kokkos 4.6.01 and Kokkos Kernels 4.6.01 from the release sources for one
+# backend, into $TERSE_DEPS/kokkos-4.6.01-<backend> and $TERSE_DEPS/kokkos-kernels-4.6.01-<backend>, once;
+# later calls reuse them.
 #
 #   kokkos4_prefix BACKEND          prints the install prefix of that build (openmp, cuda, hip)
-#   kokkos4_build  BACKEND          builds it unless a complete build is there; prints nothing on stdout
+#   kokkos4_build  BACKEND          builds Kokkos and Kokkos Kernels unless complete builds are there; prints
+#                                   nothing on stdout
+#   kk4_prefix     BACKEND          prints the Kokkos Kernels prefix of that backend
 #   gpu_toolkit    BACKEND          installs the Debian toolkit of a GPU backend (CUDA 11.8 + g++-11, HIP 5.2)
 #                                   and exports the environment its compiler needs
 #
 # The sources: $TERSE_KOKKOS_TARBALL, else ../shared/vendor/kokkos-4.6.01.tar.gz beside the repository (where
-# CI puts it); the .sha256 file beside a tarball is checked when there is one.
+# CI puts it), and $TERSE_KOKKOS_KERNELS_TARBALL, else ../shared/vendor/kokkos-kernels-4.6.01.tar.gz; the
+# .sha256 file beside a tarball is checked when there is one.
+#
+# Kokkos Kernels: the BLAS component only, no pre-instantiated types (terse instantiates what it calls); on the
+# host Debian's OpenBLAS (OpenMP variant) as its BLAS, on GPUs its own kernels (no cuBLAS/rocBLAS: the H200
+# folder carries no CUDA libraries, and Debian has no rocBLAS for HIP 5.2).
 #
 # Backends and their Kokkos options:
 #   openmp  OpenMP + Serial, the host compiler
@@ -120,6 +128,51 @@ k4_options() {
 }
 
 kokkos4_build() {
+  kokkos4_build_core "$1"
+  kk4_build "$1"
+}
+
+kk4_prefix() {
+  local arch; arch=$(kokkos4_arch "$1")
+  if [[ $1 == openmp ]]; then echo "$TERSE_DEPS/kokkos-kernels-$KOKKOS4_VERSION-openmp"
+  else echo "$TERSE_DEPS/kokkos-kernels-$KOKKOS4_VERSION-$1-${arch,,}"; fi
+}
+
+kk4_build() {
+  local backend=$1 prefix kokkos; prefix=$(kk4_prefix "$backend"); kokkos=$(kokkos4_prefix "$backend")
+  if [[ -f $prefix/.terse-complete && $prefix/.terse-complete -nt $kokkos/.terse-complete ]]; then
+    k4_log "using Kokkos Kernels $KOKKOS4_VERSION ($backend) built earlier in $prefix"; return
+  fi
+  local tarball; tarball=$(k4_tarball kokkos-kernels TERSE_KOKKOS_KERNELS_TARBALL)
+  local work; work=$(mktemp -d "${TMPDIR:-/tmp}/terse-kk4.XXXXXX")
+  k4_log "building Kokkos Kernels $KOKKOS4_VERSION ($backend, BLAS component) from $tarball into $prefix"
+  tar -C "$work" -xzf "$tarball"
+  local src; src=$(ls -d "$work"/kokkos-kernels-* | head -n1)
+  local opts=(-DKokkosKernels_ENABLED_COMPONENTS=BLAS -DKokkosKernels_ADD_DEFAULT_ETI=OFF -DKokkosKernels_ENABLE_TESTS=OFF
+              -DKokkosKernels_ENABLE_EXAMPLES=OFF -DKokkosKernels_ENABLE_PERFTESTS=OFF -DKokkosKernels_ENABLE_TPL_LAPACK=OFF
+              -DCMAKE_CXX_COMPILER="$(kokkos4_cxx "$backend")")
+  case $backend in
+    openmp)
+      local blas; blas=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/openblas-openmp
+      [[ -f $blas/libopenblas.so ]] || k4_die "$blas/libopenblas.so is missing (Debian package libopenblas-openmp-dev; scripts/setup.sh installs it)"
+      opts+=(-DKokkosKernels_ENABLE_TPL_BLAS=ON -DBLAS_LIBRARY_DIRS="$blas" -DBLAS_LIBRARIES=openblas) ;;
+    cuda) opts+=(-DKokkosKernels_NO_DEFAULT_CUDA_TPLS=ON -DKokkosKernels_ENABLE_TPL_BLAS=OFF) ;;
+    hip) opts+=(-DKokkosKernels_ENABLE_TPL_ROCBLAS=OFF -DKokkosKernels_ENABLE_TPL_ROCSPARSE=OFF -DKokkosKernels_ENABLE_TPL_BLAS=OFF) ;;
+  esac
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ROOT="$kokkos" \
+    -DCMAKE_CXX_STANDARD=17 -DCMAKE_CXX_EXTENSIONS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON "${opts[@]}" \
+    >"$work/configure.log" 2>&1 \
+    || { tail -n 40 "$work/configure.log" >&2; rm -rf "$work"; k4_die "Kokkos Kernels $KOKKOS4_VERSION ($backend) configure failed"; }
+  cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 \
+    || { tail -n 40 "$work/build.log" >&2; rm -rf "$work"; k4_die "Kokkos Kernels $KOKKOS4_VERSION ($backend) build failed"; }
+  rm -rf "$prefix"
+  cmake --install "$work/build" >/dev/null
+  rm -rf "$work"
+  touch "$prefix/.terse-complete"
+  k4_log "Kokkos Kernels $KOKKOS4_VERSION ($backend) installed in $prefix"
+}
+
+kokkos4_build_core() {
   local backend=$1 prefix; prefix=$(kokkos4_prefix "$backend")
   if [[ -f $prefix/.terse-complete ]]; then k4_log "using Kokkos $KOKKOS4_VERSION ($backend) built earlier in $prefix"; return; fi
   local tarball; tarball=$(k4_tarball kokkos TERSE_KOKKOS_TARBALL)

@@ -11,7 +11,7 @@ TERSE_SETUP_PACKAGES_ONLY=1 bash scripts/setup.sh
 kokkos4_build openmp
 build=${TERSE_KOKKOS4_BUILD_DIR:-build-kokkos4}
 k4_log "building terse against Kokkos $KOKKOS4_VERSION (OpenMP, Serial) in $build"
-cmake -S . -B "$build" -DKokkos_ROOT="$(kokkos4_prefix openmp)" -Dterse_ENABLE_TESTS=ON -Dterse_ENABLE_BENCHMARKS=ON
+cmake -S . -B "$build" -DKokkos_ROOT="$(kokkos4_prefix openmp)" -DKokkosKernels_ROOT="$(kk4_prefix openmp)" -Dterse_ENABLE_TESTS=ON -Dterse_ENABLE_BENCHMARKS=ON
 cmake --build "$build" -j "${TERSE_JOBS:-$(nproc)}"
 source scripts/mpi-env.sh
 # The program must report the Kokkos it was built with (4.6.1), not one found elsewhere.

@@ -24,7 +24,7 @@ source scripts/kokkos4.sh
 bash scripts/setup.sh
 kokkos4_build openmp
 export TERSE_BUILD_DIR=${TERSE_SANITIZE_BUILD_DIR:-build-sanitize}
-bash scripts/build.sh -DKokkos_ROOT="$(kokkos4_prefix openmp)" -Dterse_ENABLE_SANITIZERS=ON -Dterse_ENABLE_TESTS=ON \
+bash scripts/build.sh -DKokkos_ROOT="$(kokkos4_prefix openmp)" -DKokkosKernels_ROOT="$(kk4_prefix openmp)" -Dterse_ENABLE_SANITIZERS=ON -Dterse_ENABLE_TESTS=ON \
   -Dterse_ENABLE_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
 info=$(OMP_NUM_THREADS=1 OMP_PROC_BIND=false ASAN_OPTIONS=detect_leaks=0 "$TERSE_BUILD_DIR/bin/terse" info)  # Open MPI keeps memory
 echo "$info" >&2

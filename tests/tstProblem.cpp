@@ -15,6 +15,9 @@
 #include "terse_TestBackends.hpp"
 
 #include <terse_Problem.hpp>
+#include <terse_Random.hpp>
+
+#include <KokkosKernels_config.h>
 
 #include <algorithm>
 #include <cmath>
@@ -600,52 +603,60 @@ template <class E>
 class ProblemMlp : public ::testing::Test {};
 TYPED_TEST_SUITE(ProblemMlp, ExecSpaces);
 
+/// The loss's relative tolerance against the double reference: the fixed-order kernels sum in double; the
+/// library path multiplies in float (784- or 20-term dot products, each rounding 2^-24: measured 1e-9).
+double mlp_loss_tolerance(DenseProducts products) { return products == DenseProducts::fixed_order ? 1e-13 : 1e-6; }
+
 TYPED_TEST(ProblemMlp, FiniteDifferencesAndLayouts) {
   using E = TypeParam;
-  const int H = 5;
-  // 20 pixels: the host's 16-pixel groups of the W1 gradient get one full group and a partial one.
-  const DenseDataset train = synthetic_dense(40, 20, 10, 1), test = synthetic_dense(25, 20, 10, 2);
-  auto one = make_mlp<E>(train, test, H, WorkerRange{3, 0, 3});
-  const std::size_t d = 20 * H + H + 10 * H + 10;
-  ASSERT_EQ(one->dim(), d);
-  EXPECT_EQ(one->rows(), 40u);
-  EXPECT_EQ(one->test_rows(), 25u);
-  const auto x = random_floats(d, -0.8, 0.8, 3);
-  const auto f = [&](const std::vector<double>& z) { return ref_mlp(train, 0, 40, H, z); };
-  EXPECT_NEAR(loss_of(*one, x), f(widen(x)), 1e-13 * f(widen(x)));
-  // Every parameter: FD with h = 1e-6 (no ReLU kink within h for these random values; error ~1e-9).
-  expect_close(gradient_of(*one, x), fd_gradient(f, widen(x), 1e-6), 2e-6, "finite differences");
+  for (const DenseProducts products : {DenseProducts::fixed_order, DenseProducts::library}) {
+    SCOPED_TRACE(std::string("products: ") + to_string(products));
+    const int H = 5;
+    // 20 pixels: the host's 16-pixel groups of the W1 gradient get one full group and a partial one.
+    const DenseDataset train = synthetic_dense(40, 20, 10, 1), test = synthetic_dense(25, 20, 10, 2);
+    auto one = make_mlp<E>(train, test, H, WorkerRange{3, 0, 3}, products);
+    const std::size_t d = 20 * H + H + 10 * H + 10;
+    ASSERT_EQ(one->dim(), d);
+    EXPECT_EQ(one->rows(), 40u);
+    EXPECT_EQ(one->test_rows(), 25u);
+    const auto x = random_floats(d, -0.8, 0.8, 3);
+    const auto f = [&](const std::vector<double>& z) { return ref_mlp(train, 0, 40, H, z); };
+    EXPECT_NEAR(loss_of(*one, x), f(widen(x)), mlp_loss_tolerance(products) * f(widen(x)));
+    // Every parameter: FD with h = 1e-6 (no ReLU kink within h for these random values; error ~1e-9).
+    expect_close(gradient_of(*one, x), fd_gradient(f, widen(x), 1e-6), 2e-6, "finite differences");
 
-  // Two simulated ranks: worker 0, workers 1-2.
-  auto r0 = make_mlp<E>(train, test, H, WorkerRange{3, 0, 1});
-  auto r1 = make_mlp<E>(train, test, H, WorkerRange{3, 1, 2});
-  const auto xv = to_device<E>(x, "x");
-  EXPECT_NEAR(r0->finish_loss(r0->local_loss_sum(xv) + r1->local_loss_sum(xv), xv), f(widen(x)), 1e-13 * f(widen(x)));
-  const auto g0 = local_grad_of(*r0, x), g1 = local_grad_of(*r1, x);
-  std::vector<float> sum(d);
-  for (std::size_t j = 0; j < d; ++j) sum[j] = g0[j] + g1[j];
-  Vec<E> gv = to_device<E>(sum, "g");
-  r0->finish_grad(gv, xv);
-  expect_close(to_host(gv), gradient_of(*one, x), 1e-6, "two ranks");
-  // Test accuracy: the ranks' counts add up to the one-rank count.
-  const auto c = one->local_test_correct(xv);
-  ASSERT_TRUE(c.has_value());
-  EXPECT_EQ(*c, *r0->local_test_correct(xv) + *r1->local_test_correct(xv));
-  EXPECT_DOUBLE_EQ(*one->test_accuracy(xv), *c / 25.0);
+    // Two simulated ranks: worker 0, workers 1-2.
+    auto r0 = make_mlp<E>(train, test, H, WorkerRange{3, 0, 1}, products);
+    auto r1 = make_mlp<E>(train, test, H, WorkerRange{3, 1, 2}, products);
+    const auto xv = to_device<E>(x, "x");
+    EXPECT_NEAR(r0->finish_loss(r0->local_loss_sum(xv) + r1->local_loss_sum(xv), xv), f(widen(x)),
+                mlp_loss_tolerance(products) * f(widen(x)));
+    const auto g0 = local_grad_of(*r0, x), g1 = local_grad_of(*r1, x);
+    std::vector<float> sum(d);
+    for (std::size_t j = 0; j < d; ++j) sum[j] = g0[j] + g1[j];
+    Vec<E> gv = to_device<E>(sum, "g");
+    r0->finish_grad(gv, xv);
+    expect_close(to_host(gv), gradient_of(*one, x), 1e-6, "two ranks");
+    // Test accuracy: the ranks' counts add up to the one-rank count.
+    const auto c = one->local_test_correct(xv);
+    ASSERT_TRUE(c.has_value());
+    EXPECT_EQ(*c, *r0->local_test_correct(xv) + *r1->local_test_correct(xv));
+    EXPECT_DOUBLE_EQ(*one->test_accuracy(xv), *c / 25.0);
 
-  // Workers' stochastic gradients: layout-free bits, the mean of their samples; full = block gradient.
-  const std::uint64_t begin[4] = {0, 13, 26, 40};
-  for (int w = 0; w < 3; ++w) {
-    Problem<E>& mine = w == 0 ? *r0 : *r1;
-    for (Batch batch : {Batch{false, 3}, Batch{false, 300}, Batch{true, 0}}) {
-      SCOPED_TRACE("worker " + std::to_string(w) + (batch.full ? " full" : " batch " + std::to_string(batch.size)));
-      const auto g = sg_of(*one, x, w, 5, batch, 4);
-      EXPECT_TRUE(bitwise_equal(g, sg_of(mine, x, w, 5, batch, 4)));
-      expect_mean_of_samples(g, samples_of(mine, x, w, 5, batch, 4));
-      if (batch.full) {
-        const auto block = fd_gradient([&](const std::vector<double>& z) { return ref_mlp(train, begin[w], begin[w + 1], H, z); },
-                                       widen(x), 1e-6);
-        expect_close(g, block, 2e-6, "full batch");
+    // Workers' stochastic gradients: layout-free bits, the mean of their samples; full = block gradient.
+    const std::uint64_t begin[4] = {0, 13, 26, 40};
+    for (int w = 0; w < 3; ++w) {
+      Problem<E>& mine = w == 0 ? *r0 : *r1;
+      for (Batch batch : {Batch{false, 3}, Batch{false, 300}, Batch{true, 0}}) {
+        SCOPED_TRACE("worker " + std::to_string(w) + (batch.full ? " full" : " batch " + std::to_string(batch.size)));
+        const auto g = sg_of(*one, x, w, 5, batch, 4);
+        EXPECT_TRUE(bitwise_equal(g, sg_of(mine, x, w, 5, batch, 4)));
+        expect_mean_of_samples(g, samples_of(mine, x, w, 5, batch, 4));
+        if (batch.full) {
+          const auto block = fd_gradient([&](const std::vector<double>& z) { return ref_mlp(train, begin[w], begin[w + 1], H, z); },
+                                         widen(x), 1e-6);
+          expect_close(g, block, 2e-6, "full batch");
+        }
       }
     }
   }
@@ -681,6 +692,61 @@ TYPED_TEST(ProblemMlp, SeededInitialModel) {
   EXPECT_NEAR(s2 / (10 * H), 1.0 / 7 / 3, 0.4 / 7 / 3);
 }
 
+// The monitor's loss estimate (local_loss_sample) against a scalar reference: each worker's S rows drawn as
+// documented (CounterRng stream monitor_sample, key, worker, index b; uniform over its block), the loss of each
+// from ref_mlp, the mean weighted by n_w / N and the variance s_w^2 / S weighted by (n_w / N)^2, summed over
+// two simulated ranks. Then: the same key gives the same bits, another key other rows, and with many rows the
+// estimate is within 4 standard errors of the full loss.
+TYPED_TEST(ProblemMlp, LossSampleMatchesTheScalarReference) {
+  using E = TypeParam;
+  const int H = 6;
+  const DenseDataset train = synthetic_dense(50, 20, 10, 11), test = synthetic_dense(10, 20, 10, 12);
+  const auto x = random_floats(20 * H + H + 10 * H + 10, -0.8, 0.8, 13);
+  const std::uint64_t begin[4] = {0, 16, 33, 50};  // row_block(50, 3, w)
+  for (const DenseProducts products : {DenseProducts::fixed_order, DenseProducts::library}) {
+    SCOPED_TRACE(std::string("products: ") + to_string(products));
+    auto r0 = make_mlp<E>(train, test, H, WorkerRange{3, 0, 1}, products);
+    auto r1 = make_mlp<E>(train, test, H, WorkerRange{3, 1, 2}, products);
+    const auto xv = to_device<E>(x, "x");
+    const std::uint64_t S = 7, key = 123, seed = 9;
+    const auto a = r0->local_loss_sample(xv, S, key, seed), b = r1->local_loss_sample(xv, S, key, seed);
+    ASSERT_TRUE(a.has_value() && b.has_value());
+    EXPECT_EQ(a->rows, S);
+    EXPECT_EQ(b->rows, 2 * S);
+    double mean = 0, variance = 0;
+    const CounterRng rng{seed, static_cast<std::uint32_t>(RandomStream::monitor_sample)};
+    for (int w = 0; w < 3; ++w) {
+      const std::uint64_t n = begin[w + 1] - begin[w];
+      std::vector<double> l(S);
+      for (std::uint64_t q = 0; q < S; ++q) {
+        const std::uint64_t r = begin[w] + rng.below(static_cast<std::uint32_t>(n), key, static_cast<std::uint32_t>(w), q);
+        l[q] = ref_mlp(train, r, r + 1, H, widen(x));
+      }
+      double m = 0, sq = 0;
+      for (double v : l) m += v;
+      m /= S;
+      for (double v : l) sq += (v - m) * (v - m);
+      const double share = static_cast<double>(n) / 50.0;
+      mean += share * m;
+      variance += share * share * sq / (S - 1) / S;
+    }
+    const double tol = mlp_loss_tolerance(products);
+    EXPECT_NEAR(a->mean + b->mean, mean, tol * mean);
+    EXPECT_NEAR(a->variance + b->variance, variance, 1e3 * tol * variance + 1e-15);
+    EXPECT_GT(variance, 0.0);
+    // Deterministic in (seed, key); another key draws other rows.
+    const auto again = r0->local_loss_sample(xv, S, key, seed), other = r0->local_loss_sample(xv, S, key + 1, seed);
+    EXPECT_EQ(std::memcmp(&again->mean, &a->mean, sizeof(double)), 0);
+    EXPECT_NE(other->mean, a->mean);
+    // Many rows: within 4 standard errors of the full objective (a biased estimate fails this).
+    auto all = make_mlp<E>(train, test, H, WorkerRange{3, 0, 3}, products);
+    const auto big = all->local_loss_sample(xv, 4000, 5, seed);
+    const double full = ref_mlp(train, 0, 50, H, widen(x));
+    EXPECT_NEAR(all->finish_loss(50.0 * big->mean, xv), full, 4 * std::sqrt(big->variance));
+    EXPECT_LT(std::sqrt(big->variance), 0.05 * full);
+  }
+}
+
 /// Fashion-MNIST's test file (10000 images, the smallest): rows 0-599 train, 600-2599 test.
 struct FashionSubset {
   DenseDataset train, test;
@@ -697,33 +763,36 @@ TYPED_TEST(ProblemMlp, FashionMnist) {
   using E = TypeParam;
   if (!have_fashion_mnist()) GTEST_SKIP() << fashion_mnist_test_images << " is absent (dataset-fashion-mnist)";
   const auto& fm = FashionSubset::get();
-  const int H = 8;
-  auto p = make_mlp<E>(fm.train, fm.test, H, WorkerRange{2, 0, 2});
-  const std::size_t P = 784, d = P * H + H + 10 * H + 10;
-  ASSERT_EQ(p->dim(), d);
-  Vec<E> xv("x", d);
-  p->initial_model(xv, 3);
-  // An untrained network: accuracy near chance (10 classes, about 200 test images each).
-  const double acc = *p->test_accuracy(xv);
-  EXPECT_GT(acc, 0.02);
-  EXPECT_LT(acc, 0.25);
-  const auto x0 = to_host(xv);
-  // Initial loss near log(10) (small weights, near-uniform softmax).
-  EXPECT_NEAR(p->loss(xv), std::log(10.0), 0.3);
+  for (const DenseProducts products : {DenseProducts::fixed_order, DenseProducts::library}) {
+    SCOPED_TRACE(std::string("products: ") + to_string(products));
+    const int H = 8;
+    auto p = make_mlp<E>(fm.train, fm.test, H, WorkerRange{2, 0, 2}, products);
+    const std::size_t P = 784, d = P * H + H + 10 * H + 10;
+    ASSERT_EQ(p->dim(), d);
+    Vec<E> xv("x", d);
+    p->initial_model(xv, 3);
+    // An untrained network: accuracy near chance (10 classes, about 200 test images each).
+    const double acc = *p->test_accuracy(xv);
+    EXPECT_GT(acc, 0.02);
+    EXPECT_LT(acc, 0.25);
+    const auto x0 = to_host(xv);
+    // Initial loss near log(10) (small weights, near-uniform softmax).
+    EXPECT_NEAR(p->loss(xv), std::log(10.0), 0.3);
 
-  // Finite differences of a few parameters of each layer at a perturbed point (biases nonzero).
-  std::vector<float> x = x0;
-  std::mt19937_64 gen(4);
-  std::normal_distribution<double> n01(0, 0.05);
-  for (auto& v : x) v = static_cast<float>(v + n01(gen));
-  const std::size_t oB1 = P * H, oW2 = oB1 + H, oB2 = oW2 + 10 * H;
-  const std::vector<std::size_t> coords = {2 * P + 300, 5 * P + 407, 7 * P + 520, oB1 + 1, oB1 + 6,
-                                           oW2 + 3,     oW2 + 44,    oW2 + 79,    oB2 + 0, oB2 + 9};
-  const auto f = [&](const std::vector<double>& z) { return ref_mlp(fm.train, 0, 600, H, z); };
-  const auto fd = fd_gradient(f, widen(x), 1e-6, coords);
-  const auto g = gradient_of(*p, x);
-  for (std::size_t j : coords) EXPECT_NEAR(g[j], fd[j], 2e-6 * (1 + std::fabs(fd[j]))) << "parameter " << j;
-  EXPECT_NEAR(loss_of(*p, x), f(widen(x)), 1e-12 * f(widen(x)));
+    // Finite differences of a few parameters of each layer at a perturbed point (biases nonzero).
+    std::vector<float> x = x0;
+    std::mt19937_64 gen(4);
+    std::normal_distribution<double> n01(0, 0.05);
+    for (auto& v : x) v = static_cast<float>(v + n01(gen));
+    const std::size_t oB1 = P * H, oW2 = oB1 + H, oB2 = oW2 + 10 * H;
+    const std::vector<std::size_t> coords = {2 * P + 300, 5 * P + 407, 7 * P + 520, oB1 + 1, oB1 + 6,
+                                             oW2 + 3,     oW2 + 44,    oW2 + 79,    oB2 + 0, oB2 + 9};
+    const auto f = [&](const std::vector<double>& z) { return ref_mlp(fm.train, 0, 600, H, z); };
+    const auto fd = fd_gradient(f, widen(x), 1e-6, coords);
+    const auto g = gradient_of(*p, x);
+    for (std::size_t j : coords) EXPECT_NEAR(g[j], fd[j], 2e-6 * (1 + std::fabs(fd[j]))) << "parameter " << j;
+    EXPECT_NEAR(loss_of(*p, x), f(widen(x)), std::max(1e-12, mlp_loss_tolerance(products)) * f(widen(x)));
+  }
 }
 
 // ====================================================================================== determinism
@@ -786,12 +855,19 @@ TEST(ProblemDeterminism, SerialAndOpenMPBitwise) {
     auto o = make_logistic<O>(D, 0.1, wr);
     expect_same_bits(outputs(*s, x, 2), outputs(*o, x, 2), "logistic");
   }
-  {
+  // The mlp's fixed-order kernels are bitwise equal by construction. Its library path hands the same products to
+  // the same host BLAS from either space (at the same BLAS thread count): equal too, where there is a host BLAS
+  // (Kokkos Kernels' own host kernels differ between Serial and OpenMP).
+  std::vector<DenseProducts> paths{DenseProducts::fixed_order};
+#if defined(KOKKOSKERNELS_ENABLE_TPL_BLAS)
+  paths.push_back(DenseProducts::library);
+#endif
+  for (const DenseProducts products : paths) {
     const DenseDataset train = synthetic_dense(600, 30, 10, 5), test = synthetic_dense(300, 30, 10, 6);
-    auto s = make_mlp<S>(train, test, 16, wr);
-    auto o = make_mlp<O>(train, test, 16, wr);
+    auto s = make_mlp<S>(train, test, 16, wr, products);
+    auto o = make_mlp<O>(train, test, 16, wr, products);
     const auto x = random_floats(s->dim(), -0.5, 0.5, 7);
-    expect_same_bits(outputs(*s, x, 1), outputs(*o, x, 1), "mlp");
+    expect_same_bits(outputs(*s, x, 1), outputs(*o, x, 1), to_string(products));
   }
 }
 #endif

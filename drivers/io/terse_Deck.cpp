@@ -38,6 +38,7 @@ constexpr std::array<const char*, 2> kAcceptRules{{"always", "descent"}};
 constexpr std::array<const char*, 3> kCompressors{{"scaled_sign", "top_k", "rand_k"}};
 constexpr std::array<const char*, 2> kBroadcasts{{"markov", "mean"}};
 constexpr std::array<const char*, 2> kEstimateStarts{{"zero", "gradient"}};
+constexpr std::array<const char*, 2> kDenseProducts{{"library", "fixed_order"}};
 
 constexpr std::array<const char*, 4> kSections{{"problem", "optimizer", "run", "workers"}};
 
@@ -722,6 +723,7 @@ const std::vector<KeySpec>& key_table() {
       t.push_back(k);
     }
     t.push_back(integer_key("hidden", &P::hidden, problems({PK::mlp}), std::int64_t{1}));
+    t.push_back(enum_key("products", &P::products, kDenseProducts, problems({PK::mlp})));
     const Unused images = [](const Deck& d) {  // the mlp's files, and logistic's with data_format fashion_mnist
       if (d.problem.kind == PK::mlp) return std::string();
       if (d.problem.kind == PK::logistic)
@@ -956,6 +958,7 @@ const char* to_string(AcceptRule v) { return kAcceptRules[static_cast<std::size_
 const char* to_string(Compressor v) { return kCompressors[static_cast<std::size_t>(v)]; }
 const char* to_string(Broadcast v) { return kBroadcasts[static_cast<std::size_t>(v)]; }
 const char* to_string(EstimateStart v) { return kEstimateStarts[static_cast<std::size_t>(v)]; }
+const char* to_string(DenseProducts v) { return kDenseProducts[static_cast<std::size_t>(v)]; }
 
 // Equality compares every key of the table (used or not), section by section.
 namespace {

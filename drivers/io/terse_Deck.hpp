@@ -60,6 +60,9 @@ enum class AcceptRule { always, descent };
 enum class Compressor { scaled_sign, top_k, rand_k };
 enum class Broadcast { markov, mean };
 enum class EstimateStart { zero, gradient };
+/// How the mlp multiplies its dense layers: through Kokkos Kernels (KokkosBlas::gemm: the host BLAS, or Kokkos
+/// Kernels' own kernels on GPUs), or terse's fixed-order kernels (bitwise reproducible everywhere).
+enum class DenseProducts { library, fixed_order };
 
 /// The deck spelling of each enumerator ("majority_vote", "top_k", ...).
 const char* to_string(ProblemKind v);
@@ -72,6 +75,7 @@ const char* to_string(AcceptRule v);
 const char* to_string(Compressor v);
 const char* to_string(Broadcast v);
 const char* to_string(EstimateStart v);
+const char* to_string(DenseProducts v);
 
 /// Where the Debian package dataset-fashion-mnist installs its IDX files (the defaults of the *_images/labels).
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
@@ -89,6 +93,7 @@ struct ProblemConfig {
   DataFormat data_format = DataFormat::libsvm; ///< logistic
   std::array<int, 2> classes{{0, 6}};          ///< logistic + fashion_mnist: (-1 class, +1 class), distinct, 0..9
   std::int64_t hidden = 64;                    ///< mlp; >= 1
+  DenseProducts products = DenseProducts::library;  ///< mlp
   std::string train_images = std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz";  ///< mlp, logistic+fmnist
   std::string train_labels = std::string(kFashionMnistDir) + "train-labels-idx1-ubyte.gz";  ///< mlp, logistic+fmnist
   std::string test_images = std::string(kFashionMnistDir) + "t10k-images-idx3-ubyte.gz";    ///< mlp

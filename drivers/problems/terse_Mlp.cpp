@@ -2,6 +2,8 @@
 // terse_Problem.hpp has the formulas, terse_ProblemBase.hpp the parts the problems share.
 #include "terse_ProblemBase.hpp"
 
+#include <KokkosBlas3_gemm.hpp>
+
 namespace terse {
 namespace Impl {
 namespace problem {
@@ -9,7 +11,8 @@ namespace problem {
 // ------------------------------------------------------------------------------------------------------ mlp
 
 inline constexpr int mlp_max_classes = 16;
-inline constexpr std::uint64_t mlp_chunk = 256;  ///< rows per chunk of the forward/backward kernels
+inline constexpr std::uint64_t mlp_chunk = 256;  ///< rows per chunk of the fixed-order kernels
+inline constexpr std::uint64_t mlp_gemm_chunk = 2048;  ///< rows per matrix product of the library path
 
 /// Offsets of the parameter blocks in x: W1 (H x P), b1 (H), W2 (K x H), b2 (K).
 struct MlpLayout {
@@ -59,11 +62,10 @@ struct MlpHidden {
   }
 };
 
-/// Logits o_k = b2_k + sum_h W2(k, h) relu(Z(c, h)) of chunk row c into o[0..K).
-template <class Mem, class XV>
-KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x,
-                                       const Kokkos::View<double**, Kokkos::LayoutRight, Mem>& Z, std::uint64_t c,
-                                       double* o) {
+/// Logits o_k = b2_k + sum_h W2(k, h) relu(Z(c, h)) of chunk row c into o[0..K) (Z: the hidden
+/// pre-activations with b1, double on the fixed-order path, float from the library's product).
+template <class XV, class ZV>
+KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x, const ZV& Z, std::uint64_t c, double* o) {
   for (std::uint64_t k = 0; k < L.K; ++k) {
     double s = x(L.b2 + k);
     for (std::uint64_t h = 0; h < L.H; ++h) {
@@ -74,20 +76,25 @@ KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x,
   }
 }
 
-/// Softmax cross-entropy of chunk row c: D2(c, k) = p_k - [k == y]; loss(r_c) = logsumexp(o) - o_y when wanted.
-template <class Mem, class XV>
+/// Where MlpOutput writes a row's loss: nowhere, at its local row (loss(r_c)), or at its chunk position
+/// (loss(offset + c): the sampled rows of a loss estimate, which may repeat).
+enum class MlpLossAt { none, row, position };
+
+/// Softmax cross-entropy of chunk row c: D2(c, k) = p_k - [k == y]; its loss logsumexp(o) - o_y when wanted.
+template <class Mem, class XV, class ZV>
 struct MlpOutput {
   MlpLayout L;
   XV x;
-  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
+  ZV Z;
   Kokkos::View<const std::int32_t*, Mem> labels;
   Kokkos::View<const std::uint64_t*, Mem> rows;
   Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
   Kokkos::View<double*, Mem> loss;
-  bool want_loss;
+  MlpLossAt loss_at;
+  std::uint64_t offset;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
     double o[mlp_max_classes];
-    mlp_logits<Mem>(L, x, Z, c, o);
+    mlp_logits(L, x, Z, c, o);
     double m = o[0];
     for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
     double s = 0;
@@ -97,16 +104,19 @@ struct MlpOutput {
     const std::int32_t y = labels(r);
     for (std::uint64_t k = 0; k < L.K; ++k)
       D2(c, k) = compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0);
-    if (want_loss) loss(r) = lse - o[y];
+    if (loss_at == MlpLossAt::row) loss(r) = lse - o[y];
+    else if (loss_at == MlpLossAt::position) loss(offset + c) = lse - o[y];
   }
 };
 
-/// D1(c, h) = [Z(c, h) > 0] sum_k W2(k, h) D2(c, k).
-template <class Mem, class XV>
+/// D1(c, h) = [Z(c, h) > 0] sum_k W2(k, h) D2(c, k) (ZV: double or float, as in mlp_logits).
+template <class Mem, class XV, class ZV>
 struct MlpBackHidden {
   MlpLayout L;
   XV x;
-  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z, D2, D1;
+  ZV Z;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
+  ZV D1;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
     const std::uint64_t c = t / L.H, h = t % L.H;
     double s = 0;
@@ -117,12 +127,13 @@ struct MlpBackHidden {
 };
 
 /// The gradient term of parameter o for chunk row c.
-template <class Mem>
+template <class Mem, class ZV = Kokkos::View<double**, Kokkos::LayoutRight, Mem>>
 struct MlpTerms {
   MlpLayout L;
   Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
   Kokkos::View<const std::uint64_t*, Mem> rows;
-  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z, D1, D2;
+  ZV Z, D1;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
 
   KOKKOS_INLINE_FUNCTION double term(std::uint64_t o, std::uint64_t c) const {
     if (o < L.b1) return D1(c, o / L.P) * feats(rows(c), o % L.P);
@@ -188,21 +199,68 @@ struct MlpSamples {
 };
 
 /// Number of chunk rows whose argmax of the logits (the first maximum) is the label.
-template <class Mem, class XV>
+template <class Mem, class XV, class ZV>
 struct MlpCorrect {
   using value_type = std::uint64_t;
   MlpLayout L;
   XV x;
-  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
+  ZV Z;
   Kokkos::View<const std::int32_t*, Mem> labels;
   Kokkos::View<const std::uint64_t*, Mem> rows;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
     double o[mlp_max_classes];
-    mlp_logits<Mem>(L, x, Z, c, o);
+    mlp_logits(L, x, Z, c, o);
     std::uint64_t best = 0;
     for (std::uint64_t k = 1; k < L.K; ++k)
       if (o[k] > o[best]) best = k;
     if (static_cast<std::int32_t>(best) == labels(rows(c))) ++n;
+  }
+};
+
+// ---- the library path: the two products over the pixels through KokkosBlas::gemm, the rest as above ----
+
+/// A(c, p) = feats(rows(c), p): a batch's sampled rows gathered for the product.
+template <class Mem>
+struct MlpGather {
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
+  Kokkos::View<const std::uint64_t*, Mem> rows;
+  Kokkos::View<float**, Kokkos::LayoutRight, Mem> A;
+  std::uint64_t P;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
+    const std::uint64_t c = t / P, p = t % P;
+    A(c, p) = feats(rows(c), p);
+  }
+};
+
+/// Z(c, h) += b1_h after the product Z = A W1^T.
+template <class XV>
+struct MlpAddBias {
+  MlpLayout L;
+  XV x;
+  Kokkos::View<float**, Kokkos::LayoutRight, typename XV::memory_space> Z;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
+    const std::uint64_t c = t / L.H, h = t % L.H;
+    Z(c, h) += x(L.b1 + h);
+  }
+};
+
+/// acc(o) (+)= the chunk's gradient of parameter o: the product G1 = D1^T A for W1, the sums over the chunk's
+/// rows (c increasing, in double) of MlpTerms for b1, W2 and b2.
+template <class Mem>
+struct MlpAccumulateLibrary {
+  MlpTerms<Mem, Kokkos::View<float**, Kokkos::LayoutRight, Mem>> t;
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> G1;
+  Kokkos::View<double*, Mem> acc;
+  std::uint64_t chunk;
+  bool first;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t o) const {
+    double s = first ? 0.0 : acc(o);
+    if (o < t.L.b1) {
+      s += G1(o / t.L.P, o % t.L.P);
+    } else {
+      for (std::uint64_t c = 0; c < chunk; ++c) s += t.term(o, c);
+    }
+    acc(o) = s;
   }
 };
 
@@ -260,19 +318,29 @@ class Mlp final : public ProblemBase<ExecSpace> {
   using typename Base::vector_type;
   using Mem = typename ExecSpace::memory_space;
   using Mat = Kokkos::View<double**, Kokkos::LayoutRight, Mem>;
+  using FMat = Kokkos::View<float**, Kokkos::LayoutRight, Mem>;
+  using CFMat = Kokkos::View<const float**, Kokkos::LayoutRight, Mem>;
 
   /// train, test: this rank's rows; n_train, n_test: the global counts.
   Mlp(DenseRows<Mem> train, std::uint64_t n_train, DenseRows<Mem> test, std::uint64_t n_test, std::uint64_t P,
-      int K, std::int64_t hidden, const WorkerRange& wr, std::string source)
-      : Base(wr), train_(train), test_(test), n_(n_train), n_test_(n_test), source_(std::move(source)) {
+      int K, std::int64_t hidden, const WorkerRange& wr, std::string source, DenseProducts products)
+      : Base(wr), train_(train), test_(test), n_(n_train), n_test_(n_test), source_(std::move(source)),
+        library_(products == DenseProducts::library) {
     if (hidden < 1) throw std::invalid_argument("mlp: hidden must be >= 1");
     if (K < 2 || K > mlp_max_classes) throw std::invalid_argument("mlp: 2 to 16 classes");
     L_ = MlpLayout::make(P, static_cast<std::uint64_t>(hidden), static_cast<std::uint64_t>(K));
     lr_ = local_rows(n_, wr, source_);
-    rows_ = Kokkos::View<std::uint64_t*, Mem>("terse::mlp::rows", mlp_chunk);
-    Z_ = Mat("terse::mlp::Z", mlp_chunk, L_.H);
+    const std::uint64_t chunk = library_ ? mlp_gemm_chunk : mlp_chunk;
+    rows_ = Kokkos::View<std::uint64_t*, Mem>("terse::mlp::rows", chunk);
+    Z_ = Mat("terse::mlp::Z", mlp_chunk, L_.H);  // the fixed-order kernels (also the per-sample gradients)
     D1_ = Mat("terse::mlp::D1", mlp_chunk, L_.H);
-    D2_ = Mat("terse::mlp::D2", mlp_chunk, L_.K);
+    D2_ = Mat("terse::mlp::D2", chunk, L_.K);
+    if (library_) {
+      A_ = FMat(Kokkos::ViewAllocateWithoutInitializing("terse::mlp::gathered_rows"), chunk, L_.P);
+      Zf_ = FMat("terse::mlp::Z_library", chunk, L_.H);
+      D1f_ = FMat("terse::mlp::D1_library", chunk, L_.H);
+      G1_ = FMat("terse::mlp::W1_gradient", L_.H, L_.P);
+    }
     loss_ = Kokkos::View<double*, Mem>("terse::mlp::loss", train_.size());
     acc_ = Kokkos::View<double*, Mem>("terse::mlp::acc", L_.d);
     sum_ = SumWorkspace<ExecSpace>(std::max<std::uint64_t>(train_.size(), 1));
@@ -282,7 +350,8 @@ class Mlp final : public ProblemBase<ExecSpace> {
   std::string description() const override {
     return "one-hidden-layer MLP (" + std::to_string(L_.P) + "-" + std::to_string(L_.H) + "-" + std::to_string(L_.K) +
            ", ReLU, softmax cross-entropy) on " + source_ + ": " + std::to_string(n_) + " training rows, " +
-           std::to_string(n_test_) + " test rows, d = " + std::to_string(L_.d);
+           std::to_string(n_test_) + " test rows, d = " + std::to_string(L_.d) + "; dense products: " +
+           (library_ ? "Kokkos Kernels (KokkosBlas::gemm)" : "terse's fixed-order kernels");
   }
   std::size_t dim() const override { return L_.d; }
   std::uint64_t rows() const override { return n_; }
@@ -307,19 +376,48 @@ class Mlp final : public ProblemBase<ExecSpace> {
   double local_loss_sum(const const_vector_type& x) override {
     this->check_vector(x, "x");
     const std::uint64_t n = train_.size();
-    for (std::uint64_t s = 0; s < n; s += mlp_chunk)
-      forward(x, train_, contiguous(s), std::min(mlp_chunk, n - s), true);
+    for (std::uint64_t s = 0; s < n; s += chunk())
+      forward(x, train_, contiguous(s), std::min(chunk(), n - s), MlpLossAt::row, loss_, 0);
     deterministic_sum(this->space_, loss_, n, sum_);
     return sum_.host_result();
+  }
+  std::optional<LossSample> local_loss_sample(const const_vector_type& x, std::uint64_t per_worker, std::uint64_t key,
+                                              std::uint64_t seed) override {
+    this->check_vector(x, "x");
+    if (per_worker < 1) throw std::invalid_argument("mlp: a loss sample needs at least one row per worker");
+    if (sample_loss_.extent(0) < per_worker)
+      sample_loss_ = Kokkos::View<double*, Mem>("terse::mlp::sample_loss", per_worker);
+    auto host = Kokkos::create_mirror_view(sample_loss_);
+    LossSample out;
+    const CounterRng rng{seed, static_cast<std::uint32_t>(RandomStream::monitor_sample)};
+    for (int l = 0; l < this->workers_.count; ++l) {
+      const std::uint64_t r0 = lr_.block[l], r1 = lr_.block[l + 1];
+      const SampleRows rows{rng, key, static_cast<std::uint32_t>(this->workers_.first + l), r0, r1 - r0, false};
+      for (std::uint64_t b0 = 0; b0 < per_worker; b0 += chunk())
+        forward(x, train_, sampled(rows, b0), std::min(chunk(), per_worker - b0), MlpLossAt::position, sample_loss_, b0);
+      Kokkos::deep_copy(this->space_, host, sample_loss_);
+      this->space_.fence();
+      // The worker's sample mean and its variance s^2 / S, weighted by its share n_w / N of the rows.
+      double mean = 0, sq = 0;
+      for (std::uint64_t b = 0; b < per_worker; ++b) mean += host(b);
+      mean /= static_cast<double>(per_worker);
+      for (std::uint64_t b = 0; b < per_worker; ++b) sq += (host(b) - mean) * (host(b) - mean);
+      const double var = per_worker > 1 ? sq / static_cast<double>(per_worker - 1) / static_cast<double>(per_worker) : 0.0;
+      const double share = static_cast<double>(r1 - r0) / static_cast<double>(n_);
+      out.mean += share * mean;
+      out.variance += share * share * var;
+      out.rows += per_worker;
+    }
+    return out;
   }
   void local_grad_sum(const const_vector_type& x, const vector_type& g) override {
     this->check_vector(x, "x");
     this->check_vector(g, "g");
     const std::uint64_t n = train_.size();
-    for (std::uint64_t s = 0; s < n; s += mlp_chunk) {
-      const std::uint64_t c = std::min(mlp_chunk, n - s);
-      forward(x, train_, contiguous(s), c, false);
-      backward(x, c, s == 0);
+    for (std::uint64_t s = 0; s < n; s += chunk()) {
+      const std::uint64_t c = std::min(chunk(), n - s);
+      forward(x, train_, contiguous(s), c, MlpLossAt::none, loss_, 0);
+      backward(x, contiguous(s), c, s == 0);
     }
     finish_acc(g, 1.0);
     this->space_.fence();
@@ -341,14 +439,15 @@ class Mlp final : public ProblemBase<ExecSpace> {
     this->check_vector(g, "g");
     const std::uint64_t B = static_cast<std::uint64_t>(batch_rows(w, batch));
     const SampleRows rows = sample_rows(w, k, batch, seed);
-    for (std::uint64_t b0 = 0; b0 < B; b0 += mlp_chunk) {
-      const std::uint64_t c = std::min(mlp_chunk, B - b0);
-      forward(x, train_, sampled(rows, b0), c, false);
-      backward(x, c, b0 == 0);
+    for (std::uint64_t b0 = 0; b0 < B; b0 += chunk()) {
+      const std::uint64_t c = std::min(chunk(), B - b0);
+      forward(x, train_, sampled(rows, b0), c, MlpLossAt::none, loss_, 0);
+      backward(x, sampled(rows, b0), c, b0 == 0);
     }
     finish_acc(g, 1.0 / static_cast<double>(B));
     this->space_.fence();
   }
+  /// Per-sample gradients are outer products, not a product over the pixels: the fixed-order kernels on both paths.
   void per_sample_gradients(const const_vector_type& x, int w, std::uint64_t k, const Batch& batch,
                             std::uint64_t seed, const matrix_type& G) override {
     this->check_step(x, w, batch);
@@ -357,10 +456,10 @@ class Mlp final : public ProblemBase<ExecSpace> {
     const SampleRows rows = sample_rows(w, k, batch, seed);
     for (std::uint64_t b0 = 0; b0 < B; b0 += mlp_chunk) {
       const std::uint64_t c = std::min(mlp_chunk, B - b0);
-      forward(x, train_, sampled(rows, b0), c, false);
-      delta_hidden(x, c);
+      forward_fixed(x, train_, sampled(rows, b0), c, MlpLossAt::none, loss_, 0);
+      delta_hidden_fixed(x, c);
       Kokkos::parallel_for("terse::mlp::per_sample_gradients", this->policy(c * L_.d),
-                           MlpSamples<Mem, matrix_type>{terms(train_), G, b0});
+                           MlpSamples<Mem, matrix_type>{terms_fixed(train_), G, b0});
     }
     this->space_.fence();
   }
@@ -370,19 +469,27 @@ class Mlp final : public ProblemBase<ExecSpace> {
     this->check_vector(x, "x");
     std::uint64_t total = 0;
     const std::uint64_t n = test_.size();
-    for (std::uint64_t s = 0; s < n; s += mlp_chunk) {
-      const std::uint64_t c = std::min(mlp_chunk, n - s);
-      chunk_rows(contiguous(s), c);
-      hidden(x, test_, c);
+    for (std::uint64_t s = 0; s < n; s += chunk()) {
+      const std::uint64_t c = std::min(chunk(), n - s);
       std::uint64_t correct = 0;
-      Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
-                              MlpCorrect<Mem, const_vector_type>{L_, x, Z_, test_.labels, rows_}, correct);
+      chunk_rows(contiguous(s), c);
+      if (library_) {
+        hidden_library(x, test_, contiguous(s), c);
+        Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
+                                MlpCorrect<Mem, const_vector_type, FMat>{L_, x, Zf_, test_.labels, rows_}, correct);
+      } else {
+        hidden_fixed(x, test_, c);
+        Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
+                                MlpCorrect<Mem, const_vector_type, Mat>{L_, x, Z_, test_.labels, rows_}, correct);
+      }
       total += correct;
     }
     return total;
   }
 
  private:
+  std::uint64_t chunk() const { return library_ ? mlp_gemm_chunk : mlp_chunk; }
+  static Kokkos::pair<std::size_t, std::size_t> rows_range(std::uint64_t a, std::uint64_t b) { return {a, b}; }
   static CounterRng select(std::uint64_t seed) {
     return CounterRng{seed, static_cast<std::uint32_t>(RandomStream::sample_selection)};
   }
@@ -399,29 +506,75 @@ class Mlp final : public ProblemBase<ExecSpace> {
     f.rows_out = rows_;
     Kokkos::parallel_for("terse::mlp::chunk_rows", this->policy(c), f);
   }
-  void hidden(const const_vector_type& x, const DenseRows<Mem>& data, std::uint64_t c) {
+  void forward(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
+               MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
+    if (!library_) return forward_fixed(x, data, rows, c, loss_at, loss, offset);
+    chunk_rows(rows, c);
+    hidden_library(x, data, rows, c);
+    Kokkos::parallel_for("terse::mlp::output", this->policy(c),
+                         MlpOutput<Mem, const_vector_type, FMat>{L_, x, Zf_, data.labels, rows_, D2_, loss, loss_at, offset});
+  }
+  void backward(const const_vector_type& x, MlpChunkRows<Mem> rows, std::uint64_t c, bool first) {
+    if (!library_) return backward_fixed(x, c, first);
+    Kokkos::parallel_for("terse::mlp::back_hidden", this->policy(c * L_.H),
+                         MlpBackHidden<Mem, const_vector_type, FMat>{L_, x, Zf_, D2_, D1f_});
+    // G1 = D1^T A: the W1 gradient of the chunk, one product over its rows.
+    const auto D1 = Kokkos::subview(D1f_, rows_range(0, c), Kokkos::ALL());
+    {
+      Kokkos::Profiling::pushRegion("terse::mlp::gemm_weights");
+      this->space_.fence();
+      KokkosBlas::gemm("T", "N", 1.0f, D1, chunk_matrix(train_, rows, c), 0.0f, G1_);
+      Kokkos::Profiling::popRegion();
+    }
+    MlpTerms<Mem, FMat> t{L_, train_.feats, rows_, Zf_, D1f_, D2_};
+    Kokkos::parallel_for("terse::mlp::accumulate", this->policy(L_.d),
+                         MlpAccumulateLibrary<Mem>{t, G1_, acc_, c, first});
+  }
+  /// The chunk's rows as a matrix: the rows themselves when contiguous, else gathered into A_ (already done by
+  /// hidden_library for this chunk).
+  CFMat chunk_matrix(const DenseRows<Mem>& data, const MlpChunkRows<Mem>& rows, std::uint64_t c) const {
+    if (rows.contiguous)
+      return Kokkos::subview(data.feats, rows_range(rows.start, rows.start + c), Kokkos::ALL());
+    return Kokkos::subview(A_, rows_range(0, c), Kokkos::ALL());
+  }
+  /// Zf = A W1^T + b1 through KokkosBlas::gemm (rows_ holds the chunk's rows).
+  void hidden_library(const const_vector_type& x, const DenseRows<Mem>& data, const MlpChunkRows<Mem>& rows,
+                      std::uint64_t c) {
+    if (!rows.contiguous)
+      Kokkos::parallel_for("terse::mlp::gather", this->policy(c * L_.P), MlpGather<Mem>{data.feats, rows_, A_, L_.P});
+    const CFMat W1(x.data(), L_.H, L_.P);
+    const auto Z = Kokkos::subview(Zf_, rows_range(0, c), Kokkos::ALL());
+    Kokkos::Profiling::pushRegion("terse::mlp::gemm_hidden");
+    this->space_.fence();
+    KokkosBlas::gemm("N", "T", 1.0f, chunk_matrix(data, rows, c), W1, 0.0f, Z);
+    Kokkos::Profiling::popRegion();
+    Kokkos::parallel_for("terse::mlp::bias", this->policy(c * L_.H), MlpAddBias<const_vector_type>{L_, x, Zf_});
+  }
+
+  // The fixed-order kernels.
+  void hidden_fixed(const const_vector_type& x, const DenseRows<Mem>& data, std::uint64_t c) {
     Kokkos::parallel_for("terse::mlp::hidden", this->policy(c * L_.H),
                          MlpHidden<Mem, const_vector_type>{L_, x, data.feats, rows_, Z_});
   }
-  void forward(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
-               bool want_loss) {
+  void forward_fixed(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
+                     MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
     chunk_rows(rows, c);
-    hidden(x, data, c);
+    hidden_fixed(x, data, c);
     Kokkos::parallel_for("terse::mlp::output", this->policy(c),
-                         MlpOutput<Mem, const_vector_type>{L_, x, Z_, data.labels, rows_, D2_, loss_, want_loss});
+                         MlpOutput<Mem, const_vector_type, Mat>{L_, x, Z_, data.labels, rows_, D2_, loss, loss_at, offset});
   }
-  void delta_hidden(const const_vector_type& x, std::uint64_t c) {
+  void delta_hidden_fixed(const const_vector_type& x, std::uint64_t c) {
     Kokkos::parallel_for("terse::mlp::back_hidden", this->policy(c * L_.H),
-                         MlpBackHidden<Mem, const_vector_type>{L_, x, Z_, D2_, D1_});
+                         MlpBackHidden<Mem, const_vector_type, Mat>{L_, x, Z_, D2_, D1_});
   }
-  MlpTerms<Mem> terms(const DenseRows<Mem>& data) const { return MlpTerms<Mem>{L_, data.feats, rows_, Z_, D1_, D2_}; }
-  void backward(const const_vector_type& x, std::uint64_t c, bool first) {
-    delta_hidden(x, c);
+  MlpTerms<Mem> terms_fixed(const DenseRows<Mem>& data) const { return MlpTerms<Mem>{L_, data.feats, rows_, Z_, D1_, D2_}; }
+  void backward_fixed(const const_vector_type& x, std::uint64_t c, bool first) {
+    delta_hidden_fixed(x, c);
     // Host backends: 16 pixels per thread; devices: one parameter per thread.
     constexpr int G = Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible ? 16 : 1;
     const std::uint64_t groups = (L_.P + G - 1) / G;
     Kokkos::parallel_for("terse::mlp::accumulate", this->policy(L_.H * groups + (L_.d - L_.b1)),
-                         MlpAccumulate<Mem, G>{terms(train_), acc_, c, groups, first});
+                         MlpAccumulate<Mem, G>{terms_fixed(train_), acc_, c, groups, first});
   }
   void finish_acc(const vector_type& g, double scale) {
     Kokkos::parallel_for("terse::mlp::finish", this->policy(L_.d),
@@ -431,11 +584,13 @@ class Mlp final : public ProblemBase<ExecSpace> {
   DenseRows<Mem> train_, test_;
   std::uint64_t n_, n_test_;
   std::string source_;
+  bool library_;
   MlpLayout L_;
   LocalRows lr_;
   Kokkos::View<std::uint64_t*, Mem> rows_;
   Mat Z_, D1_, D2_;
-  Kokkos::View<double*, Mem> loss_, acc_;
+  FMat A_, Zf_, D1f_, G1_;
+  Kokkos::View<double*, Mem> loss_, acc_, sample_loss_;
   SumWorkspace<ExecSpace> sum_;
 };
 
@@ -479,7 +634,8 @@ std::unique_ptr<Problem<ExecSpace>> make_mlp_from_files(const ProblemConfig& con
   return std::make_unique<Mlp<ExecSpace>>(
       upload_rows<Mem>(train_rows, RowRange{0, tr.size()}, "terse::mlp::train"), n,
       upload_rows<Mem>(test_rows, RowRange{0, te.size()}, "terse::mlp::test"), nt,
-      train.images.pixels_per_image(), fashion_mnist_classes, config.hidden, workers, config.train_images);
+      train.images.pixels_per_image(), fashion_mnist_classes, config.hidden, workers, config.train_images,
+      config.products);
 }
 
 }  // namespace problem_detail
@@ -488,7 +644,7 @@ using namespace problem_detail;
 
 template <class ExecSpace>
 std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const DenseDataset& test, std::int64_t hidden,
-                                             const WorkerRange& workers) {
+                                             const WorkerRange& workers, DenseProducts products) {
   using Mem = typename ExecSpace::memory_space;
   check_workers(workers);
   check_dense(train, "training");
@@ -499,11 +655,12 @@ std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const De
   const RowRange te = rank_range(test.rows(), workers, test.source);
   return std::make_unique<Mlp<ExecSpace>>(upload_rows<Mem>(train, tr, "terse::mlp::train"), train.rows(),
                                           upload_rows<Mem>(test, te, "terse::mlp::test"), test.rows(), train.dim,
-                                          train.num_classes, hidden, workers, train.source);
+                                          train.num_classes, hidden, workers, train.source, products);
 }
 
 #define TERSE_INSTANTIATE(E) \
-  template std::unique_ptr<Problem<E>> make_mlp<E>(const DenseDataset&, const DenseDataset&, std::int64_t, const WorkerRange&); \
+  template std::unique_ptr<Problem<E>> make_mlp<E>(const DenseDataset&, const DenseDataset&, std::int64_t, const WorkerRange&, \
+                                                   DenseProducts); \
   template std::unique_ptr<Problem<E>> problem_detail::make_mlp_from_files<E>(const ProblemConfig&, const WorkerRange&);
 
 TERSE_FOR_EACH_BACKEND(TERSE_INSTANTIATE)

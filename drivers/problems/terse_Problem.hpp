@@ -86,6 +86,14 @@ struct Batch {
 /// run.batch of a deck.
 inline Batch batch_of(const RunConfig& run) { return Batch{run.batch_full, run.batch_full ? 0 : run.batch}; }
 
+/// An estimate of the loss's data term from a sample of rows (the monitor's rows between full evaluations).
+/// Summed over the ranks: mean is unbiased for (1/N) sum_i loss_i, variance is the variance of that estimate.
+struct LossSample {
+  double mean = 0;        ///< sum over this rank's workers w of (n_w / N) * the mean loss of w's sampled rows
+  double variance = 0;    ///< sum over them of (n_w / N)^2 * s_w^2 / S (s_w^2: the sample variance)
+  std::uint64_t rows = 0; ///< rows evaluated (S per worker)
+};
+
 /// The W logical workers and the contiguous ones that live on this rank.
 struct WorkerRange {
   int total = 1;  ///< W
@@ -134,6 +142,14 @@ class Problem {
 
   /// Sum of the per-row losses over this rank's rows (synthetic: f on the rank of worker 0, 0 elsewhere).
   virtual double local_loss_sum(const const_vector_type& x) = 0;
+  /// The loss of S = per_worker rows drawn uniformly with replacement from each local worker's block (the draw
+  /// keyed by (seed, stream monitor_sample, key, worker)), as LossSample; the estimate of f is finish_loss(N *
+  /// the ranks' summed mean). nullopt where the problem has no rows to sample (the synthetic ones, whose full
+  /// objective costs O(d)) or no estimate (logistic: its full objective is used).
+  virtual std::optional<LossSample> local_loss_sample(const const_vector_type& /*x*/, std::uint64_t /*per_worker*/,
+                                                      std::uint64_t /*key*/, std::uint64_t /*seed*/) {
+    return std::nullopt;
+  }
   /// Sum of the per-row loss gradients over this rank's rows into g (synthetic: grad f on the rank of worker
   /// 0, zeros elsewhere). The regulariser is not in it.
   virtual void local_grad_sum(const const_vector_type& x, const vector_type& g) = 0;
@@ -211,8 +227,10 @@ std::unique_ptr<Problem<ExecSpace>> make_rosenbrock(std::int64_t dim, double x0,
 template <class ExecSpace = Kokkos::DefaultExecutionSpace>
 std::unique_ptr<Problem<ExecSpace>> make_logistic(const SparseDataset& data, double lambda, const WorkerRange& workers);
 /// train, test: all rows (this rank keeps its workers' share of each); the same dim and num_classes (<= 16).
+/// products: how the two products over the pixels are computed (problem.products, docs/deck.md).
 template <class ExecSpace = Kokkos::DefaultExecutionSpace>
 std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const DenseDataset& test, std::int64_t hidden,
-                                             const WorkerRange& workers);
+                                             const WorkerRange& workers,
+                                             DenseProducts products = DenseProducts::library);
 
 }  // namespace terse

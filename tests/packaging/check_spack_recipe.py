@@ -22,7 +22,7 @@ def check(ok, what):
 
 
 # spack package name -> the find_package name CMake uses for it
-SPACK_TO_CMAKE = {"kokkos": "Kokkos", "mpi": "MPI", "hdf5": "HDF5", "yaml-cpp": "yaml-cpp", "cli11": "CLI11",
+SPACK_TO_CMAKE = {"kokkos": "Kokkos", "kokkos-kernels": "KokkosKernels", "mpi": "MPI", "hdf5": "HDF5", "yaml-cpp": "yaml-cpp", "cli11": "CLI11",
                   "googletest": "GTest", "benchmark": "benchmark", "zlib-api": "ZLIB", "zlib": "ZLIB"}
 BUILD_TOOLS = {"cmake"}
 # find_package names of what the compiler and the C library provide (no spack package): the threads library
