@@ -355,6 +355,13 @@ TEST(Deck, OutOfRangeValues) {
   expect_error(deck(q + "  noise_std: -1\n", ams), {"problem.noise_std: must be >= 0, got -1"});
   expect_error(deck("  kind: logistic\n  data: a\n  lambda: -0.5\n", ams), {"problem.lambda: must be >= 0"});
   expect_error(deck("  kind: mlp\n  hidden: 0\n", ams), {"problem.hidden: must be >= 1"});
+  expect_error(deck("  kind: mlp\n  products: blas\n", ams), {"problem.products", "library", "fixed_order"});
+  expect_error(deck("  kind: quadratic\n  dim: 3\n  products: library\n", ams),
+               {"problem.products: not used by problem.kind quadratic"});
+  expect_error(deck("  kind: mlp\n", ams, "  objective_every: -1\n"), {"run.objective_every: must be >= 0"});
+  expect_error(deck("  kind: mlp\n", ams, "  objective_sample: 0\n"), {"run.objective_sample: must be >= 1"});
+  expect_error(deck("  kind: quadratic\n  dim: 3\n", ams, "  objective_sample: 10\n"),
+               {"run.objective_sample: not used by problem.kind quadratic"});
   const std::string fm = "  kind: logistic\n  data_format: fashion_mnist\n";
   expect_error(deck(fm + "  classes: [3, 3]\n", ams), {"problem.classes:", "distinct", "the class 3 twice"});
   expect_error(deck(fm + "  classes: [0, 10]\n", ams), {"problem.classes[1]: must be in 0..9, got 10"});
@@ -564,7 +571,7 @@ TEST(Deck, AcceptedKeysAreThoseOfTheDocument) {
   // The document's four-key row is read as four keys.
   for (const char* k : {"problem.train_images", "problem.train_labels", "problem.test_images", "problem.test_labels"})
     EXPECT_NE(std::find(doc.begin(), doc.end(), k), doc.end()) << k;
-  EXPECT_EQ(doc.size(), 43u);
+  EXPECT_EQ(doc.size(), 45u);
   EXPECT_EQ(std::set<std::string>(doc.begin(), doc.end()).size(), doc.size()) << "a key listed twice in the doc";
   EXPECT_EQ(doc, ours);  // same keys, same order
   // And every accepted key is really accepted: setting it is never "unknown".

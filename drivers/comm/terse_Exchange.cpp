@@ -1,4 +1,5 @@
 #include "terse_Exchange.hpp"
+#include "terse_Region.hpp"
 
 #include <terse_Vote.hpp>
 
@@ -141,15 +142,17 @@ void SignExchange::vote(const Exec& space) {
                   MPI_UINT64_T, comm_);
     count(static_cast<std::uint64_t>(P_ - 1) * R_ * nw_ * sizeof(sign_word_t));
     Kokkos::deep_copy(space, all_, all_h_);
-    Kokkos::Profiling::pushRegion("terse::aggregate");
-    majority_vote(space, all_, vote_, tie_);
-    Kokkos::Profiling::popRegion();
+    {
+      pieces::Region aggregate("terse::aggregate");
+      majority_vote(space, all_, vote_, tie_);
+    }
     return;
   }
   uplink(space, false);
-  Kokkos::Profiling::pushRegion("terse::aggregate");
-  majority_vote(space, recv_, vote_slice_, tie_slice_);
-  Kokkos::Profiling::popRegion();
+  {
+    pieces::Region aggregate("terse::aggregate");
+    majority_vote(space, recv_, vote_slice_, tie_slice_);
+  }
   gather_words(space, vote_slice_, vote_);
   if (W_ % 2 == 0) gather_words(space, tie_slice_, tie_);
 }

@@ -6,6 +6,7 @@
 
 #include "terse_Algorithm.hpp"
 #include "terse_Exchange.hpp"
+#include "terse_Region.hpp"
 
 #include <terse_Compress.hpp>
 #include <terse_Random.hpp>
@@ -31,15 +32,6 @@ using Mem = Exec::memory_space;
 using Vec = Kokkos::View<float*, Mem>;
 using Words = Kokkos::View<sign_word_t*, Mem>;
 using Mat = Kokkos::View<float**, Kokkos::LayoutRight, Mem>;
-
-/// A Kokkos Tools region for a phase of the iteration (gradient, compress, communicate, aggregate, update,
-/// monitor, checkpoint): what a profiler (Kokkos Tools' space-time-stack, nvtx-connector, ...) shows.
-struct Region {
-  explicit Region(const char* name) { Kokkos::Profiling::pushRegion(name); }
-  ~Region() { Kokkos::Profiling::popRegion(); }
-  Region(const Region&) = delete;
-  Region& operator=(const Region&) = delete;
-};
 
 inline Vec row(const Mat& m, int l) { return Kokkos::subview(m, l, Kokkos::ALL); }
 inline Vec slice_of(const Vec& v, const CoordSlice& c) { return Kokkos::subview(v, std::make_pair(c.begin, c.end)); }

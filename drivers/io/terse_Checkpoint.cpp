@@ -23,7 +23,7 @@ namespace terse {
 namespace {
 
 constexpr const char* kFormat = "terse checkpoint";
-constexpr std::int64_t kFormatVersion = 1;
+constexpr std::int64_t kFormatVersion = 2;  ///< 2: the history has loss_rows and loss_std_error
 
 // ------------------------------------------------------------------------------------------- checksums
 

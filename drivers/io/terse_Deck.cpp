@@ -844,6 +844,8 @@ const std::vector<KeySpec>& key_table() {
       k.absent = [](const Parser&, Deck& d) { d.run.log_every = std::max<std::int64_t>(1, d.run.iterations / 100); };
       t.push_back(k);
     }
+    t.push_back(integer_key("objective_every", &R::objective_every, always_used, std::int64_t{0}));
+    t.push_back(integer_key("objective_sample", &R::objective_sample, problems({PK::mlp}), std::int64_t{1}));
     t.push_back(path_key("output", &R::output, always_used));
     t.push_back(number_key("watchdog", &R::watchdog, always_used, 0, Bound::closed));
     {

@@ -17,7 +17,8 @@ std::vector<HistoryColumn> history_columns(HistoryExtras extras) {
       {"loss", &HistoryRow::loss},           {"grad_norm_sq", &HistoryRow::grad_norm_sq},
       {"lr", &HistoryRow::lr},               {"bits_up", &HistoryRow::bits_up},
       {"bits_down", &HistoryRow::bits_down}, {"bytes_sent", &HistoryRow::bytes_sent},
-      {"wall_time", &HistoryRow::wall_time}};
+      {"wall_time", &HistoryRow::wall_time}, {"loss_rows", &HistoryRow::loss_rows},
+      {"loss_std_error", &HistoryRow::loss_std_error}};
   if (extras.test_accuracy) c.push_back({"test_accuracy", &HistoryRow::test_accuracy});
   if (extras.success_probability) {
     c.push_back({"success_probability_min", &HistoryRow::success_probability_min});

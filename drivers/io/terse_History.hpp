@@ -34,6 +34,10 @@ struct HistoryRow {
   double loss = 0, grad_norm_sq = 0, lr = 0, bits_up = 0, bits_down = 0, wall_time = 0, test_accuracy = 0;
   double bytes_sent = 0;  ///< measured: bytes handed to MPI for the algorithm, summed over the ranks, cumulative
   double success_probability_min = 0, success_probability_mean = 0;  ///< run.success_probability_samples > 0
+  /// How the row's loss was computed: over loss_rows training rows (all N: the full objective; S W: an estimate
+  /// on a sample, with loss_std_error its standard error, and grad_norm_sq NaN); 0 rows for the synthetic
+  /// problems, whose objective is exact.
+  double loss_rows = 0, loss_std_error = 0;
 };
 
 /// Which optional columns a history has: test_accuracy (the mlp), the success probabilities (recorded on request).

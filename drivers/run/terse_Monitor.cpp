@@ -54,21 +54,44 @@ std::vector<MemoryTerm> Monitor::memory(const Deck& deck, std::size_t d) {
   return t;
 }
 
-void Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
+bool Monitor::full_row(std::int64_t iteration) const {
+  const std::int64_t every = deck_.run.objective_every;
+  return iteration == 0 || iteration >= deck_.run.iterations || (every > 0 && iteration % every == 0);
+}
+
+bool Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
+  Kokkos::Timer timer;
   const std::size_t d = problem_.dim();
-  double loss_sum = 0, local = problem_.local_loss_sum(xm);
-  MPI_Allreduce(&local, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm_);
-  if (P_ > 1) bytes_ += sizeof(double);
-  r.loss = problem_.finish_loss(loss_sum, xm);
-  problem_.local_grad_sum(xm, grad_);
-  bytes_ += allreduce_sum(comm_, space, grad_, host_);
-  problem_.finish_grad(grad_, xm);
-  double gn = 0;
-  auto gf = grad_;
-  Kokkos::parallel_reduce(
-      "terse::monitor.grad_norm_sq", Kokkos::RangePolicy<Exec>(space, 0, d),
-      KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += static_cast<double>(gf(i)) * gf(i); }, gn);
-  r.grad_norm_sq = gn;
+  // An estimate where the row need not be full and the problem offers one (the same answer on every rank).
+  std::optional<LossSample> sample;
+  if (!full_row(r.iteration))
+    sample = problem_.local_loss_sample(xm, static_cast<std::uint64_t>(deck_.run.objective_sample),
+                                        static_cast<std::uint64_t>(r.iteration), deck_.run.seed);
+  if (sample) {
+    double v[2] = {sample->mean, sample->variance};
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_SUM, comm_);
+    if (P_ > 1) bytes_ += sizeof v;
+    r.loss = problem_.finish_loss(v[0] * static_cast<double>(problem_.rows()), xm);
+    r.loss_std_error = std::sqrt(v[1]);
+    r.loss_rows = static_cast<double>(deck_.run.objective_sample) * workers_.total;
+    r.grad_norm_sq = std::numeric_limits<double>::quiet_NaN();
+  } else {
+    double loss_sum = 0, local = problem_.local_loss_sum(xm);
+    MPI_Allreduce(&local, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    if (P_ > 1) bytes_ += sizeof(double);
+    r.loss = problem_.finish_loss(loss_sum, xm);
+    r.loss_rows = static_cast<double>(problem_.rows());
+    r.loss_std_error = 0;
+    problem_.local_grad_sum(xm, grad_);
+    bytes_ += allreduce_sum(comm_, space, grad_, host_);
+    problem_.finish_grad(grad_, xm);
+    double gn = 0;
+    auto gf = grad_;
+    Kokkos::parallel_reduce(
+        "terse::monitor.grad_norm_sq", Kokkos::RangePolicy<Exec>(space, 0, d),
+        KOKKOS_LAMBDA(std::size_t i, double& acc) { acc += static_cast<double>(gf(i)) * gf(i); }, gn);
+    r.grad_norm_sq = gn;
+  }
   if (sp_count_.extent(0) > 0) {
     // Seed 001 Sec. 2: rho_i = Prob(sign g~_i = sign g_i) at the monitored model, estimated from S stochastic
     // gradients per worker (random keys beyond any iteration's, so the run's own draws are untouched) against
@@ -116,13 +139,19 @@ void Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
   } else {
     r.test_accuracy = std::numeric_limits<double>::quiet_NaN();
   }
+  space.fence();
+  if (last_print_ >= 0) {  // rows after start_clock (the row at the start is not part of the rate)
+    monitor_seconds_ += timer.seconds();
+    ++rows_timed_;
+  }
+  return !sample;
 }
 
 void Monitor::print_header(std::FILE* out) const {
   if (!out) return;
   if (deck_.problem.kind == ProblemKind::mlp)
-    std::fprintf(out, "%10s %13s %12s %9s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "test_acc", "lr",
-                 "it/s", "ETA", "up/worker");
+    std::fprintf(out, "%10s %13s %9s %12s %9s %11s %9s %9s %10s\n", "iteration", "loss", "+-", "|grad|^2", "test_acc",
+                 "lr", "it/s", "ETA", "up/worker");
   else
     std::fprintf(out, "%10s %13s %12s %11s %9s %9s %10s\n", "iteration", "loss", "|grad|^2", "lr", "it/s", "ETA",
                  "up/worker");
@@ -131,19 +160,36 @@ void Monitor::print_header(std::FILE* out) const {
 
 void Monitor::print_row(std::FILE* out, const HistoryRow& r, double t, std::int64_t iterations) {
   const std::int64_t iteration = r.iteration;
-  const double rate = iteration > last_iteration_ && t > last_print_
-                          ? (iteration - last_iteration_) / (t - std::max(last_print_, 0.0))
+  // The algorithm's own time since the last line: the wall time less the rows' measurements in between.
+  const double algorithm_seconds = (t - std::max(last_print_, 0.0)) - (monitor_seconds_ - last_monitor_);
+  const double rate = iteration > last_iteration_ && algorithm_seconds > 0
+                          ? (iteration - last_iteration_) / algorithm_seconds
                           : 0;
-  const double eta = rate > 0 ? (iterations - iteration) / rate : std::numeric_limits<double>::infinity();
+  std::int64_t rows_left = 0;  // the rows still to come: every log_every updates and the last
+  if (iteration < iterations) rows_left = (iterations - 1) / deck_.run.log_every - iteration / deck_.run.log_every + 1;
+  const double per_row = rows_timed_ > 0 ? monitor_seconds_ / static_cast<double>(rows_timed_) : 0.0;
+  const double eta = rate > 0 ? (iterations - iteration) / rate + static_cast<double>(rows_left) * per_row
+                              : std::numeric_limits<double>::infinity();
   last_print_ = t;
+  last_monitor_ = monitor_seconds_;
   last_iteration_ = iteration;
   if (!out) return;
-  if (deck_.problem.kind == ProblemKind::mlp)
-    std::fprintf(out, "%10lld %13.6e %12.4e %9.4f %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
-                 r.grad_norm_sq, r.test_accuracy, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
-  else
+  if (deck_.problem.kind == ProblemKind::mlp) {
+    // "full": the objective over every training row (and |grad f|^2); otherwise the estimate's standard error.
+    char se[16];
+    if (std::isnan(r.grad_norm_sq))
+      std::snprintf(se, sizeof se, "%.1e", r.loss_std_error);
+    else
+      std::snprintf(se, sizeof se, "full");
+    char gn[16];
+    if (std::isnan(r.grad_norm_sq)) std::snprintf(gn, sizeof gn, "-");
+    else std::snprintf(gn, sizeof gn, "%.4e", r.grad_norm_sq);
+    std::fprintf(out, "%10lld %13.6e %9s %12s %9.4f %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
+                 se, gn, r.test_accuracy, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
+  } else {
     std::fprintf(out, "%10lld %13.6e %12.4e %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
                  r.grad_norm_sq, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
+  }
   std::fflush(out);
 }
 

@@ -2,8 +2,11 @@
 // terse_Monitor.hpp: the measurements of a history row (docs/hdf5.md) and rank 0's progress line.
 //
 // At the row's model (the shared x, or the workers' average for the local methods): the full objective and the
-// squared norm of its gradient (allreduced over the ranks), with run.success_probability_samples the estimated
-// success probabilities of seed 001 Sec. 2, and on the mlp the test accuracy. Its buffers (the model for the
+// squared norm of its gradient (allreduced over the ranks) on the rows that carry it (run.objective_every; the
+// first and the last always), otherwise an estimate of the objective on run.objective_sample rows per worker with
+// its standard error (problems that offer one: the mlp; the others always give the full objective); with
+// run.success_probability_samples the estimated success probabilities of seed 001 Sec. 2, and on the mlp the
+// test accuracy (every row, over all test rows). Its buffers (the model for the
 // local methods' average, the full gradient, the host staging buffer of device backends, the success
 // probabilities' arrays) are lent to the local rules' averages between rows (pieces::Scratch).
 
@@ -24,20 +27,30 @@ class Monitor {
 
   /// Buffers the local rules may use between rows.
   Scratch scratch() const { return {avg_, grad_, host_}; }
-  /// Fills the row's loss, |grad f|^2, success probabilities and test accuracy at the model xm. Collective.
-  void measure(const Exec& space, const Vec& xm, HistoryRow& r);
+  /// Whether the row at this iteration carries the full objective (run.objective_every, the first and last rows).
+  bool full_row(std::int64_t iteration) const;
+  /// Fills the row's loss (full or estimated: loss_rows, loss_std_error), |grad f|^2 (full rows; NaN otherwise),
+  /// success probabilities and test accuracy at the model xm. Collective. Returns whether the loss is the full
+  /// objective (false: an estimate, grad_norm_sq NaN).
+  bool measure(const Exec& space, const Vec& xm, HistoryRow& r);
   /// Bytes the monitoring handed MPI (the rows' sums); the local rules' averages for a row add theirs here.
   std::uint64_t& bytes() { return bytes_; }
 
   /// Rank 0's progress: the header (before the first row) and a line per row, with the rate and ETA of the
   /// iterations since the last line. `out` may be nullptr (silent).
   void print_header(std::FILE* out) const;
+  /// The rate (it/s) counts the algorithm's time alone: seconds_this_run less the time spent measuring rows;
+  /// the ETA adds the rows still to come at the measured cost of each.
   void print_row(std::FILE* out, const HistoryRow& r, double seconds_this_run, std::int64_t iterations);
   /// The iterations start (after the row at iteration `first`): the next line's rate counts from here.
   void start_clock(std::int64_t first) {
     last_print_ = 0;
     last_iteration_ = first;
+    monitor_seconds_ = 0;
+    rows_timed_ = 0;
   }
+  /// Seconds spent in measure() since start_clock.
+  double seconds() const { return monitor_seconds_; }
 
  private:
   MPI_Comm comm_;
@@ -52,8 +65,10 @@ class Monitor {
   Words sp_words_, sp_ref_;
   Kokkos::View<std::uint32_t*, Mem> sp_count_;
   std::uint64_t bytes_ = 0;
-  double last_print_ = -1;
+  double last_print_ = -1, last_monitor_ = 0;
   std::int64_t last_iteration_ = 0;
+  double monitor_seconds_ = 0;
+  std::int64_t rows_timed_ = 0;
 };
 
 /// "12.3 kB" for a number of bits (as bytes).

@@ -118,7 +118,9 @@ class WorkerGradients {
       problem_.per_sample_gradients(xw, w, k, batch_, run_.seed, G);
       if (o_.lr_schedule == LrSchedule::adaptive) eta_sum += eta_star(space, G, *o_.lipschitz);
       if (o_.vote == VoteMode::samples) {
-        // Seed 000 Alg. 2 on the worker's batch: the majority of the per-sample signs (a tie sends +1).
+        // Seed 000 Alg. 2 on the worker's batch: the majority of the per-sample signs (a tie sends +1). The
+        // worker's compression, timed as such inside terse::gradient.
+        Region region("terse::compress");
         for (std::int64_t b = 0; b < rows; ++b)
           sign_pack(space, Kokkos::subview(G, b, Kokkos::ALL), Kokkos::subview(sample_signs_, b, Kokkos::ALL));
         auto S = Kokkos::subview(sample_signs_, std::make_pair<std::size_t, std::size_t>(0, rows), Kokkos::ALL);
@@ -169,7 +171,8 @@ class Run {
   void restore();
   void banner();
   bool iterate();
-  void record(std::int64_t iteration);
+  bool record(std::int64_t iteration);
+  void time_breakdown(double total);
   std::string write_checkpoint(std::int64_t iteration);
   std::uint64_t my_algorithm_bytes() const;
   double bytes_sent_total();
@@ -421,12 +424,12 @@ void Run::restore() {
 
 // ---- monitoring ------------------------------------------------------------------------------------------
 
-void Run::record(std::int64_t iteration) {
+bool Run::record(std::int64_t iteration) {
   Region region("terse::monitor");
   const Vec xm = monitored_model();
   HistoryRow r;
   r.iteration = iteration;
-  monitor_->measure(space_, xm, r);
+  const bool full = monitor_->measure(space_, xm, r);
   r.lr = local_ ? local_->lr() : rule_->lr();
   r.bits_up = bits_up_;
   r.bits_down = bits_down_;
@@ -439,6 +442,29 @@ void Run::record(std::int64_t iteration) {
     summary_.row_models.emplace_back(xm_h.data(), xm_h.data() + d_);
   }
   monitor_->print_row(out_, r, r.wall_time - seconds_before_, run_.iterations);
+  return full;
+}
+
+/// Where this rank's time went, from the first row to the end: the regions' exclusive times (terse_Region.hpp).
+void Run::time_breakdown(double total) {
+  if (!out_ || total <= 0) return;
+  const auto& t = RegionTimes::get().seconds();
+  std::string line;
+  double inside = 0;
+  const auto add = [&](const char* label, double s) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%s %.1f %% (%s)", line.empty() ? "" : ", ", label, 100.0 * s / total,
+                  format_seconds(s).c_str());
+    line += buf;
+  };
+  for (const char* phase : {"gradient", "compress", "communicate", "aggregate", "update", "monitor", "checkpoint"}) {
+    const auto it = t.find(std::string("terse::") + phase);
+    const double s = it == t.end() ? 0.0 : it->second;
+    inside += s;
+    add(phase, s);
+  }
+  add("other", std::max(0.0, total - inside));
+  say("  time on rank %d, %s in all: %s\n", rank_, format_seconds(total).c_str(), line.c_str());
 }
 
 void Run::banner() {
@@ -530,9 +556,9 @@ bool Run::iterate() {
     k_done_ = done;
     if (done % run_.log_every == 0 || done == run_.iterations) {
       space_.fence();
-      record(done);
+      const bool full = record(done);
       const HistoryRow& r = summary_.rows.back();
-      if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm_sq)) {
+      if (!std::isfinite(r.loss) || (full && !std::isfinite(r.grad_norm_sq))) {
         char buf[160];
         std::snprintf(buf, sizeof buf, "non-finite %s at iteration %lld (loss %g, |grad f|^2 %g)",
                       std::isfinite(r.loss) ? "gradient" : "loss", static_cast<long long>(done), r.loss, r.grad_norm_sq);
@@ -583,6 +609,8 @@ RunSummary Run::go() {
     for (const auto& r : summary_.rows) history_->append(r);
   }
   banner();
+  RegionTimes::get().reset();
+  Kokkos::Timer total;
   if (k_first_ == 0) {
     record(0);
     if (rule_) rule_->set_accepted_loss(summary_.rows.back().loss);
@@ -602,7 +630,9 @@ RunSummary Run::go() {
   space_.fence();
   summary_.seconds = timer_.seconds();
   summary_.iterations_done = k_done_;
-  return finish();
+  RunSummary s = finish();
+  time_breakdown(total.seconds());
+  return s;
 }
 
 /// The end of a run: a stop (checkpoint written, no history file), a divergence (the history so far, an
