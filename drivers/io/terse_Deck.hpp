@@ -138,7 +138,7 @@ struct RunConfig {
   /// others an estimate on objective_sample rows per worker (problems with rows and an estimate: the mlp). 0: only
   /// the first and the last row.
   std::int64_t objective_every = 0;
-  std::int64_t objective_sample = 512;  ///< run.objective_sample: rows per worker of an estimate; >= 1
+  std::int64_t objective_sample = 128;  ///< run.objective_sample: rows per worker of an estimate; >= 1
   std::string output = "terse_history.h5";  ///< `--output` overrides (the driver sets this field)
   /// run.checkpoint.path: where checkpoints go (periodic ones, and the one SIGTERM/SIGUSR1 asks for);
   /// default: run.output with ".h5" replaced by ".checkpoint.h5".

@@ -232,35 +232,96 @@ struct MlpGather {
   }
 };
 
-/// Z(c, h) += b1_h after the product Z = A W1^T.
+/// Z(c, h) += b1_h after the product Z = A W1^T; R(c, h) = relu(Z(c, h)).
 template <class XV>
-struct MlpAddBias {
+struct MlpBiasRelu {
   MlpLayout L;
   XV x;
-  Kokkos::View<float**, Kokkos::LayoutRight, typename XV::memory_space> Z;
+  Kokkos::View<float**, Kokkos::LayoutRight, typename XV::memory_space> Z, R;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
     const std::uint64_t c = t / L.H, h = t % L.H;
-    Z(c, h) += x(L.b1 + h);
+    const float z = Z(c, h) + x(L.b1 + h);
+    Z(c, h) = z;
+    R(c, h) = z > 0 ? z : 0.0f;
   }
 };
 
-/// acc(o) (+)= the chunk's gradient of parameter o: the product G1 = D1^T A for W1, the sums over the chunk's
-/// rows (c increasing, in double) of MlpTerms for b1, W2 and b2.
+/// The library path's output layer on the product O = R W2^T: logits o_k = O(c, k) + b2_k; softmax
+/// cross-entropy as MlpOutput, D2 in float for the products that follow; with `correct`, counts the rows whose
+/// argmax (the first maximum) is the label instead.
+template <class Mem, class XV>
+struct MlpOutputLogits {
+  using value_type = std::uint64_t;
+  MlpLayout L;
+  XV x;
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> O;
+  Kokkos::View<const std::int32_t*, Mem> labels;
+  Kokkos::View<const std::uint64_t*, Mem> rows;
+  Kokkos::View<float**, Kokkos::LayoutRight, Mem> D2;
+  Kokkos::View<double*, Mem> loss;
+  MlpLossAt loss_at;
+  std::uint64_t offset;
+  KOKKOS_INLINE_FUNCTION void logits(std::size_t c, double* o) const {
+    for (std::uint64_t k = 0; k < L.K; ++k) o[k] = static_cast<double>(O(c, k)) + x(L.b2 + k);
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
+    double o[mlp_max_classes];
+    logits(c, o);
+    double m = o[0];
+    for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
+    double s = 0;
+    for (std::uint64_t k = 0; k < L.K; ++k) s += compat::exp(o[k] - m);
+    const double lse = m + compat::log(s);
+    const std::uint64_t r = rows(c);
+    const std::int32_t y = labels(r);
+    for (std::uint64_t k = 0; k < L.K; ++k)
+      D2(c, k) = static_cast<float>(compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0));
+    if (loss_at == MlpLossAt::row) loss(r) = lse - o[y];
+    else if (loss_at == MlpLossAt::position) loss(offset + c) = lse - o[y];
+  }
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
+    double o[mlp_max_classes];
+    logits(c, o);
+    std::uint64_t best = 0;
+    for (std::uint64_t k = 1; k < L.K; ++k)
+      if (o[k] > o[best]) best = k;
+    if (static_cast<std::int32_t>(best) == labels(rows(c))) ++n;
+  }
+};
+
+/// D1(c, h) = 0 where Z(c, h) <= 0 (the ReLU's derivative), after the product D1 = D2 W2.
+template <class Mem>
+struct MlpReluMask {
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> Z;
+  Kokkos::View<float**, Kokkos::LayoutRight, Mem> D1;
+  std::uint64_t H;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
+    const std::uint64_t c = t / H, h = t % H;
+    if (!(Z(c, h) > 0)) D1(c, h) = 0.0f;
+  }
+};
+
+/// acc(o) (+)= the chunk's gradient of parameter o: the products G1 = D1^T A (W1) and G2 = D2^T R (W2), and
+/// for b1 and b2 the sums over the chunk's rows in order, in double (b1_h: sum_c D1(c, h); b2_k: sum_c D2(c, k)).
 template <class Mem>
 struct MlpAccumulateLibrary {
-  MlpTerms<Mem, Kokkos::View<float**, Kokkos::LayoutRight, Mem>> t;
-  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> G1;
+  MlpLayout L;
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> G1, G2, D1, D2;
   Kokkos::View<double*, Mem> acc;
   std::uint64_t chunk;
   bool first;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t o) const {
-    double s = first ? 0.0 : acc(o);
-    if (o < t.L.b1) {
-      s += G1(o / t.L.P, o % t.L.P);
+    double g = 0;
+    if (o < L.b1) {
+      g = G1(o / L.P, o % L.P);
+    } else if (o < L.W2) {
+      for (std::uint64_t c = 0; c < chunk; ++c) g += D1(c, o - L.b1);
+    } else if (o < L.b2) {
+      g = G2((o - L.W2) / L.H, (o - L.W2) % L.H);
     } else {
-      for (std::uint64_t c = 0; c < chunk; ++c) s += t.term(o, c);
+      for (std::uint64_t c = 0; c < chunk; ++c) g += D2(c, o - L.b2);
     }
-    acc(o) = s;
+    acc(o) = first ? g : acc(o) + g;
   }
 };
 
@@ -330,16 +391,20 @@ class Mlp final : public ProblemBase<ExecSpace> {
     if (K < 2 || K > mlp_max_classes) throw std::invalid_argument("mlp: 2 to 16 classes");
     L_ = MlpLayout::make(P, static_cast<std::uint64_t>(hidden), static_cast<std::uint64_t>(K));
     lr_ = local_rows(n_, wr, source_);
-    const std::uint64_t chunk = library_ ? mlp_gemm_chunk : mlp_chunk;
+    const std::uint64_t chunk = this->chunk();
     rows_ = Kokkos::View<std::uint64_t*, Mem>("terse::mlp::rows", chunk);
     Z_ = Mat("terse::mlp::Z", mlp_chunk, L_.H);  // the fixed-order kernels (also the per-sample gradients)
     D1_ = Mat("terse::mlp::D1", mlp_chunk, L_.H);
-    D2_ = Mat("terse::mlp::D2", chunk, L_.K);
+    D2_ = Mat("terse::mlp::D2", mlp_chunk, L_.K);
     if (library_) {
       A_ = FMat(Kokkos::ViewAllocateWithoutInitializing("terse::mlp::gathered_rows"), chunk, L_.P);
       Zf_ = FMat("terse::mlp::Z_library", chunk, L_.H);
+      Rf_ = FMat("terse::mlp::R_library", chunk, L_.H);
+      Of_ = FMat("terse::mlp::logits_library", chunk, L_.K);
       D1f_ = FMat("terse::mlp::D1_library", chunk, L_.H);
+      D2f_ = FMat("terse::mlp::D2_library", chunk, L_.K);
       G1_ = FMat("terse::mlp::W1_gradient", L_.H, L_.P);
+      G2_ = FMat("terse::mlp::W2_gradient", L_.K, L_.H);
     }
     loss_ = Kokkos::View<double*, Mem>("terse::mlp::loss", train_.size());
     acc_ = Kokkos::View<double*, Mem>("terse::mlp::acc", L_.d);
@@ -410,17 +475,11 @@ class Mlp final : public ProblemBase<ExecSpace> {
     }
     return out;
   }
-  void local_grad_sum(const const_vector_type& x, const vector_type& g) override {
-    this->check_vector(x, "x");
-    this->check_vector(g, "g");
-    const std::uint64_t n = train_.size();
-    for (std::uint64_t s = 0; s < n; s += chunk()) {
-      const std::uint64_t c = std::min(chunk(), n - s);
-      forward(x, train_, contiguous(s), c, MlpLossAt::none, loss_, 0);
-      backward(x, contiguous(s), c, s == 0);
-    }
-    finish_acc(g, 1.0);
-    this->space_.fence();
+  void local_grad_sum(const const_vector_type& x, const vector_type& g) override { grad_pass(x, g, false); }
+  double local_loss_and_grad_sum(const const_vector_type& x, const vector_type& g) override {
+    grad_pass(x, g, true);
+    deterministic_sum(this->space_, loss_, train_.size(), sum_);
+    return sum_.host_result();
   }
   double finish_loss(double global_sum, const const_vector_type&) override {
     return global_sum / static_cast<double>(n_);
@@ -476,7 +535,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
       if (library_) {
         hidden_library(x, test_, contiguous(s), c);
         Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
-                                MlpCorrect<Mem, const_vector_type, FMat>{L_, x, Zf_, test_.labels, rows_}, correct);
+                                output_logits(x, test_, MlpLossAt::none, loss_, 0), correct);
       } else {
         hidden_fixed(x, test_, c);
         Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
@@ -489,6 +548,19 @@ class Mlp final : public ProblemBase<ExecSpace> {
 
  private:
   std::uint64_t chunk() const { return library_ ? mlp_gemm_chunk : mlp_chunk; }
+  /// The gradient over this rank's rows into g, and with want_loss their losses into loss_ on the way.
+  void grad_pass(const const_vector_type& x, const vector_type& g, bool want_loss) {
+    this->check_vector(x, "x");
+    this->check_vector(g, "g");
+    const std::uint64_t n = train_.size();
+    for (std::uint64_t s = 0; s < n; s += chunk()) {
+      const std::uint64_t c = std::min(chunk(), n - s);
+      forward(x, train_, contiguous(s), c, want_loss ? MlpLossAt::row : MlpLossAt::none, loss_, 0);
+      backward(x, contiguous(s), c, s == 0);
+    }
+    finish_acc(g, 1.0);
+    this->space_.fence();
+  }
   static Kokkos::pair<std::size_t, std::size_t> rows_range(std::uint64_t a, std::uint64_t b) { return {a, b}; }
   static CounterRng select(std::uint64_t seed) {
     return CounterRng{seed, static_cast<std::uint32_t>(RandomStream::sample_selection)};
@@ -511,24 +583,33 @@ class Mlp final : public ProblemBase<ExecSpace> {
     if (!library_) return forward_fixed(x, data, rows, c, loss_at, loss, offset);
     chunk_rows(rows, c);
     hidden_library(x, data, rows, c);
-    Kokkos::parallel_for("terse::mlp::output", this->policy(c),
-                         MlpOutput<Mem, const_vector_type, FMat>{L_, x, Zf_, data.labels, rows_, D2_, loss, loss_at, offset});
+    Kokkos::parallel_for("terse::mlp::output", this->policy(c), output_logits(x, data, loss_at, loss, offset));
+  }
+  MlpOutputLogits<Mem, const_vector_type> output_logits(const const_vector_type& x, const DenseRows<Mem>& data,
+                                                        MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss,
+                                                        std::uint64_t offset) const {
+    return {L_, x, Of_, data.labels, rows_, D2f_, loss, loss_at, offset};
+  }
+  /// gemm on the problem's space (KokkosBlas::gemm without an instance runs on the default one: fence first).
+  template <class AV, class BV, class CV>
+  void gemm(const char* name, const char* ta, const char* tb, const AV& A, const BV& B, const CV& C) {
+    Kokkos::Profiling::pushRegion(name);
+    this->space_.fence();
+    KokkosBlas::gemm(ta, tb, 1.0f, A, B, 0.0f, C);
+    Kokkos::Profiling::popRegion();
   }
   void backward(const const_vector_type& x, MlpChunkRows<Mem> rows, std::uint64_t c, bool first) {
     if (!library_) return backward_fixed(x, c, first);
-    Kokkos::parallel_for("terse::mlp::back_hidden", this->policy(c * L_.H),
-                         MlpBackHidden<Mem, const_vector_type, FMat>{L_, x, Zf_, D2_, D1f_});
-    // G1 = D1^T A: the W1 gradient of the chunk, one product over its rows.
+    const CFMat W2(x.data() + L_.W2, L_.K, L_.H);
     const auto D1 = Kokkos::subview(D1f_, rows_range(0, c), Kokkos::ALL());
-    {
-      Kokkos::Profiling::pushRegion("terse::mlp::gemm_weights");
-      this->space_.fence();
-      KokkosBlas::gemm("T", "N", 1.0f, D1, chunk_matrix(train_, rows, c), 0.0f, G1_);
-      Kokkos::Profiling::popRegion();
-    }
-    MlpTerms<Mem, FMat> t{L_, train_.feats, rows_, Zf_, D1f_, D2_};
+    const auto D2 = Kokkos::subview(D2f_, rows_range(0, c), Kokkos::ALL());
+    const auto R = Kokkos::subview(Rf_, rows_range(0, c), Kokkos::ALL());
+    gemm("terse::mlp::gemm_back_hidden", "N", "N", D2, W2, D1);  // D1 = D2 W2, then the ReLU's mask
+    Kokkos::parallel_for("terse::mlp::relu_mask", this->policy(c * L_.H), MlpReluMask<Mem>{Zf_, D1f_, L_.H});
+    gemm("terse::mlp::gemm_weights", "T", "N", D1, chunk_matrix(train_, rows, c), G1_);  // G1 = D1^T A
+    gemm("terse::mlp::gemm_output_weights", "T", "N", D2, R, G2_);                       // G2 = D2^T R
     Kokkos::parallel_for("terse::mlp::accumulate", this->policy(L_.d),
-                         MlpAccumulateLibrary<Mem>{t, G1_, acc_, c, first});
+                         MlpAccumulateLibrary<Mem>{L_, G1_, G2_, D1f_, D2f_, acc_, c, first});
   }
   /// The chunk's rows as a matrix: the rows themselves when contiguous, else gathered into A_ (already done by
   /// hidden_library for this chunk).
@@ -537,18 +618,16 @@ class Mlp final : public ProblemBase<ExecSpace> {
       return Kokkos::subview(data.feats, rows_range(rows.start, rows.start + c), Kokkos::ALL());
     return Kokkos::subview(A_, rows_range(0, c), Kokkos::ALL());
   }
-  /// Zf = A W1^T + b1 through KokkosBlas::gemm (rows_ holds the chunk's rows).
+  /// Zf = A W1^T + b1, Rf = relu(Zf), Of = Rf W2^T through KokkosBlas::gemm (rows_ holds the chunk's rows).
   void hidden_library(const const_vector_type& x, const DenseRows<Mem>& data, const MlpChunkRows<Mem>& rows,
                       std::uint64_t c) {
     if (!rows.contiguous)
       Kokkos::parallel_for("terse::mlp::gather", this->policy(c * L_.P), MlpGather<Mem>{data.feats, rows_, A_, L_.P});
-    const CFMat W1(x.data(), L_.H, L_.P);
-    const auto Z = Kokkos::subview(Zf_, rows_range(0, c), Kokkos::ALL());
-    Kokkos::Profiling::pushRegion("terse::mlp::gemm_hidden");
-    this->space_.fence();
-    KokkosBlas::gemm("N", "T", 1.0f, chunk_matrix(data, rows, c), W1, 0.0f, Z);
-    Kokkos::Profiling::popRegion();
-    Kokkos::parallel_for("terse::mlp::bias", this->policy(c * L_.H), MlpAddBias<const_vector_type>{L_, x, Zf_});
+    const CFMat W1(x.data(), L_.H, L_.P), W2(x.data() + L_.W2, L_.K, L_.H);
+    gemm("terse::mlp::gemm_hidden", "N", "T", chunk_matrix(data, rows, c), W1, Kokkos::subview(Zf_, rows_range(0, c), Kokkos::ALL()));
+    Kokkos::parallel_for("terse::mlp::bias_relu", this->policy(c * L_.H), MlpBiasRelu<const_vector_type>{L_, x, Zf_, Rf_});
+    gemm("terse::mlp::gemm_logits", "N", "T", Kokkos::subview(Rf_, rows_range(0, c), Kokkos::ALL()), W2,
+         Kokkos::subview(Of_, rows_range(0, c), Kokkos::ALL()));
   }
 
   // The fixed-order kernels.
@@ -589,7 +668,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
   LocalRows lr_;
   Kokkos::View<std::uint64_t*, Mem> rows_;
   Mat Z_, D1_, D2_;
-  FMat A_, Zf_, D1f_, G1_;
+  FMat A_, Zf_, Rf_, Of_, D1f_, D2f_, G1_, G2_;
   Kokkos::View<double*, Mem> loss_, acc_, sample_loss_;
   SumWorkspace<ExecSpace> sum_;
 };

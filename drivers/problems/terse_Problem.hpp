@@ -150,6 +150,12 @@ class Problem {
                                                       std::uint64_t /*key*/, std::uint64_t /*seed*/) {
     return std::nullopt;
   }
+  /// local_loss_sum(x) and local_grad_sum(x, g) together (the mlp: in one forward pass).
+  virtual double local_loss_and_grad_sum(const const_vector_type& x, const vector_type& g) {
+    const double l = local_loss_sum(x);
+    local_grad_sum(x, g);
+    return l;
+  }
   /// Sum of the per-row loss gradients over this rank's rows into g (synthetic: grad f on the rank of worker
   /// 0, zeros elsewhere). The regulariser is not in it.
   virtual void local_grad_sum(const const_vector_type& x, const vector_type& g) = 0;

@@ -4,6 +4,7 @@
 #include <terse_Compat.hpp>
 #include <terse_Version.hpp>
 
+#include <KokkosKernels_config.h>
 #include <hdf5.h>
 
 #include <cstdio>
@@ -36,6 +37,13 @@ int run_info(const Runtime& rt) {
     std::printf("  compiler:                 %s (C++%ld)\n", TERSE_COMPILER, static_cast<long>(__cplusplus / 100 % 100));
     std::printf("  Kokkos:                   %s\n", compat::kokkos_version().c_str());
     std::printf("  Kokkos backends:          %s\n", backends.c_str());
+    std::printf("  Kokkos Kernels:           %s (%s)\n", TERSE_KOKKOSKERNELS_VERSION,
+#if defined(KOKKOSKERNELS_ENABLE_TPL_BLAS)
+                "host BLAS: yes, the mlp's products call it"
+#else
+                "host BLAS: none, its own kernels"
+#endif
+    );
     std::printf("  default execution space:  %s\n", Kokkos::DefaultExecutionSpace::name());
     std::printf("  concurrency:              %d\n", compat::concurrency(Kokkos::DefaultExecutionSpace()));
     std::printf("  host execution space:     %s (concurrency %d)\n", Kokkos::DefaultHostExecutionSpace::name(),

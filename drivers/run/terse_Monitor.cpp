@@ -56,7 +56,9 @@ std::vector<MemoryTerm> Monitor::memory(const Deck& deck, std::size_t d) {
 
 bool Monitor::full_row(std::int64_t iteration) const {
   const std::int64_t every = deck_.run.objective_every;
-  return iteration == 0 || iteration >= deck_.run.iterations || (every > 0 && iteration % every == 0);
+  // accept: descent compares every step with the objective at x0, which the first row gives it.
+  const bool descent = deck_.optimizer.kind == OptimizerKind::majority_vote && deck_.optimizer.accept == AcceptRule::descent;
+  return (every > 0 && iteration % every == 0) || (iteration == 0 && descent);
 }
 
 bool Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
@@ -76,13 +78,12 @@ bool Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
     r.loss_rows = static_cast<double>(deck_.run.objective_sample) * workers_.total;
     r.grad_norm_sq = std::numeric_limits<double>::quiet_NaN();
   } else {
-    double loss_sum = 0, local = problem_.local_loss_sum(xm);
+    double loss_sum = 0, local = problem_.local_loss_and_grad_sum(xm, grad_);
     MPI_Allreduce(&local, &loss_sum, 1, MPI_DOUBLE, MPI_SUM, comm_);
     if (P_ > 1) bytes_ += sizeof(double);
     r.loss = problem_.finish_loss(loss_sum, xm);
     r.loss_rows = static_cast<double>(problem_.rows());
     r.loss_std_error = 0;
-    problem_.local_grad_sum(xm, grad_);
     bytes_ += allreduce_sum(comm_, space, grad_, host_);
     problem_.finish_grad(grad_, xm);
     double gn = 0;
@@ -130,7 +131,8 @@ bool Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
   } else {
     r.success_probability_min = r.success_probability_mean = std::numeric_limits<double>::quiet_NaN();
   }
-  if (deck_.problem.kind == ProblemKind::mlp) {
+  // The test set with the full objective, and on the last row (the run's result) in any case.
+  if (deck_.problem.kind == ProblemKind::mlp && (!sample || r.iteration >= deck_.run.iterations)) {
     const auto correct = problem_.local_test_correct(xm);
     double mine = static_cast<double>(correct.value_or(0)), all = 0;
     MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_SUM, comm_);
@@ -184,8 +186,11 @@ void Monitor::print_row(std::FILE* out, const HistoryRow& r, double t, std::int6
     char gn[16];
     if (std::isnan(r.grad_norm_sq)) std::snprintf(gn, sizeof gn, "-");
     else std::snprintf(gn, sizeof gn, "%.4e", r.grad_norm_sq);
-    std::fprintf(out, "%10lld %13.6e %9s %12s %9.4f %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
-                 se, gn, r.test_accuracy, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
+    char acc[16];
+    if (std::isnan(r.test_accuracy)) std::snprintf(acc, sizeof acc, "-");
+    else std::snprintf(acc, sizeof acc, "%.4f", r.test_accuracy);
+    std::fprintf(out, "%10lld %13.6e %9s %12s %9s %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
+                 se, gn, acc, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());
   } else {
     std::fprintf(out, "%10lld %13.6e %12.4e %11.4e %9.1f %9s %10s\n", static_cast<long long>(iteration), r.loss,
                  r.grad_norm_sq, r.lr, rate, format_seconds(eta).c_str(), format_bits(r.bits_up).c_str());

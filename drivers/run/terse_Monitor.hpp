@@ -2,11 +2,12 @@
 // terse_Monitor.hpp: the measurements of a history row (docs/hdf5.md) and rank 0's progress line.
 //
 // At the row's model (the shared x, or the workers' average for the local methods): the full objective and the
-// squared norm of its gradient (allreduced over the ranks) on the rows that carry it (run.objective_every; the
-// first and the last always), otherwise an estimate of the objective on run.objective_sample rows per worker with
-// its standard error (problems that offer one: the mlp; the others always give the full objective); with
-// run.success_probability_samples the estimated success probabilities of seed 001 Sec. 2, and on the mlp the
-// test accuracy (every row, over all test rows). Its buffers (the model for the
+// squared norm of its gradient (allreduced over the ranks) on the rows that carry it (multiples of
+// run.objective_every, the first under accept: descent), otherwise an estimate of the objective on
+// run.objective_sample rows per worker with its standard error (problems that offer one: the mlp; the others
+// always give the full objective); with run.success_probability_samples the estimated success probabilities of
+// seed 001 Sec. 2, and on the mlp the test accuracy over all test rows, with the full objective and on the last
+// row. Its buffers (the model for the
 // local methods' average, the full gradient, the host staging buffer of device backends, the success
 // probabilities' arrays) are lent to the local rules' averages between rows (pieces::Scratch).
 
@@ -27,7 +28,8 @@ class Monitor {
 
   /// Buffers the local rules may use between rows.
   Scratch scratch() const { return {avg_, grad_, host_}; }
-  /// Whether the row at this iteration carries the full objective (run.objective_every, the first and last rows).
+  /// Whether the row at this iteration carries the full objective (multiples of run.objective_every, the first
+  /// under accept: descent).
   bool full_row(std::int64_t iteration) const;
   /// Fills the row's loss (full or estimated: loss_rows, loss_std_error), |grad f|^2 (full rows; NaN otherwise),
   /// success probabilities and test accuracy at the model xm. Collective. Returns whether the loss is the full
