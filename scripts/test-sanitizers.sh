@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The sanitizer job, which is also the Kokkos 4.x job (CI runs it after scripts/test.sh): builds Kokkos 4.6.01
-# (OpenMP + Serial) from its release source once (scripts/kokkos4.sh; ../shared/vendor or $TERSE_KOKKOS_TARBALL),
+# (OpenMP + Serial) and Kokkos Kernels 4.6.01 (BLAS component, OpenBLAS) from their release sources once (scripts/kokkos4.sh; ../shared/vendor or $TERSE_KOKKOS_TARBALL),
 # builds terse and its tests against it with AddressSanitizer and UndefinedBehaviorSanitizer on terse's own code
 # (-Dterse_ENABLE_SANITIZERS=ON) in ./build-sanitize (or $TERSE_SANITIZE_BUILD_DIR), checks that the program
 # reports Kokkos 4.6, and runs the CTest suite there. So the suite runs on Kokkos 3.4.01 (the normal job) and on

@@ -43,11 +43,20 @@
 // and scalar sums (losses) use deterministic_sum (terse_Reduce.hpp), whose summation tree depends on the
 // length only. Results are bitwise equal for Serial and OpenMP at any thread count (tested). Local sums over
 // a rank's rows depend on the rank layout only through the order of the driver's MPI_Allreduce.
+// The mlp's default path (problem.products: library) is the exception: its products over the pixels go through
+// KokkosBlas::gemm in float (the host BLAS; Kokkos Kernels' own kernels on GPUs), whose summation order is the
+// library's. It keeps what depends only on the shapes of the products: a worker's stochastic gradient is the
+// same bits whatever rank computes it (its batch is one product of fixed shape), so restarts and rank layouts
+// give the same trajectory (tested), and Serial and OpenMP agree where both call the same host BLAS (tested);
+// across BLAS thread counts it holds only as far as the BLAS keeps its order (Debian's OpenBLAS 0.3.21 did at 1
+// and 2 threads), across backends not at all, and the full objective's sums over a rank's rows (chunks of 2048
+// rows from the rank's first) change with the layout at the 1e-9 level. problem.products: fixed_order keeps the
+// guarantees above (tested on both paths).
 //
 // Cost per call (B = batch size): quadratic O(d) plus B normals per noisy coordinate (noise_coords: all draws
 // B d normals: slow for large d and B); rosenbrock O(B d); logistic O(B d) for a sampled batch (dense chunks of
 // the samples' gradients, see Memory), O(nnz + d) for `full` and the local sums; mlp O(B 784 hidden) in chunks
-// of 256 rows (2 x 10^7 flops for B = 256, hidden = 64).
+// of 2048 rows (library) or 256 (fixed_order) (2 x 10^7 flops for B = 256, hidden = 64).
 //
 // Kernels: named functors in terse_Problem.cpp, launched with RangePolicy on the problem's execution space
 // instance; every public member function returns with its results complete (it fences the space). The objects
@@ -62,7 +71,9 @@
 //             and a double accumulator (8 d bytes).
 //   mlp:      the local training rows, dense (4 * 784 n bytes: 188 MB for all 60000 Fashion-MNIST rows), the
 //             local test rows likewise, per-row losses (8 n), chunk workspaces of 256 rows (8 * 256 (2 hidden +
-//             10) bytes) and a double accumulator (8 d bytes). make_problem reads the IDX files as bytes and
+//             10) bytes), a double accumulator (8 d bytes); the library path adds chunks of 2048 rows: gathered
+//             rows (4 * 2048 * 784 bytes, 6.4 MB), 4 * 2048 (3 hidden + 2 * 10) bytes of activations and deltas,
+//             and the weight gradients' products (4 (784 + 10) hidden bytes). make_problem reads the IDX files as bytes and
 //             converts only the local rows.
 #include "terse_Data.hpp"
 #include "terse_Deck.hpp"
