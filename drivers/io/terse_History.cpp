@@ -1,5 +1,7 @@
 #include "terse_History.hpp"
 
+#include <chrono>
+
 #include "terse_Error.hpp"
 #include "terse_Hdf5.hpp"
 
@@ -95,36 +97,58 @@ HistoryWriter::HistoryWriter(MPI_Comm comm, const std::string& path, const Histo
   H5Gclose(group);
 }
 
+namespace {
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 void HistoryWriter::append(const HistoryRow& row) {
-  const hsize_t new_size = rows_ + 1, start = rows_, one = 1;
+  pending_.push_back(row);
+  int due = 0;  // rank 0 decides, so that every rank makes the same collective calls
+  if (rank_ == 0)
+    due = rows_ == 0 || pending_.size() >= kFlushRows || now_seconds() - last_write_ >= kFlushSeconds ? 1 : 0;
+  MPI_Bcast(&due, 1, MPI_INT, 0, comm_);
+  if (due) write_pending();
+}
+
+void HistoryWriter::write_pending() {
+  if (pending_.empty() || closed_) return;
+  const hsize_t k = pending_.size(), start = rows_, new_size = rows_ + k;
   const hid_t xfer = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(xfer, H5FD_MPIO_COLLECTIVE);
-  for (std::size_t k = 0; k < datasets_.size(); ++k) {
-    const hid_t ds = static_cast<hid_t>(datasets_[k]);
+  std::vector<std::int64_t> iterations(k);
+  std::vector<double> values(k);
+  for (hsize_t r = 0; r < k; ++r) iterations[r] = pending_[r].iteration;
+  for (std::size_t c = 0; c < datasets_.size(); ++c) {
+    const hid_t ds = static_cast<hid_t>(datasets_[c]);
     check(H5Dset_extent(ds, &new_size), "H5Dset_extent", path_);
     const hid_t fspace = H5Dget_space(ds);
-    const hid_t mspace = H5Screate_simple(1, &one, nullptr);
+    const hid_t mspace = H5Screate_simple(1, &k, nullptr);
     if (rank_ == 0) {
-      H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nullptr, &one, nullptr);
+      H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, nullptr, &k, nullptr);
     } else {
       H5Sselect_none(fspace);
       H5Sselect_none(mspace);
     }
-    if (k == 0) {
-      check(H5Dwrite(ds, H5T_NATIVE_INT64, mspace, fspace, xfer, &row.iteration), "H5Dwrite", path_);
+    if (c == 0) {
+      check(H5Dwrite(ds, H5T_NATIVE_INT64, mspace, fspace, xfer, iterations.data()), "H5Dwrite", path_);
     } else {
-      check(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, xfer, &(row.*(columns_[k - 1].member))), "H5Dwrite",
-            path_);
+      for (hsize_t r = 0; r < k; ++r) values[r] = pending_[r].*(columns_[c - 1].member);
+      check(H5Dwrite(ds, H5T_NATIVE_DOUBLE, mspace, fspace, xfer, values.data()), "H5Dwrite", path_);
     }
     H5Sclose(mspace);
     H5Sclose(fspace);
   }
   H5Pclose(xfer);
   check(H5Fflush(static_cast<hid_t>(file_), H5F_SCOPE_GLOBAL), "H5Fflush", path_);
-  ++rows_;
+  rows_ += k;
+  pending_.clear();
+  if (rank_ == 0) last_write_ = now_seconds();
 }
 
 void HistoryWriter::write_final_x(std::uint64_t d, std::uint64_t begin, const float* values, std::uint64_t count) {
+  write_pending();
   const hid_t file = static_cast<hid_t>(file_);
   const hid_t group = check_id(H5Gcreate2(file, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "final", path_);
   const hsize_t dims = d;
@@ -148,6 +172,7 @@ void HistoryWriter::close_file() {
 
 void HistoryWriter::close() {
   if (closed_) return;
+  write_pending();
   close_file();
   int ok = 1;
   if (rank_ == 0 && std::rename(tmp_path_.c_str(), path_.c_str()) != 0) ok = 0;
@@ -156,6 +181,7 @@ void HistoryWriter::close() {
 }
 
 void HistoryWriter::write_status(const std::string& status) {
+  write_pending();
   write_string_attribute(static_cast<hid_t>(file_), "status", status, path_);
 }
 
@@ -168,8 +194,9 @@ void HistoryWriter::discard() {
 
 HistoryWriter::~HistoryWriter() {
   if (closed_) return;
-  // An unfinished run: close what is open and leave the temporary file (the history so far) for inspection;
-  // the final name is never created.
+  // An unfinished run: close what is open and leave the temporary file (the history so far, but the rows held
+  // back: writing them is collective, and the other ranks may be gone) for inspection; the final name is never
+  // created.
   for (auto ds : datasets_) H5Dclose(static_cast<hid_t>(ds));
   if (file_ >= 0) H5Fclose(static_cast<hid_t>(file_));
 }

@@ -36,7 +36,10 @@ struct MlpChunkRows {
   SampleRows rows;
   std::uint64_t start, b0;
   bool contiguous;
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const { rows_out(c) = contiguous ? start + c : rows(b0 + c); }
+  bool given = false;  ///< rows_out holds the rows already (the monitor's samples of several workers)
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
+    if (!given) rows_out(c) = contiguous ? start + c : rows(b0 + c);
+  }
 };
 
 /// Z(c, h) = b1_h + sum_p W1(h, p) a(r_c, p). The dot product is summed in 8 interleaved partial sums (p mod 8,
@@ -62,10 +65,11 @@ struct MlpHidden {
   }
 };
 
-/// Logits o_k = b2_k + sum_h W2(k, h) relu(Z(c, h)) of chunk row c into o[0..K) (Z: the hidden
-/// pre-activations with b1, double on the fixed-order path, float from the library's product).
-template <class XV, class ZV>
-KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x, const ZV& Z, std::uint64_t c, double* o) {
+/// Logits o_k = b2_k + sum_h W2(k, h) relu(Z(c, h)) of chunk row c into o[0..K).
+template <class Mem, class XV>
+KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x,
+                                       const Kokkos::View<double**, Kokkos::LayoutRight, Mem>& Z, std::uint64_t c,
+                                       double* o) {
   for (std::uint64_t k = 0; k < L.K; ++k) {
     double s = x(L.b2 + k);
     for (std::uint64_t h = 0; h < L.H; ++h) {
@@ -81,11 +85,11 @@ KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x, const ZV
 enum class MlpLossAt { none, row, position };
 
 /// Softmax cross-entropy of chunk row c: D2(c, k) = p_k - [k == y]; its loss logsumexp(o) - o_y when wanted.
-template <class Mem, class XV, class ZV>
+template <class Mem, class XV>
 struct MlpOutput {
   MlpLayout L;
   XV x;
-  ZV Z;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
   Kokkos::View<const std::int32_t*, Mem> labels;
   Kokkos::View<const std::uint64_t*, Mem> rows;
   Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
@@ -94,7 +98,7 @@ struct MlpOutput {
   std::uint64_t offset;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
     double o[mlp_max_classes];
-    mlp_logits(L, x, Z, c, o);
+    mlp_logits<Mem>(L, x, Z, c, o);
     double m = o[0];
     for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
     double s = 0;
@@ -109,14 +113,12 @@ struct MlpOutput {
   }
 };
 
-/// D1(c, h) = [Z(c, h) > 0] sum_k W2(k, h) D2(c, k) (ZV: double or float, as in mlp_logits).
-template <class Mem, class XV, class ZV>
+/// D1(c, h) = [Z(c, h) > 0] sum_k W2(k, h) D2(c, k).
+template <class Mem, class XV>
 struct MlpBackHidden {
   MlpLayout L;
   XV x;
-  ZV Z;
-  Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
-  ZV D1;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z, D2, D1;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
     const std::uint64_t c = t / L.H, h = t % L.H;
     double s = 0;
@@ -127,13 +129,12 @@ struct MlpBackHidden {
 };
 
 /// The gradient term of parameter o for chunk row c.
-template <class Mem, class ZV = Kokkos::View<double**, Kokkos::LayoutRight, Mem>>
+template <class Mem>
 struct MlpTerms {
   MlpLayout L;
   Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
   Kokkos::View<const std::uint64_t*, Mem> rows;
-  ZV Z, D1;
-  Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z, D1, D2;
 
   KOKKOS_INLINE_FUNCTION double term(std::uint64_t o, std::uint64_t c) const {
     if (o < L.b1) return D1(c, o / L.P) * feats(rows(c), o % L.P);
@@ -199,17 +200,17 @@ struct MlpSamples {
 };
 
 /// Number of chunk rows whose argmax of the logits (the first maximum) is the label.
-template <class Mem, class XV, class ZV>
+template <class Mem, class XV>
 struct MlpCorrect {
   using value_type = std::uint64_t;
   MlpLayout L;
   XV x;
-  ZV Z;
+  Kokkos::View<double**, Kokkos::LayoutRight, Mem> Z;
   Kokkos::View<const std::int32_t*, Mem> labels;
   Kokkos::View<const std::uint64_t*, Mem> rows;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
     double o[mlp_max_classes];
-    mlp_logits(L, x, Z, c, o);
+    mlp_logits<Mem>(L, x, Z, c, o);
     std::uint64_t best = 0;
     for (std::uint64_t k = 1; k < L.K; ++k)
       if (o[k] > o[best]) best = k;
@@ -219,16 +220,16 @@ struct MlpCorrect {
 
 // ---- the library path: the two products over the pixels through KokkosBlas::gemm, the rest as above ----
 
-/// A(c, p) = feats(rows(c), p): a batch's sampled rows gathered for the product.
+/// Row c of a batch's chunk: its row r = f(c) into rows_out, and A(c, :) = feats(r, :), gathered for the product.
 template <class Mem>
 struct MlpGather {
+  MlpChunkRows<Mem> f;
   Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
-  Kokkos::View<const std::uint64_t*, Mem> rows;
   Kokkos::View<float**, Kokkos::LayoutRight, Mem> A;
-  std::uint64_t P;
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
-    const std::uint64_t c = t / P, p = t % P;
-    A(c, p) = feats(rows(c), p);
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
+    const std::uint64_t r = f.given ? f.rows_out(c) : f.contiguous ? f.start + c : f.rows(f.b0 + c);
+    if (!f.given) f.rows_out(c) = r;
+    for (std::size_t p = 0; p < A.extent(1); ++p) A(c, p) = feats(r, p);
   }
 };
 
@@ -238,8 +239,7 @@ struct MlpBiasRelu {
   MlpLayout L;
   XV x;
   Kokkos::View<float**, Kokkos::LayoutRight, typename XV::memory_space> Z, R;
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
-    const std::uint64_t c = t / L.H, h = t % L.H;
+  KOKKOS_INLINE_FUNCTION void operator()(std::int64_t c, std::int64_t h) const {
     const float z = Z(c, h) + x(L.b1 + h);
     Z(c, h) = z;
     R(c, h) = z > 0 ? z : 0.0f;
@@ -289,39 +289,93 @@ struct MlpOutputLogits {
   }
 };
 
+/// Chunks of at most this many rows take the 10-wide layer in per-row kernels (MlpRowLogits, MlpRowDeltas)
+/// instead of two more library calls, whose fixed cost dominates there (a training batch).
+inline constexpr std::uint64_t mlp_small_chunk = 256;
+
+/// Row c: Z(c, :) += b1, R(c, :) = relu(Z(c, :)), O(c, k) = sum_h W2(k, h) R(c, h) (the small chunks' bias,
+/// ReLU and logits product in one pass).
+template <class XV>
+struct MlpRowLogits {
+  MlpLayout L;
+  XV x;
+  Kokkos::View<float**, Kokkos::LayoutRight, typename XV::memory_space> Z, R, O;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
+    for (std::uint64_t h = 0; h < L.H; ++h) {
+      const float z = Z(c, h) + x(L.b1 + h);
+      Z(c, h) = z;
+      R(c, h) = z > 0 ? z : 0.0f;
+    }
+    for (std::uint64_t k = 0; k < L.K; ++k) {
+      float s = 0;
+      for (std::uint64_t h = 0; h < L.H; ++h) s += x(L.W2 + k * L.H + h) * R(c, h);
+      O(c, k) = s;
+    }
+  }
+};
+
+/// Row c: D1(c, h) = [Z(c, h) > 0] sum_k W2(k, h) D2(c, k) (the small chunks' deltas in one pass).
+template <class XV>
+struct MlpRowDeltas {
+  MlpLayout L;
+  XV x;
+  Kokkos::View<const float**, Kokkos::LayoutRight, typename XV::memory_space> Z, D2;
+  Kokkos::View<float**, Kokkos::LayoutRight, typename XV::memory_space> D1;
+  KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
+    for (std::uint64_t h = 0; h < L.H; ++h) {
+      float s = 0;
+      if (Z(c, h) > 0)
+        for (std::uint64_t k = 0; k < L.K; ++k) s += x(L.W2 + k * L.H + h) * D2(c, k);
+      D1(c, h) = s;
+    }
+  }
+};
+
 /// D1(c, h) = 0 where Z(c, h) <= 0 (the ReLU's derivative), after the product D1 = D2 W2.
 template <class Mem>
 struct MlpReluMask {
   Kokkos::View<const float**, Kokkos::LayoutRight, Mem> Z;
   Kokkos::View<float**, Kokkos::LayoutRight, Mem> D1;
-  std::uint64_t H;
-  KOKKOS_INLINE_FUNCTION void operator()(std::size_t t) const {
-    const std::uint64_t c = t / H, h = t % H;
+  KOKKOS_INLINE_FUNCTION void operator()(std::int64_t c, std::int64_t h) const {
     if (!(Z(c, h) > 0)) D1(c, h) = 0.0f;
   }
 };
 
 /// acc(o) (+)= the chunk's gradient of parameter o: the products G1 = D1^T A (W1) and G2 = D2^T R (W2), and
 /// for b1 and b2 the sums over the chunk's rows in order, in double (b1_h: sum_c D1(c, h); b2_k: sum_c D2(c, k)).
+/// direct (a batch of one chunk): out(o) = that gradient times scale, as FinishAccumulated would write it from
+/// acc, without the pass over acc (W1's part is then written by its product, scaled, and not launched here).
 template <class Mem>
 struct MlpAccumulateLibrary {
   MlpLayout L;
-  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> G1, G2, D1, D2;
+  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> G1, G2, D1, D2, R;
   Kokkos::View<double*, Mem> acc;
   std::uint64_t chunk;
   bool first;
+  Kokkos::View<float*, Mem> out;
+  double scale;
+  bool direct;
+  bool w2_sums;  ///< W2(k, h): sum_c D2(c, k) R(c, h) here (small chunks) instead of G2
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t o) const {
     double g = 0;
     if (o < L.b1) {
-      g = G1(o / L.P, o % L.P);
+      g = G1.data()[o];  // G1 is H x P, contiguous: parameter o = h P + p
     } else if (o < L.W2) {
       for (std::uint64_t c = 0; c < chunk; ++c) g += D1(c, o - L.b1);
     } else if (o < L.b2) {
-      g = G2((o - L.W2) / L.H, (o - L.W2) % L.H);
+      const std::uint64_t k = (o - L.W2) / L.H, h = (o - L.W2) % L.H;
+      if (w2_sums) {
+        float s = 0;  // in float, as the product would
+        for (std::uint64_t c = 0; c < chunk; ++c) s += D2(c, k) * R(c, h);
+        g = s;
+      } else {
+        g = G2(k, h);
+      }
     } else {
       for (std::uint64_t c = 0; c < chunk; ++c) g += D2(c, o - L.b2);
     }
-    acc(o) = first ? g : acc(o) + g;
+    if (direct) out(o) = static_cast<float>(g * scale);
+    else acc(o) = first ? g : acc(o) + g;
   }
 };
 
@@ -450,23 +504,40 @@ class Mlp final : public ProblemBase<ExecSpace> {
                                               std::uint64_t seed) override {
     this->check_vector(x, "x");
     if (per_worker < 1) throw std::invalid_argument("mlp: a loss sample needs at least one row per worker");
-    if (sample_loss_.extent(0) < per_worker)
-      sample_loss_ = Kokkos::View<double*, Mem>("terse::mlp::sample_loss", per_worker);
+    const std::uint64_t R = static_cast<std::uint64_t>(this->workers_.count);
+    if (sample_loss_.extent(0) < R * per_worker)
+      sample_loss_ = Kokkos::View<double*, Mem>("terse::mlp::sample_loss", R * per_worker);
     auto host = Kokkos::create_mirror_view(sample_loss_);
-    LossSample out;
     const CounterRng rng{seed, static_cast<std::uint32_t>(RandomStream::monitor_sample)};
+    const auto worker_rows = [&](int l) {
+      return SampleRows{rng, key, static_cast<std::uint32_t>(this->workers_.first + l), lr_.block[l],
+                        lr_.block[l + 1] - lr_.block[l], false};
+    };
+    if (R * per_worker <= chunk()) {  // every local worker's rows in one pass (one product)
+      for (int l = 0; l < this->workers_.count; ++l) {
+        MlpChunkRows<Mem> f = sampled(worker_rows(l), 0);
+        f.rows_out = Kokkos::subview(rows_, rows_range(l * per_worker, (l + 1) * per_worker));
+        Kokkos::parallel_for("terse::mlp::sample_rows", this->policy(per_worker), f);
+      }
+      MlpChunkRows<Mem> given = sampled(worker_rows(0), 0);
+      given.given = true;
+      forward(x, train_, given, R * per_worker, MlpLossAt::position, sample_loss_, 0);
+    } else {
+      for (int l = 0; l < this->workers_.count; ++l)
+        for (std::uint64_t b0 = 0; b0 < per_worker; b0 += chunk())
+          forward(x, train_, sampled(worker_rows(l), b0), std::min(chunk(), per_worker - b0), MlpLossAt::position,
+                  sample_loss_, l * per_worker + b0);
+    }
+    Kokkos::deep_copy(this->space_, host, sample_loss_);
+    this->space_.fence();
+    LossSample out;
     for (int l = 0; l < this->workers_.count; ++l) {
-      const std::uint64_t r0 = lr_.block[l], r1 = lr_.block[l + 1];
-      const SampleRows rows{rng, key, static_cast<std::uint32_t>(this->workers_.first + l), r0, r1 - r0, false};
-      for (std::uint64_t b0 = 0; b0 < per_worker; b0 += chunk())
-        forward(x, train_, sampled(rows, b0), std::min(chunk(), per_worker - b0), MlpLossAt::position, sample_loss_, b0);
-      Kokkos::deep_copy(this->space_, host, sample_loss_);
-      this->space_.fence();
+      const std::uint64_t r0 = lr_.block[l], r1 = lr_.block[l + 1], o = l * per_worker;
       // The worker's sample mean and its variance s^2 / S, weighted by its share n_w / N of the rows.
       double mean = 0, sq = 0;
-      for (std::uint64_t b = 0; b < per_worker; ++b) mean += host(b);
+      for (std::uint64_t b = o; b < o + per_worker; ++b) mean += host(b);
       mean /= static_cast<double>(per_worker);
-      for (std::uint64_t b = 0; b < per_worker; ++b) sq += (host(b) - mean) * (host(b) - mean);
+      for (std::uint64_t b = o; b < o + per_worker; ++b) sq += (host(b) - mean) * (host(b) - mean);
       const double var = per_worker > 1 ? sq / static_cast<double>(per_worker - 1) / static_cast<double>(per_worker) : 0.0;
       const double share = static_cast<double>(r1 - r0) / static_cast<double>(n_);
       out.mean += share * mean;
@@ -498,12 +569,19 @@ class Mlp final : public ProblemBase<ExecSpace> {
     this->check_vector(g, "g");
     const std::uint64_t B = static_cast<std::uint64_t>(batch_rows(w, batch));
     const SampleRows rows = sample_rows(w, k, batch, seed);
+    const double scale = 1.0 / static_cast<double>(B);
+    if (library_ && B <= chunk()) {  // one chunk: the gradient straight into g (the same bits)
+      forward(x, train_, sampled(rows, 0), B, MlpLossAt::none, loss_, 0);
+      backward(x, sampled(rows, 0), B, true, g, scale);
+      this->space_.fence();
+      return;
+    }
     for (std::uint64_t b0 = 0; b0 < B; b0 += chunk()) {
       const std::uint64_t c = std::min(chunk(), B - b0);
       forward(x, train_, sampled(rows, b0), c, MlpLossAt::none, loss_, 0);
       backward(x, sampled(rows, b0), c, b0 == 0);
     }
-    finish_acc(g, 1.0 / static_cast<double>(B));
+    finish_acc(g, scale);
     this->space_.fence();
   }
   /// Per-sample gradients are outer products, not a product over the pixels: the fixed-order kernels on both paths.
@@ -539,7 +617,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
       } else {
         hidden_fixed(x, test_, c);
         Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
-                                MlpCorrect<Mem, const_vector_type, Mat>{L_, x, Z_, test_.labels, rows_}, correct);
+                                MlpCorrect<Mem, const_vector_type>{L_, x, Z_, test_.labels, rows_}, correct);
       }
       total += correct;
     }
@@ -548,6 +626,11 @@ class Mlp final : public ProblemBase<ExecSpace> {
 
  private:
   std::uint64_t chunk() const { return library_ ? mlp_gemm_chunk : mlp_chunk; }
+  /// (rows, columns) of a chunk matrix, without the index divisions of a flat range.
+  Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>> policy2(std::uint64_t rows, std::uint64_t cols) const {
+    return Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>(this->space_, {0, 0},
+                                                             {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)});
+  }
   /// The gradient over this rank's rows into g, and with want_loss their losses into loss_ on the way.
   void grad_pass(const const_vector_type& x, const vector_type& g, bool want_loss) {
     this->check_vector(x, "x");
@@ -581,7 +664,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
   void forward(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
                MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
     if (!library_) return forward_fixed(x, data, rows, c, loss_at, loss, offset);
-    chunk_rows(rows, c);
+    if (rows.contiguous) chunk_rows(rows, c);  // sampled rows: the gather writes rows_
     hidden_library(x, data, rows, c);
     Kokkos::parallel_for("terse::mlp::output", this->policy(c), output_logits(x, data, loss_at, loss, offset));
   }
@@ -592,24 +675,38 @@ class Mlp final : public ProblemBase<ExecSpace> {
   }
   /// gemm on the problem's space (KokkosBlas::gemm without an instance runs on the default one: fence first).
   template <class AV, class BV, class CV>
-  void gemm(const char* name, const char* ta, const char* tb, const AV& A, const BV& B, const CV& C) {
+  void gemm(const char* name, const char* ta, const char* tb, const AV& A, const BV& B, const CV& C, float alpha = 1) {
     Kokkos::Profiling::pushRegion(name);
     this->space_.fence();
-    KokkosBlas::gemm(ta, tb, 1.0f, A, B, 0.0f, C);
+    KokkosBlas::gemm(ta, tb, alpha, A, B, 0.0f, C);
     Kokkos::Profiling::popRegion();
   }
-  void backward(const const_vector_type& x, MlpChunkRows<Mem> rows, std::uint64_t c, bool first) {
+  /// The chunk's gradient into acc_ (first: =, else +=), or with direct_out straight into it, times scale.
+  void backward(const const_vector_type& x, MlpChunkRows<Mem> rows, std::uint64_t c, bool first,
+                const vector_type& direct_out = vector_type(), double scale = 1.0) {
     if (!library_) return backward_fixed(x, c, first);
     const CFMat W2(x.data() + L_.W2, L_.K, L_.H);
     const auto D1 = Kokkos::subview(D1f_, rows_range(0, c), Kokkos::ALL());
     const auto D2 = Kokkos::subview(D2f_, rows_range(0, c), Kokkos::ALL());
     const auto R = Kokkos::subview(Rf_, rows_range(0, c), Kokkos::ALL());
-    gemm("terse::mlp::gemm_back_hidden", "N", "N", D2, W2, D1);  // D1 = D2 W2, then the ReLU's mask
-    Kokkos::parallel_for("terse::mlp::relu_mask", this->policy(c * L_.H), MlpReluMask<Mem>{Zf_, D1f_, L_.H});
-    gemm("terse::mlp::gemm_weights", "T", "N", D1, chunk_matrix(train_, rows, c), G1_);  // G1 = D1^T A
-    gemm("terse::mlp::gemm_output_weights", "T", "N", D2, R, G2_);                       // G2 = D2^T R
-    Kokkos::parallel_for("terse::mlp::accumulate", this->policy(L_.d),
-                         MlpAccumulateLibrary<Mem>{L_, G1_, G2_, D1f_, D2f_, acc_, c, first});
+    if (c <= mlp_small_chunk) {
+      Kokkos::parallel_for("terse::mlp::row_deltas", this->policy(c), MlpRowDeltas<const_vector_type>{L_, x, Zf_, D2f_, D1f_});
+    } else {
+      gemm("terse::mlp::gemm_back_hidden", "N", "N", D2, W2, D1);  // D1 = D2 W2, then the ReLU's mask
+      Kokkos::parallel_for("terse::mlp::relu_mask", policy2(c, L_.H), MlpReluMask<Mem>{Zf_, D1f_});
+    }
+    const bool direct = direct_out.extent(0) > 0;
+    if (direct) {  // W1's gradient: scale D1^T A straight into g's first H P entries
+      const FMat G1(direct_out.data(), L_.H, L_.P);
+      gemm("terse::mlp::gemm_weights", "T", "N", D1, chunk_matrix(train_, rows, c), G1, static_cast<float>(scale));
+    } else {
+      gemm("terse::mlp::gemm_weights", "T", "N", D1, chunk_matrix(train_, rows, c), G1_);  // G1 = D1^T A
+    }
+    const bool small = c <= mlp_small_chunk;  // W2's gradient summed in the accumulate, else a product
+    if (!small) gemm("terse::mlp::gemm_output_weights", "T", "N", D2, R, G2_);  // G2 = D2^T R
+    const MlpAccumulateLibrary<Mem> f{L_, G1_, G2_, D1f_, D2f_, Rf_, acc_, c, first, direct_out, scale, direct, small};
+    if (direct) Kokkos::parallel_for("terse::mlp::accumulate", Kokkos::RangePolicy<ExecSpace>(this->space_, L_.b1, L_.d), f);
+    else Kokkos::parallel_for("terse::mlp::accumulate", this->policy(L_.d), f);
   }
   /// The chunk's rows as a matrix: the rows themselves when contiguous, else gathered into A_ (already done by
   /// hidden_library for this chunk).
@@ -621,11 +718,18 @@ class Mlp final : public ProblemBase<ExecSpace> {
   /// Zf = A W1^T + b1, Rf = relu(Zf), Of = Rf W2^T through KokkosBlas::gemm (rows_ holds the chunk's rows).
   void hidden_library(const const_vector_type& x, const DenseRows<Mem>& data, const MlpChunkRows<Mem>& rows,
                       std::uint64_t c) {
-    if (!rows.contiguous)
-      Kokkos::parallel_for("terse::mlp::gather", this->policy(c * L_.P), MlpGather<Mem>{data.feats, rows_, A_, L_.P});
+    if (!rows.contiguous) {
+      MlpChunkRows<Mem> f = rows;
+      f.rows_out = rows_;
+      Kokkos::parallel_for("terse::mlp::gather", this->policy(c), MlpGather<Mem>{f, data.feats, A_});
+    }
     const CFMat W1(x.data(), L_.H, L_.P), W2(x.data() + L_.W2, L_.K, L_.H);
     gemm("terse::mlp::gemm_hidden", "N", "T", chunk_matrix(data, rows, c), W1, Kokkos::subview(Zf_, rows_range(0, c), Kokkos::ALL()));
-    Kokkos::parallel_for("terse::mlp::bias_relu", this->policy(c * L_.H), MlpBiasRelu<const_vector_type>{L_, x, Zf_, Rf_});
+    if (c <= mlp_small_chunk) {
+      Kokkos::parallel_for("terse::mlp::row_logits", this->policy(c), MlpRowLogits<const_vector_type>{L_, x, Zf_, Rf_, Of_});
+      return;
+    }
+    Kokkos::parallel_for("terse::mlp::bias_relu", policy2(c, L_.H), MlpBiasRelu<const_vector_type>{L_, x, Zf_, Rf_});
     gemm("terse::mlp::gemm_logits", "N", "T", Kokkos::subview(Rf_, rows_range(0, c), Kokkos::ALL()), W2,
          Kokkos::subview(Of_, rows_range(0, c), Kokkos::ALL()));
   }
@@ -640,11 +744,11 @@ class Mlp final : public ProblemBase<ExecSpace> {
     chunk_rows(rows, c);
     hidden_fixed(x, data, c);
     Kokkos::parallel_for("terse::mlp::output", this->policy(c),
-                         MlpOutput<Mem, const_vector_type, Mat>{L_, x, Z_, data.labels, rows_, D2_, loss, loss_at, offset});
+                         MlpOutput<Mem, const_vector_type>{L_, x, Z_, data.labels, rows_, D2_, loss, loss_at, offset});
   }
   void delta_hidden_fixed(const const_vector_type& x, std::uint64_t c) {
     Kokkos::parallel_for("terse::mlp::back_hidden", this->policy(c * L_.H),
-                         MlpBackHidden<Mem, const_vector_type, Mat>{L_, x, Z_, D2_, D1_});
+                         MlpBackHidden<Mem, const_vector_type>{L_, x, Z_, D2_, D1_});
   }
   MlpTerms<Mem> terms_fixed(const DenseRows<Mem>& data) const { return MlpTerms<Mem>{L_, data.feats, rows_, Z_, D1_, D2_}; }
   void backward_fixed(const const_vector_type& x, std::uint64_t c, bool first) {

@@ -436,7 +436,10 @@ bool Run::record(std::int64_t iteration) {
   r.bytes_sent = bytes_sent_total();
   r.wall_time = iteration == 0 ? 0.0 : seconds_before_ + timer_.seconds();  // since the first iteration started
   summary_.rows.push_back(r);
-  if (history_) history_->append(r);
+  if (history_) {
+    Region write("terse::history");  // the row into the HDF5 file (collective, flushed)
+    history_->append(r);
+  }
   if (options_.keep_row_models) {
     auto xm_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), xm);
     summary_.row_models.emplace_back(xm_h.data(), xm_h.data() + d_);
@@ -457,7 +460,7 @@ void Run::time_breakdown(double total) {
                   format_seconds(s).c_str());
     line += buf;
   };
-  for (const char* phase : {"gradient", "compress", "communicate", "aggregate", "update", "monitor", "checkpoint"}) {
+  for (const char* phase : {"gradient", "compress", "communicate", "aggregate", "update", "monitor", "history", "checkpoint"}) {
     const auto it = t.find(std::string("terse::") + phase);
     const double s = it == t.end() ? 0.0 : it->second;
     inside += s;
