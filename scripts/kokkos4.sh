@@ -155,7 +155,10 @@ kk4_build() {
     openmp)
       local blas; blas=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)/openblas-openmp
       [[ -f $blas/libopenblas.so ]] || k4_die "$blas/libopenblas.so is missing (Debian package libopenblas-openmp-dev; scripts/setup.sh installs it)"
-      opts+=(-DKokkosKernels_ENABLE_TPL_BLAS=ON -DBLAS_LIBRARY_DIRS="$blas" -DBLAS_LIBRARIES=openblas) ;;
+      # The BLAS symbols' Fortran names (gfortran's, as Debian's OpenBLAS exports them): otherwise Kokkos Kernels
+      # needs a Fortran compiler to find them out (scripts/setup.sh).
+      opts+=(-DKokkosKernels_ENABLE_TPL_BLAS=ON -DBLAS_LIBRARY_DIRS="$blas" -DBLAS_LIBRARIES=openblas
+             "-DF77_BLAS_MANGLE=(name,NAME) name ## _") ;;
     cuda) opts+=(-DKokkosKernels_NO_DEFAULT_CUDA_TPLS=ON -DKokkosKernels_ENABLE_TPL_BLAS=OFF) ;;
     hip) opts+=(-DKokkosKernels_ENABLE_TPL_ROCBLAS=OFF -DKokkosKernels_ENABLE_TPL_ROCSPARSE=OFF -DKokkosKernels_ENABLE_TPL_BLAS=OFF) ;;
   esac

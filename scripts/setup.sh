@@ -136,7 +136,10 @@ openblas_openmp_dir() {
 }
 
 # Kokkos Kernels 3.4.01 against the Kokkos 3.4.01 built above: only the BLAS component, no pre-instantiated
-# types (terse instantiates what it calls), host BLAS from OpenBLAS.
+# types (terse instantiates what it calls), host BLAS from OpenBLAS. Its symbols' Fortran names are given
+# (gfortran's: lower case and an underscore, as Debian's OpenBLAS exports them): without them Kokkos Kernels
+# asks for a Fortran compiler to find out, which a fresh Debian does not have.
+F77_BLAS_MANGLE='(name,NAME) name ## _'
 build_kokkos_kernels() {
   if [[ -f $KK_PREFIX/.terse-complete ]]; then
     log "using Kokkos Kernels $KOKKOS_VERSION_BUILT built earlier in $KK_PREFIX"; return
@@ -146,7 +149,7 @@ build_kokkos_kernels() {
   cmake_install "Kokkos Kernels" "$TRILINOS_SRC" "$KK_PREFIX" -DKokkos_ROOT="$KOKKOS_PREFIX" \
     -DKokkosKernels_ENABLED_COMPONENTS=BLAS -DKokkosKernels_ADD_DEFAULT_ETI=OFF -DKokkosKernels_ENABLE_TESTS=OFF \
     -DKokkosKernels_ENABLE_EXAMPLES=OFF -DKokkosKernels_ENABLE_TPL_BLAS=ON -DKokkosKernels_ENABLE_TPL_LAPACK=OFF \
-    -DBLAS_LIBRARY_DIRS="$(openblas_openmp_dir)" -DBLAS_LIBRARIES=openblas
+    -DBLAS_LIBRARY_DIRS="$(openblas_openmp_dir)" -DBLAS_LIBRARIES=openblas -DF77_BLAS_MANGLE="$F77_BLAS_MANGLE"
   log "Kokkos Kernels $KOKKOS_VERSION_BUILT installed in $KK_PREFIX"
 }
 
