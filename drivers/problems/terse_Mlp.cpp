@@ -84,6 +84,32 @@ KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x,
 /// (loss(offset + c): the sampled rows of a loss estimate, which may repeat).
 enum class MlpLossAt { none, row, position };
 
+/// Softmax cross-entropy of a chunk row's logits o[0..K) (row r, label y, chunk position c): D2(c, k) = p_k -
+/// [k == y] in D2's type, and the row's loss logsumexp(o) - o_y where loss_at says. Both product paths' output
+/// kernels.
+template <class DV, class LV>
+KOKKOS_INLINE_FUNCTION void mlp_softmax_xent(const MlpLayout& L, const double* o, std::uint64_t r, std::int32_t y,
+                                             std::size_t c, const DV& D2, const LV& loss, MlpLossAt loss_at,
+                                             std::uint64_t offset) {
+  double m = o[0];
+  for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
+  double s = 0;
+  for (std::uint64_t k = 0; k < L.K; ++k) s += compat::exp(o[k] - m);
+  const double lse = m + compat::log(s);
+  for (std::uint64_t k = 0; k < L.K; ++k)
+    D2(c, k) = static_cast<typename DV::value_type>(compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0));
+  if (loss_at == MlpLossAt::row) loss(r) = lse - o[y];
+  else if (loss_at == MlpLossAt::position) loss(offset + c) = lse - o[y];
+}
+
+/// The predicted class: the first maximum of the logits o[0..K) (ties to the smaller class).
+KOKKOS_INLINE_FUNCTION std::uint64_t mlp_argmax(const MlpLayout& L, const double* o) {
+  std::uint64_t best = 0;
+  for (std::uint64_t k = 1; k < L.K; ++k)
+    if (o[k] > o[best]) best = k;
+  return best;
+}
+
 /// Softmax cross-entropy of chunk row c: D2(c, k) = p_k - [k == y]; its loss logsumexp(o) - o_y when wanted.
 template <class Mem, class XV>
 struct MlpOutput {
@@ -99,17 +125,8 @@ struct MlpOutput {
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
     double o[mlp_max_classes];
     mlp_logits<Mem>(L, x, Z, c, o);
-    double m = o[0];
-    for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
-    double s = 0;
-    for (std::uint64_t k = 0; k < L.K; ++k) s += compat::exp(o[k] - m);
-    const double lse = m + compat::log(s);
     const std::uint64_t r = rows(c);
-    const std::int32_t y = labels(r);
-    for (std::uint64_t k = 0; k < L.K; ++k)
-      D2(c, k) = compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0);
-    if (loss_at == MlpLossAt::row) loss(r) = lse - o[y];
-    else if (loss_at == MlpLossAt::position) loss(offset + c) = lse - o[y];
+    mlp_softmax_xent(L, o, r, labels(r), c, D2, loss, loss_at, offset);
   }
 };
 
@@ -211,10 +228,7 @@ struct MlpCorrect {
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
     double o[mlp_max_classes];
     mlp_logits<Mem>(L, x, Z, c, o);
-    std::uint64_t best = 0;
-    for (std::uint64_t k = 1; k < L.K; ++k)
-      if (o[k] > o[best]) best = k;
-    if (static_cast<std::int32_t>(best) == labels(rows(c))) ++n;
+    if (static_cast<std::int32_t>(mlp_argmax(L, o)) == labels(rows(c))) ++n;
   }
 };
 
@@ -267,25 +281,13 @@ struct MlpOutputLogits {
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
     double o[mlp_max_classes];
     logits(c, o);
-    double m = o[0];
-    for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
-    double s = 0;
-    for (std::uint64_t k = 0; k < L.K; ++k) s += compat::exp(o[k] - m);
-    const double lse = m + compat::log(s);
     const std::uint64_t r = rows(c);
-    const std::int32_t y = labels(r);
-    for (std::uint64_t k = 0; k < L.K; ++k)
-      D2(c, k) = static_cast<float>(compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0));
-    if (loss_at == MlpLossAt::row) loss(r) = lse - o[y];
-    else if (loss_at == MlpLossAt::position) loss(offset + c) = lse - o[y];
+    mlp_softmax_xent(L, o, r, labels(r), c, D2, loss, loss_at, offset);
   }
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
     double o[mlp_max_classes];
     logits(c, o);
-    std::uint64_t best = 0;
-    for (std::uint64_t k = 1; k < L.K; ++k)
-      if (o[k] > o[best]) best = k;
-    if (static_cast<std::int32_t>(best) == labels(rows(c))) ++n;
+    if (static_cast<std::int32_t>(mlp_argmax(L, o)) == labels(rows(c))) ++n;
   }
 };
 
@@ -505,9 +507,11 @@ class Mlp final : public ProblemBase<ExecSpace> {
     this->check_vector(x, "x");
     if (per_worker < 1) throw std::invalid_argument("mlp: a loss sample needs at least one row per worker");
     const std::uint64_t R = static_cast<std::uint64_t>(this->workers_.count);
-    if (sample_loss_.extent(0) < R * per_worker)
+    if (sample_loss_.extent(0) < R * per_worker) {  // once per sample size, not per row
       sample_loss_ = Kokkos::View<double*, Mem>("terse::mlp::sample_loss", R * per_worker);
-    auto host = Kokkos::create_mirror_view(sample_loss_);
+      sample_loss_host_ = Kokkos::create_mirror_view(sample_loss_);
+    }
+    const auto host = sample_loss_host_;
     const CounterRng rng{seed, static_cast<std::uint32_t>(RandomStream::monitor_sample)};
     const auto worker_rows = [&](int l) {
       return SampleRows{rng, key, static_cast<std::uint32_t>(this->workers_.first + l), lr_.block[l],
@@ -673,12 +677,17 @@ class Mlp final : public ProblemBase<ExecSpace> {
                                                         std::uint64_t offset) const {
     return {L_, x, Of_, data.labels, rows_, D2f_, loss, loss_at, offset};
   }
-  /// gemm on the problem's space (KokkosBlas::gemm without an instance runs on the default one: fence first).
+  /// C = alpha op(A) op(B) on the problem's execution space instance: Kokkos Kernels 4 takes the instance;
+  /// 3.x's gemm runs on the default one, so the problem's earlier kernels are fenced first.
   template <class AV, class BV, class CV>
   void gemm(const char* name, const char* ta, const char* tb, const AV& A, const BV& B, const CV& C, float alpha = 1) {
     Kokkos::Profiling::pushRegion(name);
+#if defined(KOKKOSKERNELS_VERSION) && KOKKOSKERNELS_VERSION >= 40000
+    KokkosBlas::gemm(this->space_, ta, tb, alpha, A, B, 0.0f, C);
+#else
     this->space_.fence();
     KokkosBlas::gemm(ta, tb, alpha, A, B, 0.0f, C);
+#endif
     Kokkos::Profiling::popRegion();
   }
   /// The chunk's gradient into acc_ (first: =, else +=), or with direct_out straight into it, times scale.
@@ -774,6 +783,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
   Mat Z_, D1_, D2_;
   FMat A_, Zf_, Rf_, Of_, D1f_, D2f_, G1_, G2_;
   Kokkos::View<double*, Mem> loss_, acc_, sample_loss_;
+  typename Kokkos::View<double*, Mem>::HostMirror sample_loss_host_;
   SumWorkspace<ExecSpace> sum_;
 };
 
