@@ -19,6 +19,7 @@
 // chunking) as overhead; the ratio column divides by the sgemm rate of the same products measured in the
 // same run. The JSON records the machine (CPU, threads, Kokkos and Kokkos Kernels versions, the BLAS).
 #include <terse_Problem.hpp>
+#include "terse_Machine.hpp"
 
 #include <KokkosBlas3_gemm.hpp>
 #include <KokkosKernels_config.h>
@@ -69,13 +70,6 @@ double median_seconds(int repeats, const std::function<void()>& f) {
   return t[t.size() / 2];
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
 struct Row {
   std::string name, path;
@@ -236,7 +230,7 @@ int main(int argc, char** argv) {
     std::printf("| %s | %s | %.3f | %.1f | %.2f |\n", r.name.c_str(), r.path.c_str(), 1e3 * r.seconds, r.gflops, r.ratio);
   if (!o.json.empty()) {
     std::ofstream out(o.json);
-    out << "{\n  \"context\": {\"cpu\": \"" << cpu_model() << "\", \"threads\": " << threads << ", \"backend\": \""
+    out << "{\n  \"context\": {\"cpu\": \"" << terse::bench::cpu_model() << "\", \"threads\": " << threads << ", \"backend\": \""
         << Exec::name() << "\", \"kokkos\": " << KOKKOS_VERSION << ", \"kokkos_kernels\": \"" << TERSE_KOKKOSKERNELS_VERSION
         << "\", \"rows\": " << N << ", \"hidden\": " << H << ", \"batch\": " << o.batch << ", \"source\": \"" << source
         << "\", \"repeats\": " << o.repeats << "},\n  \"cases\": [\n";

@@ -36,6 +36,7 @@
 #include "terse_Round.hpp"
 #include "terse_Rules.hpp"
 #include "terse_Runtime.hpp"
+#include "terse_Machine.hpp"
 
 #include <terse_Compat.hpp>
 #include <terse_Version.hpp>
@@ -152,13 +153,6 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
 
 std::string mpi_library() {
   char v[MPI_MAX_LIBRARY_VERSION_STRING];
@@ -187,7 +181,7 @@ std::map<std::string, std::string> context(int P) {
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   c["date"] = date;
   c["host"] = host;
-  c["cpu"] = cpu_model();
+  c["cpu"] = terse::bench::cpu_model();
   c["hardware_threads"] = std::to_string(std::thread::hardware_concurrency());
   c["gpu"] = gpu == std::string::npos ? "none" : cfg.substr(gpu, cfg.find('\n', gpu) - gpu);
   c["kokkos_version"] = compat::kokkos_version();

@@ -1,22 +1,13 @@
 // Google Benchmark main with Kokkos: initialises Kokkos (its --kokkos-* flags pass through) and records
 // the Kokkos configuration in the benchmark context, so a result file says what it was measured on.
+#include "terse_Machine.hpp"
+
 #include <terse_Compat.hpp>
 #include <terse_Version.hpp>
 
 #include <benchmark/benchmark.h>
 
-#include <fstream>
 #include <string>
-
-namespace {
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   Kokkos::initialize(argc, argv);
@@ -27,7 +18,7 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("kokkos_version", terse::compat::kokkos_version());
     benchmark::AddCustomContext("kokkos_backends", backends);
     benchmark::AddCustomContext("execution_space", Kokkos::DefaultExecutionSpace::name());
-    benchmark::AddCustomContext("cpu_model", cpu_model());
+    benchmark::AddCustomContext("cpu_model", terse::bench::cpu_model());
     benchmark::AddCustomContext("compiler", TERSE_BENCH_COMPILER);
     benchmark::AddCustomContext("concurrency",
                                 std::to_string(terse::compat::concurrency(Kokkos::DefaultExecutionSpace())));
