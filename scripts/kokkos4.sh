@@ -138,6 +138,23 @@ kk4_prefix() {
   else echo "$TERSE_DEPS/kokkos-kernels-$KOKKOS4_VERSION-$1-${arch,,}"; fi
 }
 
+# k4_cmake_install WHAT WORK SRC PREFIX ARGS...: configures SRC (Release, C++17, position-independent) with
+# ARGS in WORK/build, builds and installs it into PREFIX (replaced), marks it complete and removes WORK; on a
+# failure prints the log's end, removes WORK and stops.
+k4_cmake_install() {
+  local what=$1 work=$2 src=$3 prefix=$4; shift 4
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
+    -DCMAKE_CXX_STANDARD=17 -DCMAKE_CXX_EXTENSIONS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON "$@" \
+    >"$work/configure.log" 2>&1 \
+    || { tail -n 40 "$work/configure.log" >&2; rm -rf "$work"; k4_die "$what configure failed"; }
+  cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 \
+    || { tail -n 40 "$work/build.log" >&2; rm -rf "$work"; k4_die "$what build failed"; }
+  rm -rf "$prefix"
+  cmake --install "$work/build" >/dev/null
+  rm -rf "$work"
+  touch "$prefix/.terse-complete"
+}
+
 kk4_build() {
   local backend=$1 prefix kokkos; prefix=$(kk4_prefix "$backend"); kokkos=$(kokkos4_prefix "$backend")
   if [[ -f $prefix/.terse-complete && $prefix/.terse-complete -nt $kokkos/.terse-complete ]]; then
@@ -162,16 +179,7 @@ kk4_build() {
     cuda) opts+=(-DKokkosKernels_NO_DEFAULT_CUDA_TPLS=ON -DKokkosKernels_ENABLE_TPL_BLAS=OFF) ;;
     hip) opts+=(-DKokkosKernels_ENABLE_TPL_ROCBLAS=OFF -DKokkosKernels_ENABLE_TPL_ROCSPARSE=OFF -DKokkosKernels_ENABLE_TPL_BLAS=OFF) ;;
   esac
-  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" -DKokkos_ROOT="$kokkos" \
-    -DCMAKE_CXX_STANDARD=17 -DCMAKE_CXX_EXTENSIONS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON "${opts[@]}" \
-    >"$work/configure.log" 2>&1 \
-    || { tail -n 40 "$work/configure.log" >&2; rm -rf "$work"; k4_die "Kokkos Kernels $KOKKOS4_VERSION ($backend) configure failed"; }
-  cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 \
-    || { tail -n 40 "$work/build.log" >&2; rm -rf "$work"; k4_die "Kokkos Kernels $KOKKOS4_VERSION ($backend) build failed"; }
-  rm -rf "$prefix"
-  cmake --install "$work/build" >/dev/null
-  rm -rf "$work"
-  touch "$prefix/.terse-complete"
+  k4_cmake_install "Kokkos Kernels $KOKKOS4_VERSION ($backend)" "$work" "$src" "$prefix" -DKokkos_ROOT="$kokkos" "${opts[@]}"
   k4_log "Kokkos Kernels $KOKKOS4_VERSION ($backend) installed in $prefix"
 }
 
@@ -185,16 +193,8 @@ kokkos4_build_core() {
   local src; src=$(ls -d "$work"/kokkos-* | head -n1)
   local opts; opts=$(k4_options "$backend"); opts=${opts//@SRC@/$src}
   # shellcheck disable=SC2086
-  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
-    -DCMAKE_CXX_STANDARD=17 -DCMAKE_CXX_EXTENSIONS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-    -DKokkos_ENABLE_TESTS=OFF -DKokkos_ENABLE_EXAMPLES=OFF $opts >"$work/configure.log" 2>&1 \
-    || { tail -n 40 "$work/configure.log" >&2; rm -rf "$work"; k4_die "Kokkos $KOKKOS4_VERSION ($backend) configure failed"; }
-  cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 \
-    || { tail -n 40 "$work/build.log" >&2; rm -rf "$work"; k4_die "Kokkos $KOKKOS4_VERSION ($backend) build failed"; }
-  rm -rf "$prefix"
-  cmake --install "$work/build" >/dev/null
-  rm -rf "$work"
-  touch "$prefix/.terse-complete"
+  k4_cmake_install "Kokkos $KOKKOS4_VERSION ($backend)" "$work" "$src" "$prefix" -DKokkos_ENABLE_TESTS=OFF \
+    -DKokkos_ENABLE_EXAMPLES=OFF $opts
   k4_log "Kokkos $KOKKOS4_VERSION ($backend) installed in $prefix"
 }
 
