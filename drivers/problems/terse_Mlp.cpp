@@ -677,17 +677,17 @@ class Mlp final : public ProblemBase<ExecSpace> {
                                                         std::uint64_t offset) const {
     return {L_, x, Of_, data.labels, rows_, D2f_, loss, loss_at, offset};
   }
-  /// C = alpha op(A) op(B) on the problem's execution space instance: Kokkos Kernels 4 takes the instance;
-  /// 3.x's gemm runs on the default one, so the problem's earlier kernels are fenced first.
+  /// C = alpha op(A) op(B). The workspaces are views of the memory space, so KokkosBlas::gemm runs on that
+  /// space's default execution space and instance (the host BLAS for host memory, whatever the problem's
+  /// space: Serial and OpenMP problems get the same products), not on space_: fence space_'s kernels first.
+  /// (Handing it space_ with Kokkos Kernels 4 is wrong: its BLAS specialisation is keyed on the views' device,
+  /// which for a Serial problem is not Serial's, and the Serial products then differed from OpenMP's in the bits:
+  /// ProblemDeterminism.SerialAndOpenMPBitwise caught it.)
   template <class AV, class BV, class CV>
   void gemm(const char* name, const char* ta, const char* tb, const AV& A, const BV& B, const CV& C, float alpha = 1) {
     Kokkos::Profiling::pushRegion(name);
-#if defined(KOKKOSKERNELS_VERSION) && KOKKOSKERNELS_VERSION >= 40000
-    KokkosBlas::gemm(this->space_, ta, tb, alpha, A, B, 0.0f, C);
-#else
     this->space_.fence();
     KokkosBlas::gemm(ta, tb, alpha, A, B, 0.0f, C);
-#endif
     Kokkos::Profiling::popRegion();
   }
   /// The chunk's gradient into acc_ (first: =, else +=), or with direct_out straight into it, times scale.
