@@ -29,7 +29,7 @@
 // compiler, MPI library), so bench/compare.py can put files from different machines side by side.
 //
 // usage: mpiexec -n P terse_bench_pipeline [--dims 20,24,26] [--algorithms ...] [--repeats N] [--out F.json]
-//        [--unpaired] [--link-gbps R --interface eth0]   (over a simulated cluster: bench/cluster/README.md)
+//        [--unpaired] [--chunk N] [--link-gbps R --interface eth0]   (over a simulated cluster: bench/cluster/README.md)
 #include "terse_AllocationTracker.hpp"
 #include "terse_Algorithm.hpp"
 #include "terse_Deck.hpp"
@@ -79,13 +79,13 @@ MpiClock& mpi_clock() {
   return c;
 }
 template <class F>
-int timed(F&& f, double wire_bytes) {
+int timed(F&& f, double wire_bytes, bool a_collective = true) {
   MpiClock& c = mpi_clock();
   if (!c.on) return f();
   const double t0 = PMPI_Wtime();
   const int r = f();
   c.seconds += PMPI_Wtime() - t0;
-  ++c.calls;
+  if (a_collective) ++c.calls;
   c.wire_bytes += wire_bytes;
   return r;
 }
@@ -130,6 +130,29 @@ int MPI_Allgatherv(const void* s, int sn, MPI_Datatype st, void* r, const int* r
                    MPI_Comm c) {
   const double n = s == MPI_IN_PLACE ? rc[comm_rank(c)] * type_bytes(rt) : sn * type_bytes(st);
   return timed([&] { return PMPI_Allgatherv(s, sn, st, r, rc, rd, rt, c); }, (comm_size(c) - 1) * n);
+}
+// The chunked exchange's nonblocking collectives (counted and modelled like the blocking ones) and the calls that
+// complete them (time inside MPI, not collectives of their own).
+int MPI_Ialltoallv(const void* s, const int* sc, const int* sd, MPI_Datatype st, void* r, const int* rc, const int* rd,
+                   MPI_Datatype rt, MPI_Comm c, MPI_Request* q) {
+  double others = 0;
+  for (int j = 0, P = comm_size(c), me = comm_rank(c); j < P; ++j)
+    if (j != me) others += sc[j];
+  return timed([&] { return PMPI_Ialltoallv(s, sc, sd, st, r, rc, rd, rt, c, q); }, others * type_bytes(st));
+}
+int MPI_Iallgatherv(const void* s, int sn, MPI_Datatype st, void* r, const int* rc, const int* rd, MPI_Datatype rt,
+                    MPI_Comm c, MPI_Request* q) {
+  const double n = s == MPI_IN_PLACE ? rc[comm_rank(c)] * type_bytes(rt) : sn * type_bytes(st);
+  return timed([&] { return PMPI_Iallgatherv(s, sn, st, r, rc, rd, rt, c, q); }, (comm_size(c) - 1) * n);
+}
+int MPI_Wait(MPI_Request* q, MPI_Status* st) {
+  return timed([&] { return PMPI_Wait(q, st); }, 0, false);  // time only: counted when posted
+}
+int MPI_Waitall(int n, MPI_Request* q, MPI_Status* st) {
+  return timed([&] { return PMPI_Waitall(n, q, st); }, 0, false);  // time only: counted when posted
+}
+int MPI_Testall(int n, MPI_Request* q, int* flag, MPI_Status* st) {
+  return timed([&] { return PMPI_Testall(n, q, flag, st); }, 0, false);  // time only: counted when posted
 }
 }
 
@@ -233,6 +256,7 @@ struct Result {
   double bytes = 0;        // handed to MPI per rank and iteration
   double ratio_to_sgd = 0; // median over the paired repetitions of t / t_sgd (sgd: 1)
   int pairs = 0;           // paired repetitions behind ratio_to_sgd
+  std::size_t chunks = 1;  // chunks of its exchange (--chunk)
   // memory (only at the largest d): resident peak above the baseline, the formula, Kokkos's peak
   double rss_peak = -1, formula = 0, kokkos_peak = 0;
   // the network (medians per iteration): the wire model's bytes per rank (mean and busiest rank), and with
@@ -298,7 +322,7 @@ class Path {
     if (c.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
     return deck.optimizer;
   }
-  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d) : comm_(comm) {
+  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, std::size_t chunk) : comm_(comm) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &P_);
     o_ = config(algorithm);
@@ -311,6 +335,7 @@ class Path {
       throw std::logic_error("terse_bench_pipeline: the benchmark's rules do not evaluate the objective");
     });
     round_ = std::make_unique<Round>(comm, c_, d, 1, k, 7, rank_);
+    round_->set_chunk(chunk);
     double rule_bytes = 0;
     for (const auto& t : update_rule_memory(c_, o_, d)) rule_bytes += static_cast<double>(t.bytes);
     formula_ = static_cast<double>(d * sizeof(float) * 2 + Round::bytes(c_, d, 1, k, P_, rank_)) + rule_bytes;
@@ -319,6 +344,8 @@ class Path {
 
   /// The state formula: what the constructor allocates (docs/architecture.md, Memory).
   double formula() const { return formula_; }
+  /// Chunks of its exchange (1: not chunked).
+  std::size_t chunks() const { return round_->chunks(); }
   std::uint64_t bytes_sent() const { return round_->bytes_sent(); }
 
   /// Collective: one iteration (compress -> exchange -> aggregate -> downlink -> apply), timed on every rank.
@@ -367,10 +394,19 @@ class Path {
     round_->encode(space_, 0, g, it_);
     space_.fence();
     phase[0] = timer.seconds();
-    round_->exchange(space_, grads_);
+    // As `terse run` does: a chunked round hands the aggregate back piece by piece to a coordinate-wise rule.
+    const StepInputs in{static_cast<std::int64_t>(it_), false, 0.0};
+    const bool by_piece = round_->chunked() && rule_->by_piece();
+    if (by_piece) {
+      rule_->begin_step(space_, x_, in);
+      round_->exchange(space_, grads_, [&](const CoordSlice& c) { rule_->step_piece(space_, x_, *round_, c); });
+    } else {
+      round_->exchange(space_, grads_);
+    }
     space_.fence();
     phase[1] = timer.seconds() - phase[0];
-    rule_->step(space_, x_, *round_, StepInputs{static_cast<std::int64_t>(it_), false, 0.0});
+    if (by_piece) rule_->end_step(space_, x_);
+    else rule_->step(space_, x_, *round_, in);
     space_.fence();
     phase[2] = timer.seconds() - phase[0] - phase[1];
     ++it_;
@@ -422,12 +458,13 @@ void summarise(Result& res, const std::vector<Path::Sample>& samples, std::uint6
 /// Times `algorithm` against the sgd path `sgd` at the same d: iterations alternate between the two (sgd
 /// first on even repetitions, last on odd ones), so both see the same machine, and the ratio is the median of
 /// the per-repetition ratios. Appends the sgd samples to `sgd_samples`.
-Result measure_paired(MPI_Comm comm, const std::string& algorithm, Path& sgd, std::uint64_t d, int warmup, int repeats,
-                      std::vector<Path::Sample>& sgd_samples, std::uint64_t& sgd_bytes) {
+Result measure_paired(MPI_Comm comm, const std::string& algorithm, Path& sgd, std::uint64_t d, std::size_t chunk,
+                      int warmup, int repeats, std::vector<Path::Sample>& sgd_samples, std::uint64_t& sgd_bytes) {
   Result res;
   res.algorithm = algorithm;
   res.d = d;
-  Path path(comm, algorithm, d);
+  Path path(comm, algorithm, d, chunk);
+  res.chunks = path.chunks();
   for (int i = 0; i < warmup; ++i) {
     sgd.run();
     path.run();
@@ -461,6 +498,7 @@ Result measure_alone(Path& path, const std::string& algorithm, std::uint64_t d, 
   Result res;
   res.algorithm = algorithm;
   res.d = d;
+  res.chunks = path.chunks();
   for (int i = 0; i < warmup; ++i) path.run();
   std::vector<Path::Sample> samples;
   const std::uint64_t bytes_before = path.bytes_sent();
@@ -472,13 +510,13 @@ Result measure_alone(Path& path, const std::string& algorithm, std::uint64_t d, 
 
 /// Memory of `algorithm` alone at d: the resident peak above the process's before its pieces were built, and
 /// Kokkos's allocation peak, over `iterations` iterations, against the state formula.
-void measure_memory(MPI_Comm comm, Result& res, int iterations) {
+void measure_memory(MPI_Comm comm, Result& res, std::size_t chunk, int iterations) {
   MPI_Barrier(comm);
   const bool rss = reset_peak_rss();
   const double rss_before = status_bytes("VmRSS");
   AllocationTracker tracker;
   {
-    Path path(comm, res.algorithm, res.d);
+    Path path(comm, res.algorithm, res.d, chunk);
     for (int i = 0; i < iterations; ++i) path.run();
     res.formula = path.formula();
   }
@@ -495,6 +533,7 @@ int main(int argc, char** argv) {
   int repeats = 10, warmup = 2;
   double bandwidth_gbps = 100, latency_us = 2, link_gbps = 0;
   bool unpaired = false;
+  std::size_t chunk = static_cast<std::size_t>(RunConfig{}.exchange_chunk);
   std::string out;
   CLI::App app{"terse_bench_pipeline: one iteration's communication path per algorithm, against the fp32 "
                "allreduce path (sgd, amsgrad), over the ranks of the job"};
@@ -511,6 +550,9 @@ int main(int argc, char** argv) {
   app.add_option("--link-gbps", link_gbps,
                  "rate of the links the ranks are on, Gbit/s: reports each algorithm's network bound, its compute "
                  "plus the wire model's bytes of the busiest rank at this rate")->check(CLI::PositiveNumber);
+  app.add_option("--chunk", chunk,
+                 "coordinates of each server slice per chunk of the chunked exchange (run.exchange_chunk; default "
+                 "the deck's; 0: one chunk, the blocking collectives)");
   app.add_flag("--unpaired", unpaired,
                "time each algorithm and sgd alone instead of alternating every iteration with sgd (where the "
                "network, not a noisy memory system, sets the time: sgd's iterations are the slow ones)");
@@ -539,11 +581,16 @@ int main(int argc, char** argv) {
     std::printf("%-14s %6s %11s %11s %11s %11s %11s %11s %6s %12s %8s %8s", "algorithm", "log2 d", "s/iter",
                 "compute s", "MPI s", "compress s", "exchange s", "apply s", "colls", "bytes/rank", "t/t_sgd",
                 "B/4d");
-    if (link_gbps > 0) std::printf(" %12s %12s %11s %7s", "wire B/rank", "link B/host", "bound s", "t/bound");
-    std::printf("\n");
+    if (link_gbps > 0)
+      std::printf(" %12s %12s %11s %7s %11s %7s", "wire B/rank", "link B/host", "bound s", "t/bound", "max s", "t/max");
+    std::printf(" %6s\n", "chunks");
   }
   const auto bound = [&](const Result& r) {
     return link_gbps > 0 ? r.compute_seconds + r.wire_model_max * 8 / (link_gbps * 1e9) : -1.0;
+  };
+  // What a perfect overlap of the compute and the wire would take: the larger of the two.
+  const auto overlap_bound = [&](const Result& r) {
+    return link_gbps > 0 ? std::max(r.compute_seconds, r.wire_model_max * 8 / (link_gbps * 1e9)) : -1.0;
   };
   const int largest = *std::max_element(dims_log2.begin(), dims_log2.end());
   std::vector<Result> results;
@@ -553,8 +600,9 @@ int main(int argc, char** argv) {
                 r.seconds, r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
                 r.collectives, r.bytes, r.ratio_to_sgd, r.bytes / (4.0 * static_cast<double>(r.d)));
     if (link_gbps > 0)
-      std::printf(" %12.0f %12.0f %11.4e %7.3f", r.wire_model_max, r.link_sent_max, bound(r), r.seconds / bound(r));
-    std::printf("\n");
+      std::printf(" %12.0f %12.0f %11.4e %7.3f %11.4e %7.3f", r.wire_model_max, r.link_sent_max, bound(r),
+                  r.seconds / bound(r), overlap_bound(r), r.seconds / overlap_bound(r));
+    std::printf(" %6zu\n", r.chunks);
     std::fflush(stdout);
   };
   for (int e : dims_log2) {
@@ -562,7 +610,7 @@ int main(int argc, char** argv) {
     const std::size_t first = results.size();
     {
       // Every algorithm is timed against the sgd path, iteration by iteration (measure_paired), or alone.
-      Path sgd_path(MPI_COMM_WORLD, "sgd", d);
+      Path sgd_path(MPI_COMM_WORLD, "sgd", d, chunk);
       std::vector<Path::Sample> sgd_samples;
       std::uint64_t sgd_bytes = 0;
       results.emplace_back();
@@ -573,11 +621,11 @@ int main(int argc, char** argv) {
       for (const auto& a : algorithms) {
         if (a == "sgd") continue;
         if (unpaired) {
-          Path path(MPI_COMM_WORLD, a, d);
+          Path path(MPI_COMM_WORLD, a, d, chunk);
           results.push_back(measure_alone(path, a, d, warmup, repeats));
           results.back().ratio_to_sgd = results.back().seconds / results[first].seconds;
         } else {
-          results.push_back(measure_paired(MPI_COMM_WORLD, a, sgd_path, d, warmup, repeats, sgd_samples, sgd_bytes));
+          results.push_back(measure_paired(MPI_COMM_WORLD, a, sgd_path, d, chunk, warmup, repeats, sgd_samples, sgd_bytes));
         }
         print(results.back(), e);
       }
@@ -596,7 +644,7 @@ int main(int argc, char** argv) {
       }
     }
     if (e == largest)
-      for (std::size_t i = first; i < results.size(); ++i) measure_memory(MPI_COMM_WORLD, results[i], warmup + 1);
+      for (std::size_t i = first; i < results.size(); ++i) measure_memory(MPI_COMM_WORLD, results[i], chunk, warmup + 1);
   }
   if (root) {
     std::printf("\nmemory at d = 2^%d (per rank): resident peak above the baseline, Kokkos's peak, the state formula\n",
@@ -630,12 +678,13 @@ int main(int argc, char** argv) {
                     "\"projected_seconds\": %.6e, \"rss_peak_bytes\": %.0f, \"kokkos_peak_bytes\": %.0f, "
                     "\"formula_bytes\": %.0f, \"ratio_to_sgd\": %.6e, \"pairs\": %d, \"wire_model_bytes\": %.1f, "
                     "\"wire_model_bytes_max\": %.1f, \"link_sent_bytes\": %.1f, \"link_sent_bytes_max\": %.1f, "
-                    "\"link_received_bytes\": %.1f, \"bound_seconds\": %.6e}",
+                    "\"link_received_bytes\": %.1f, \"bound_seconds\": %.6e, \"overlap_bound_seconds\": %.6e, "
+                    "\"chunks\": %zu, \"exchange_chunk\": %zu}",
                     i ? "," : "", r.algorithm.c_str(), static_cast<unsigned long long>(r.d), P, r.seconds, r.seconds_min,
                     r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
                     r.collectives, r.bytes, projected, r.rss_peak, r.kokkos_peak,
                     r.formula, r.ratio_to_sgd, r.pairs, r.wire_model, r.wire_model_max, r.link_sent, r.link_sent_max,
-                    r.link_received, bound(r));
+                    r.link_received, bound(r), overlap_bound(r), r.chunks, chunk);
       f << buf;
     }
     f << "\n  ]\n}\n";

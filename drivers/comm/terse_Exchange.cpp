@@ -83,6 +83,9 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool
   words_h_ = decltype(words_h_)("terse::exchange::words_h", staged ? nw_ : 0);
   values_slice_h_ = decltype(values_slice_h_)("terse::exchange::values_slice_h", staged ? coords_.size() : 0);
   values_h_ = decltype(values_h_)("terse::exchange::values_h", staged ? d_ : 0);
+  ties_slice_h_ = decltype(ties_slice_h_)("terse::exchange::ties_slice_h", staged ? slice_.size() : 0);
+  ties_h_ = decltype(ties_h_)("terse::exchange::ties_h", staged ? nw_ : 0);
+  set_chunk_words(0);
 }
 
 std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign_buffers, bool voting) {
@@ -95,7 +98,7 @@ std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign
                + R * nw * w                                 // send buffer
                + (voting && direct_vote(P, R) ? m * W * nw * w : 0)  // every worker's signs (direct vote)
                + 2 * S * w + 2 * nw * w)                    // vote and tie: slice and whole
-         + (staged ? S * w + nw * w + cs * f + d * f : 0);  // gather staging
+         + (staged ? 2 * (S * w + nw * w) + cs * f + d * f : 0);  // gather staging (two word gathers)
 }
 
 void SignExchange::uplink(const Exec& space, bool with_scales) {
@@ -190,6 +193,212 @@ void SignExchange::gather_values(const Exec& space, const Kokkos::View<float*, M
     Kokkos::deep_copy(space, full, values_h_);
   }
   count(static_cast<std::uint64_t>(P_ - 1) * coords_.size() * sizeof(float));
+}
+
+// ---- the chunked exchange ----------------------------------------------------------------------------------
+
+void SignExchange::set_chunk_words(std::size_t words) {
+  std::size_t largest = 0;
+  for (int r = 0; r < P_; ++r) largest = std::max(largest, server_slice(nw_, P_, r).size());
+  if (words == 0 || words >= largest) {
+    chunk_words_ = std::max<std::size_t>(largest, 1);
+    chunks_ = 1;
+  } else {
+    chunk_words_ = words;
+    chunks_ = (largest + words - 1) / words;
+  }
+}
+
+WordSlice SignExchange::piece(int r, std::size_t j) const {
+  const WordSlice s = server_slice(nw_, P_, r);
+  const std::size_t a = std::min(j * chunk_words_, s.size()), b = std::min((j + 1) * chunk_words_, s.size());
+  return WordSlice{s.begin + a, s.begin + b};
+}
+
+CoordSlice SignExchange::piece_coords(int r, std::size_t j) const {
+  const WordSlice w = piece(r, j);
+  return CoordSlice{std::min(d_, w.begin * sign_word_bits), std::min(d_, w.end * sign_word_bits)};
+}
+
+void SignExchange::exchange_scales(const Exec& space) {
+  Kokkos::deep_copy(space, local_scales_h_, local_scales_);
+  space.fence();
+  MPI_Allgather(local_scales_h_.data(), R_, MPI_FLOAT, scales_h_.data(), R_, MPI_FLOAT, comm_);
+  count(static_cast<std::uint64_t>(P_ - 1) * R_ * sizeof(float));
+  Kokkos::deep_copy(space, scales_, scales_h_);
+}
+
+void SignExchange::post_uplink(const Exec& space, std::size_t j) {
+  ChunkPlan& p = plan(j);
+  if (p.up != MPI_REQUEST_NULL || p.gather[0] != MPI_REQUEST_NULL || p.gather[1] != MPI_REQUEST_NULL)
+    throw std::logic_error("terse::SignExchange::post_uplink: more than kChunkSlots chunks in flight");
+  if (local_.extent(0) == 0) throw std::logic_error("terse::SignExchange::post_uplink: constructed without sign buffers");
+  if (j == 0) last_bytes_ = 0;
+  p.chunk = j;
+  p.send_counts.resize(P_), p.send_displs.resize(P_), p.recv_counts.resize(P_), p.recv_displs.resize(P_);
+  const std::size_t cw = chunk_words_, mine = piece(rank_, j).size();
+  const std::size_t recv_at = W_ * std::min(j * cw, slice_.size());  // chunk j's (W, piece) block
+  for (int r = 0; r < P_; ++r) {
+    const WordSlice s = server_slice(nw_, P_, r);
+    p.send_counts[r] = static_cast<int>(R_ * piece(r, j).size());
+    p.send_displs[r] = send_displs_[r] + static_cast<int>(R_ * std::min(j * cw, s.size()));
+    p.recv_counts[r] = static_cast<int>(R_ * mine);
+    p.recv_displs[r] = static_cast<int>(recv_at + r * R_ * mine);
+  }
+  // This chunk's words to the host (no copy on host backends), then the send buffer by destination:
+  // [rank r][chunk j][local worker l][words of r's piece].
+  if constexpr (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+    for (int l = 0; l < R_; ++l)
+      for (int r = 0; r < P_; ++r) {
+        const WordSlice w = piece(r, j);
+        if (w.size() == 0) continue;
+        const auto range = std::make_pair(w.begin, w.end);
+        Kokkos::deep_copy(space, Kokkos::subview(local_h_, l, range), Kokkos::subview(local_, l, range));
+      }
+  }
+  space.fence();
+  auto local_h = local_h_;
+  auto send = send_h_;
+  const std::size_t nw = nw_;
+  const int P = P_, R = R_;
+  const int* displs = p.send_displs.data();
+  Kokkos::parallel_for(
+      "terse::exchange::pack_uplink_chunk", Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, P * R),
+      [=](int rl) {
+        const int r = rl / R, l = rl % R;
+        const WordSlice s = server_slice(nw, P, r);
+        const std::size_t a = std::min(j * cw, s.size()), n = std::min((j + 1) * cw, s.size()) - a;
+        for (std::size_t t = 0; t < n; ++t) send(displs[r] + l * n + t) = local_h(l, s.begin + a + t);
+      });
+  Kokkos::DefaultHostExecutionSpace().fence();
+  MPI_Ialltoallv(send_h_.data(), p.send_counts.data(), p.send_displs.data(), MPI_UINT64_T, recv_h_.data(),
+                 p.recv_counts.data(), p.recv_displs.data(), MPI_UINT64_T, comm_, &p.up);
+  std::uint64_t bytes = 0;
+  for (int r = 0; r < P_; ++r)
+    if (r != rank_) bytes += static_cast<std::uint64_t>(p.send_counts[r]) * sizeof(sign_word_t);
+  count(bytes);
+}
+
+Kokkos::View<sign_word_t**, Kokkos::LayoutRight, SignExchange::Mem, Kokkos::MemoryTraits<Kokkos::Unmanaged>>
+SignExchange::wait_uplink(const Exec& space, std::size_t j) {
+  ChunkPlan& p = plan(j);
+  if (p.chunk != j) throw std::logic_error("terse::SignExchange::wait_uplink: chunk not posted");
+  MPI_Wait(&p.up, MPI_STATUS_IGNORE);
+  const std::size_t mine = piece(rank_, j).size(), at = W_ * std::min(j * chunk_words_, slice_.size());
+  using Block = Kokkos::View<sign_word_t*, Mem, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+  using HostBlock = Kokkos::View<sign_word_t*, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+  Kokkos::deep_copy(space, Block(recv_.data() + at, W_ * mine), HostBlock(recv_h_.data() + at, W_ * mine));
+  using Chunk = decltype(wait_uplink(space, j));
+  return Chunk(recv_.data() + at, static_cast<std::size_t>(W_), mine);
+}
+
+void SignExchange::post_gather_words(const Exec& space, std::size_t j, const Words& slice_words, const Words& full,
+                                     int slot) {
+  if (slice_words.extent(0) != slice_.size() || full.extent(0) != nw_ || slot < 0 || slot > 1)
+    throw std::invalid_argument("terse::SignExchange::post_gather_words: views of the wrong extent");
+  ChunkPlan& p = plan(j);
+  if (p.chunk != j || p.gather[slot] != MPI_REQUEST_NULL)
+    throw std::logic_error("terse::SignExchange::post_gather_words: chunk not posted, or its slot in use");
+  p.gather_counts[slot].resize(P_), p.gather_displs[slot].resize(P_);
+  for (int r = 0; r < P_; ++r) {
+    const WordSlice w = piece(r, j);
+    p.gather_counts[slot][r] = static_cast<int>(w.size());
+    p.gather_displs[slot][r] = static_cast<int>(w.begin);
+  }
+  const WordSlice mine = piece(rank_, j);
+  const std::size_t lo = mine.begin - slice_.begin, n = mine.size();
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+    space.fence();
+    MPI_Iallgatherv(slice_words.data() + lo, static_cast<int>(n), MPI_UINT64_T, full.data(), p.gather_counts[slot].data(),
+                    p.gather_displs[slot].data(), MPI_UINT64_T, comm_, &p.gather[slot]);
+  } else {
+    auto stage_slice = slot == 0 ? words_slice_h_ : ties_slice_h_;
+    auto stage_full = slot == 0 ? words_h_ : ties_h_;
+    const auto range = std::make_pair(lo, lo + n);
+    Kokkos::deep_copy(space, Kokkos::subview(stage_slice, range), Kokkos::subview(slice_words, range));
+    space.fence();
+    MPI_Iallgatherv(stage_slice.data() + lo, static_cast<int>(n), MPI_UINT64_T, stage_full.data(),
+                    p.gather_counts[slot].data(), p.gather_displs[slot].data(), MPI_UINT64_T, comm_, &p.gather[slot]);
+    p.full_words[slot] = full;
+  }
+  count(static_cast<std::uint64_t>(P_ - 1) * n * sizeof(sign_word_t));
+}
+
+void SignExchange::post_gather_values(const Exec& space, std::size_t j, const Kokkos::View<float*, Mem>& slice_values,
+                                      const Kokkos::View<float*, Mem>& full) {
+  if (slice_values.extent(0) != coords_.size() || full.extent(0) != d_)
+    throw std::invalid_argument("terse::SignExchange::post_gather_values: views of the wrong extent");
+  ChunkPlan& p = plan(j);
+  if (p.chunk != j || p.gather[0] != MPI_REQUEST_NULL)
+    throw std::logic_error("terse::SignExchange::post_gather_values: chunk not posted, or its slot in use");
+  p.gather_counts[0].resize(P_), p.gather_displs[0].resize(P_);
+  for (int r = 0; r < P_; ++r) {
+    const CoordSlice c = piece_coords(r, j);
+    p.gather_counts[0][r] = static_cast<int>(c.size());
+    p.gather_displs[0][r] = static_cast<int>(c.begin);
+  }
+  const CoordSlice mine = piece_coords(rank_, j);
+  const std::size_t lo = mine.begin - coords_.begin, n = mine.size();
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+    space.fence();
+    MPI_Iallgatherv(slice_values.data() + lo, static_cast<int>(n), MPI_FLOAT, full.data(), p.gather_counts[0].data(),
+                    p.gather_displs[0].data(), MPI_FLOAT, comm_, &p.gather[0]);
+  } else {
+    const auto range = std::make_pair(lo, lo + n);
+    Kokkos::deep_copy(space, Kokkos::subview(values_slice_h_, range), Kokkos::subview(slice_values, range));
+    space.fence();
+    MPI_Iallgatherv(values_slice_h_.data() + lo, static_cast<int>(n), MPI_FLOAT, values_h_.data(),
+                    p.gather_counts[0].data(), p.gather_displs[0].data(), MPI_FLOAT, comm_, &p.gather[0]);
+    p.full_values = full;
+  }
+  count(static_cast<std::uint64_t>(P_ - 1) * n * sizeof(float));
+}
+
+void SignExchange::wait_gathers(const Exec& space, std::size_t j) {
+  ChunkPlan& p = plan(j);
+  if (p.chunk != j) throw std::logic_error("terse::SignExchange::wait_gathers: chunk not posted");
+  MPI_Waitall(2, p.gather, MPI_STATUSES_IGNORE);
+  if constexpr (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+    // The staged gathers back to the device, piece by piece (each rank's piece is contiguous, the chunk is not).
+    for (int r = 0; r < P_; ++r) {
+      const WordSlice w = piece(r, j);
+      const CoordSlice c = piece_coords(r, j);
+      const auto wr = std::make_pair(w.begin, w.end);
+      for (int slot = 0; slot < 2; ++slot)
+        if (p.full_words[slot].extent(0) > 0 && w.size() > 0)
+          Kokkos::deep_copy(space, Kokkos::subview(p.full_words[slot], wr),
+                            Kokkos::subview(slot == 0 ? words_h_ : ties_h_, wr));
+      if (p.full_values.extent(0) > 0 && c.size() > 0)
+        Kokkos::deep_copy(space, Kokkos::subview(p.full_values, std::make_pair(c.begin, c.end)),
+                          Kokkos::subview(values_h_, std::make_pair(c.begin, c.end)));
+    }
+    p.full_words[0] = p.full_words[1] = Words();
+    p.full_values = Kokkos::View<float*, Mem>();
+  }
+}
+
+void SignExchange::vote_chunk(const Exec& space, std::size_t j) {
+  const auto recv = wait_uplink(space, j);
+  const WordSlice w = piece(rank_, j);
+  if (w.size() > 0) {
+    pieces::Region aggregate("terse::aggregate");
+    const auto range = std::make_pair(w.begin - slice_.begin, w.end - slice_.begin);
+    majority_vote(space, recv, Kokkos::subview(vote_slice_, range), Kokkos::subview(tie_slice_, range));
+  }
+  post_gather_words(space, j, vote_slice_, vote_, 0);
+  if (W_ % 2 == 0) post_gather_words(space, j, tie_slice_, tie_, 1);
+}
+
+void SignExchange::progress() {
+  MPI_Request reqs[3 * kChunkSlots];
+  int n = 0;
+  for (auto& p : plans_)
+    for (MPI_Request* r : {&p.up, &p.gather[0], &p.gather[1]}) reqs[n++] = *r;
+  int flag = 0;
+  MPI_Testall(n, reqs, &flag, MPI_STATUSES_IGNORE);
+  n = 0;  // completed requests are MPI_REQUEST_NULL now
+  for (auto& p : plans_)
+    for (MPI_Request* r : {&p.up, &p.gather[0], &p.gather[1]}) *r = reqs[n++];
 }
 
 // ------------------------------------------------------------------------------------------------------------

@@ -102,6 +102,47 @@ class SignExchange {
   void gather_values(const Exec& space, const Kokkos::View<float*, Mem>& slice_values,
                      const Kokkos::View<float*, Mem>& full);
 
+  // ---- The chunked exchange (run.exchange_chunk) ------------------------------------------------------------
+  // Every rank's slice is cut into pieces of at most chunk_words() words; chunk j of an exchange is the j-th
+  // piece of every slice (possibly empty where a slice is short), so that the server can aggregate a chunk as soon
+  // as it is in and the workers can apply it as soon as it is back. The calls below are nonblocking collectives
+  // (MPI_Ialltoallv, MPI_Iallgatherv) that every rank posts in the same order; at most kChunkSlots chunks are in
+  // flight at once. They move the same bytes to the same places as the blocking calls: the receive buffers hold
+  // chunk j's (W, piece) block at W j chunk_words() (with one chunk, received()'s layout).
+
+  /// Pieces of at most `words` words per slice; 0 or at least the largest slice: one chunk (the blocking calls).
+  void set_chunk_words(std::size_t words);
+  std::size_t chunk_words() const { return chunk_words_; }
+  std::size_t chunks() const { return chunks_; }
+  static constexpr std::size_t kChunkSlots = 4;
+  /// Words (global indices) of rank r's piece of chunk j.
+  WordSlice piece(int r, std::size_t j) const;
+  /// Its coordinates (the words cut at d).
+  CoordSlice piece_coords(int r, std::size_t j) const;
+
+  /// Collective (blocking): every worker's scale into received_scales(), as uplink(space, true) sends them.
+  void exchange_scales(const Exec& space);
+  /// Posts chunk j's uplink: the words of chunk j of local_signs(l), for every l, must be written (space is
+  /// fenced). Chunk 0 starts the exchange's byte count (last_bytes_sent()).
+  void post_uplink(const Exec& space, std::size_t j);
+  /// Waits for chunk j's uplink; returns every worker's piece of this rank's slice, (W, piece(rank, j) words).
+  Kokkos::View<sign_word_t**, Kokkos::LayoutRight, Mem, Kokkos::MemoryTraits<Kokkos::Unmanaged>> wait_uplink(
+      const Exec& space, std::size_t j);
+  /// Posts the gather of chunk j of `slice_words` (this rank's slice, slice().size() words) into `full` (words());
+  /// `slot` 0 or 1: two gathers of one chunk may be in flight (the vote and its ties).
+  void post_gather_words(const Exec& space, std::size_t j, const Words& slice_words, const Words& full, int slot);
+  /// Posts the gather of chunk j of `slice_values` (coords().size()) into `full` (dim()).
+  void post_gather_values(const Exec& space, std::size_t j, const Kokkos::View<float*, Mem>& slice_values,
+                          const Kokkos::View<float*, Mem>& full);
+  /// Waits for chunk j's gathers; on return their pieces of `full` hold every rank's values.
+  void wait_gathers(const Exec& space, std::size_t j);
+  /// The sharded vote of chunk j: waits for its uplink, votes on this rank's piece, posts the gathers of the vote
+  /// (and of the ties when W is even) into vote_words()/tie_words() (wait_gathers(j) completes them). Not for
+  /// direct_vote() layouts.
+  void vote_chunk(const Exec& space, std::size_t j);
+  /// Lets MPI progress the chunks in flight (Open MPI moves nonblocking collectives only inside MPI calls).
+  void progress();
+
   /// Bytes this rank handed to MPI since the last uplink() began, and in total.
   std::uint64_t last_bytes_sent() const { return last_bytes_; }
   std::uint64_t total_bytes_sent() const { return total_bytes_; }
@@ -133,7 +174,20 @@ class SignExchange {
   Words vote_slice_, tie_slice_, vote_, tie_;
   Kokkos::View<sign_word_t*, Kokkos::HostSpace> words_slice_h_, words_h_;
   Kokkos::View<float*, Kokkos::HostSpace> values_slice_h_, values_h_;
+  Kokkos::View<sign_word_t*, Kokkos::HostSpace> ties_slice_h_, ties_h_;  // the second gather's staging
   std::uint64_t last_bytes_ = 0, total_bytes_ = 0;
+  // The chunked exchange: the plan of each chunk in flight (MPI reads the counts until it completes).
+  struct ChunkPlan {
+    std::size_t chunk = 0;
+    std::vector<int> send_counts, send_displs, recv_counts, recv_displs, gather_counts[2], gather_displs[2];
+    MPI_Request up = MPI_REQUEST_NULL, gather[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    // What wait_gathers() copies back on staged backends: the full views and whether values (else words).
+    Words full_words[2];
+    Kokkos::View<float*, Mem> full_values;
+  };
+  ChunkPlan& plan(std::size_t j) { return plans_[j % kChunkSlots]; }
+  std::size_t chunk_words_ = 0, chunks_ = 1;
+  ChunkPlan plans_[kChunkSlots];
 };
 
 class SparseExchange {

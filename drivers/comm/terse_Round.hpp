@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,6 +101,23 @@ class SignEncoder {
     else scaled_sign_compress(space, g, msg_, ws_);
     Kokkos::deep_copy(space, out, m->words);
     if (wire_ != Wire::sign) Kokkos::deep_copy(space, scale, m->scale);
+  }
+
+  /// Whether the message can be formed piece by piece (run.exchange_chunk): the sign wire without a memory or with
+  /// momentum (no scale over the whole vector); encode_piece() then gives encode()'s bits, piece by piece.
+  bool by_piece() const {
+    return wire_ == Wire::sign && (memory_ == Memory::none || memory_ == Memory::momentum);
+  }
+  /// The coordinates c of the message (c.begin on a word boundary) into their words of `out` (by_piece() only).
+  void encode_piece(const Exec& space, const Vec& g, const CoordSlice& c, const Words& out) {
+    const auto words = Kokkos::subview(out, std::make_pair(c.begin / sign_word_bits,
+                                                           c.begin / sign_word_bits + packed_words(c.size())));
+    if (memory_ == Memory::momentum) {
+      momentum_update(space, slice_of(m_, c), slice_of(g, c), momentum_);
+      sign_pack(space, slice_of(m_, c), words);
+    } else {
+      sign_pack(space, slice_of(g, c), words);
+    }
   }
 
   /// The memory as the algorithm defines it (error e, or the Markov estimate), writable; empty without one.
@@ -408,8 +426,18 @@ class RandKDownlink final : public ServerDownlink {
 
 /// One communication round: the local workers' gradients in, the aggregate (the same on every rank) out:
 /// direction() for the mean methods, vote_words()/tie_words() for the majority vote.
+///
+/// Chunked (set_chunk(), run.exchange_chunk): the sign wires with a plain downlink (the sharded vote, the mean of
+/// signs or scaled signs sent back as fp32 values) exchange each server slice in pieces, as a pipeline of
+/// nonblocking collectives: while chunk j's words are formed (the sign wire's compression, deferred from encode())
+/// and sent, chunk j-1 is aggregated on the server's slice and its result sent back, and chunk j-2, back on every
+/// rank, is handed to the caller (exchange()'s on_piece: the update rule's step on those coordinates). Each
+/// coordinate goes through the same arithmetic as unchunked, so the results are bitwise the same.
 class Round {
  public:
+  /// What exchange() hands back as each piece of the aggregate arrives: its coordinates.
+  using OnPiece = std::function<void(const CoordSlice&)>;
+
   Round(MPI_Comm comm, const Composition& c, std::size_t d, int R, std::size_t k, std::uint64_t seed, int first_worker)
       : comm_(comm), c_(c), d_(d), R_(R), signs_(comm, d, R, sign_wire(c), c.aggregate == Aggregate::vote) {
     MPI_Comm_size(comm, &P_);
@@ -464,6 +492,19 @@ class Round {
     return b;
   }
 
+  /// Pieces of at most `coordinates` coordinates (rounded up to whole words) of each server slice per chunk; 0:
+  /// one chunk. Only the compositions chunked() names are chunked; the others ignore it.
+  void set_chunk(std::size_t coordinates) {
+    const bool able = sign_wire(c_) && c_.downlink == Downlink::plain &&
+                      !(c_.aggregate == Aggregate::vote && SignExchange::direct_vote(P_, R_));
+    signs_.set_chunk_words(able ? packed_words(coordinates) : 0);
+    chunked_ = able && signs_.chunks() > 1;
+    pending_.assign(R_, Vec());
+  }
+  /// Whether exchange() runs the chunked pipeline (and hands the aggregate back piece by piece).
+  bool chunked() const { return chunked_; }
+  std::size_t chunks() const { return chunked_ ? signs_.chunks() : 1; }
+
   /// Whether the round allocates its direction (the mean it hands the update rule).
   static bool own_direction(const Composition& c, int R) {
     return c.aggregate == Aggregate::mean && !(c.wire == Wire::fp32 && R == 1);
@@ -489,15 +530,84 @@ class Round {
         values_[l] = m.values;
         break;
       }
-      default: sign_[l].encode(space, g, k, signs_.local_signs(l), signs_.local_scale(l)); break;
+      default:
+        if (chunked_ && sign_[l].by_piece()) pending_[l] = g;  // formed chunk by chunk in exchange()
+        else sign_[l].encode(space, g, k, signs_.local_signs(l), signs_.local_scale(l));
+        break;
     }
   }
   /// Where vote: samples puts worker l's voted bits (the sign wire only).
   Words voted_signs(int l) const { return signs_.local_signs(l); }
 
   /// The exchange: uplink, aggregation, downlink. Collective. grads: the local workers' gradients, (R, d)
-  /// (read by the fp32 wire; the compressed wires were given theirs through encode()).
-  void exchange(const Exec& space, const Mat& grads) {
+  /// (read by the fp32 wire; the compressed wires were given theirs through encode()). on_piece, when given, is
+  /// called on pieces of the aggregate that cover [0, d) as they are complete: as each chunk comes back when
+  /// chunked(), else once with [0, d) at the end.
+  void exchange(const Exec& space, const Mat& grads, const OnPiece& on_piece = {}) {
+    if (chunked_) {
+      exchange_chunked(space, on_piece);
+      return;
+    }
+    exchange_whole(space, grads);
+    if (on_piece) on_piece(CoordSlice{0, d_});
+  }
+
+ private:
+  void exchange_chunked(const Exec& space, const OnPiece& on_piece) {
+    const std::size_t n = signs_.chunks();
+    const bool vote = c_.aggregate == Aggregate::vote, markov = c_.memory == Memory::markov;
+    const double inv_w = 1.0 / static_cast<double>(W_);
+    const int me = rank();
+    const CoordSlice mine = signs_.coords();
+    const auto form = [&](std::size_t j) {  // the deferred compression of chunk j: every destination's piece
+      for (int l = 0; l < R_; ++l) {
+        if (!pending_[l].data()) continue;
+        Region region("terse::compress");
+        for (int r = 0; r < P_; ++r) {
+          const CoordSlice c = signs_.piece_coords(r, j);
+          if (c.size() > 0) sign_[l].encode_piece(space, pending_[l], c, signs_.local_signs(l));
+        }
+        signs_.progress();
+      }
+    };
+    const auto aggregate = [&](std::size_t j) {  // chunk j on this rank's slice, and its downlink posted
+      if (vote) {
+        signs_.vote_chunk(space, j);
+        return;
+      }
+      const auto recv = signs_.wait_uplink(space, j);
+      const CoordSlice c = signs_.piece_coords(me, j);
+      if (c.size() > 0) {
+        Region region("terse::aggregate");
+        sign_mean(space, recv, signs_.received_scales(),
+                  Kokkos::subview(slice_, std::make_pair(c.begin - mine.begin, c.end - mine.begin)), inv_w, markov);
+      }
+      signs_.post_gather_values(space, j, slice_, direction_);
+    };
+    const auto back = [&](std::size_t j) {  // chunk j complete on every rank
+      signs_.wait_gathers(space, j);
+      if (!on_piece) return;
+      for (int r = 0; r < P_; ++r) {
+        const CoordSlice c = signs_.piece_coords(r, j);
+        if (c.size() > 0) on_piece(c);
+        signs_.progress();
+      }
+    };
+    // The pipeline, the same collectives in the same order on every rank: uplink j, downlink j - 1.
+    for (std::size_t j = 0; j < n + 2; ++j) {
+      if (j < n) {
+        form(j);
+        signs_.post_uplink(space, j);
+        if (j == 0 && !vote) signs_.exchange_scales(space);
+      }
+      if (j >= 1 && j <= n) aggregate(j - 1);
+      if (j >= 2) back(j - 2);
+      signs_.progress();
+    }
+    for (auto& g : pending_) g = Vec();
+  }
+
+  void exchange_whole(const Exec& space, const Mat& grads) {
     const double inv_w = 1.0 / static_cast<double>(W_);
     if (c_.aggregate == Aggregate::vote) {
       signs_.vote(space);
@@ -537,6 +647,8 @@ class Round {
     }
     signs_.gather_values(space, slice_, direction_);  // the mean (g^ for Markov memories, one-way) as fp32 values
   }
+
+ public:
 
   /// The exact start of the Markov memories (optimizer.estimate_start: gradient; Richtarik et al. 2021, Alg. 1:
   /// g_i^0 = grad f_i(x^0)): every local worker's estimate becomes its gradient, and g^ (this rank's slice) and
@@ -593,6 +705,8 @@ class Round {
   Kokkos::View<float*, Kokkos::HostSpace> host_;
   std::unique_ptr<ServerDownlink> downlink_;
   std::uint64_t iteration_ = 0;  // the iteration of the last encode (the rand-k downlink's draw)
+  bool chunked_ = false;
+  std::vector<Vec> pending_;     // chunked: the gradients whose messages exchange() forms chunk by chunk
   std::uint64_t fp32_bytes_ = 0;
 };
 

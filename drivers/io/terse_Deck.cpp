@@ -848,6 +848,7 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(integer_key("objective_sample", &R::objective_sample, problems({PK::mlp}), std::int64_t{1}));
     t.push_back(path_key("output", &R::output, always_used));
     t.push_back(number_key("watchdog", &R::watchdog, always_used, 0, Bound::closed));
+    t.push_back(integer_key("exchange_chunk", &R::exchange_chunk, always_used, std::int64_t{0}));
     {
       KeySpec k = integer_key("success_probability_samples", &R::success_probability_samples, always_used,
                               std::int64_t{0});

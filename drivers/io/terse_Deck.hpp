@@ -151,6 +151,10 @@ struct RunConfig {
   /// run.watchdog: seconds without a finished iteration after which a rank ends the job (a peer or a network
   /// link is gone; docs/checkpoint.md); 0: never. Not part of a checkpoint's identity.
   double watchdog = 300;
+  /// run.exchange_chunk: coordinates of each server slice per chunk of a chunked exchange (the sign wires with
+  /// a plain downlink; terse_Round.hpp); 0: one chunk. Results do not depend on it: not part of a checkpoint's
+  /// identity.
+  std::int64_t exchange_chunk = std::int64_t{1} << 20;
 };
 
 /// Section `workers`.

@@ -13,23 +13,24 @@ namespace {
 constexpr std::uint64_t f32 = sizeof(float);
 
 /// x <- x - lr * direction (seed 002 Alg. 1 and 2, seed 004's EF21 and error feedback).
-class Sgd final : public UpdateRule {
+class Sgd final : public PieceRule {
  public:
-  explicit Sgd(const OptimizerConfig& o) : UpdateRule(o.lr) {}
-  void step(const Exec& space, const Vec& x, const Round& round, const StepInputs&) override {
-    sgd_step(space, x, round.direction(), lr_);
+  explicit Sgd(const OptimizerConfig& o) : PieceRule(o.lr) {}
+  void step_piece(const Exec& space, const Vec& x, const Round& round, const CoordSlice& c) override {
+    sgd_step(space, slice_of(x, c), slice_of(round.direction(), c), lr_);
   }
 };
 
 /// AMSGrad on the direction (seed 004 Alg. 1, lines 13-16).
-class Amsgrad final : public UpdateRule {
+class Amsgrad final : public PieceRule {
  public:
   Amsgrad(const OptimizerConfig& o, std::size_t d)
-      : UpdateRule(o.lr), p_{o.lr, o.beta1, o.beta2, o.nu}, m_("terse::amsgrad.m", d), v_("terse::amsgrad.v", d),
+      : PieceRule(o.lr), p_{o.lr, o.beta1, o.beta2, o.nu}, m_("terse::amsgrad.m", d), v_("terse::amsgrad.v", d),
         v_hat_("terse::amsgrad.v_hat", d) {}
   static std::vector<MemoryTerm> memory(std::size_t d) { return {{"AMSGrad m, v, v_hat", 3 * d * f32}}; }
-  void step(const Exec& space, const Vec& x, const Round& round, const StepInputs&) override {
-    amsgrad_step(space, x, m_, v_, v_hat_, round.direction(), p_);
+  void step_piece(const Exec& space, const Vec& x, const Round& round, const CoordSlice& c) override {
+    amsgrad_step(space, slice_of(x, c), slice_of(m_, c), slice_of(v_, c), slice_of(v_hat_, c),
+                 slice_of(round.direction(), c), p_);
   }
   void state(std::vector<StateArray>& out) override {
     out.push_back({"amsgrad.m", StateArray::Kind::replicated, {m_}});
@@ -43,12 +44,12 @@ class Amsgrad final : public UpdateRule {
 };
 
 /// AdaGrad on the direction (seed 002 Alg. 1).
-class Adagrad final : public UpdateRule {
+class Adagrad final : public PieceRule {
  public:
-  Adagrad(const OptimizerConfig& o, std::size_t d) : UpdateRule(o.lr), eps_(o.eps), accum_("terse::adagrad.accum", d) {}
+  Adagrad(const OptimizerConfig& o, std::size_t d) : PieceRule(o.lr), eps_(o.eps), accum_("terse::adagrad.accum", d) {}
   static std::vector<MemoryTerm> memory(std::size_t d) { return {{"AdaGrad accumulator", d * f32}}; }
-  void step(const Exec& space, const Vec& x, const Round& round, const StepInputs&) override {
-    adagrad_step(space, x, accum_, round.direction(), lr_, eps_);
+  void step_piece(const Exec& space, const Vec& x, const Round& round, const CoordSlice& c) override {
+    adagrad_step(space, slice_of(x, c), slice_of(accum_, c), slice_of(round.direction(), c), lr_, eps_);
   }
   void state(std::vector<StateArray>& out) override {
     out.push_back({"adagrad.accum", StateArray::Kind::replicated, {accum_}});
@@ -86,10 +87,10 @@ class OnebitAdam final : public UpdateRule {
 /// The sign step on the vote: x <- x - lr_k sign(vote) (a tie moves by 0), with the step sizes of seed 000
 /// (adaptive eta*, Prop. 3) and seed 001 (gamma_0 / sqrt(k+1)), and seed 001 Alg. 1's Option 2 (accept:
 /// descent: keep x_k unless the step lowers f).
-class SignStep final : public UpdateRule {
+class SignStep final : public PieceRule {
  public:
   SignStep(const OptimizerConfig& o, std::size_t d, MPI_Comm comm, int W, Objective objective)
-      : UpdateRule(o.lr), o_(o), comm_(comm), W_(W), objective_(std::move(objective)),
+      : PieceRule(o.lr), o_(o), comm_(comm), W_(W), objective_(std::move(objective)),
         x_prev_("terse::x_prev", o.accept == AcceptRule::descent ? d : 0) {
     MPI_Comm_size(comm_, &P_);
   }
@@ -102,7 +103,7 @@ class SignStep final : public UpdateRule {
   void message(const Exec& space, const Vec& g, const Vec& x, bool) override {
     if (o_.weight_decay > 0) sgd_step(space, g, x, -o_.weight_decay);  // g <- g - (-wd) x
   }
-  void step(const Exec& space, const Vec& x, const Round& round, const StepInputs& in) override {
+  void begin_step(const Exec& space, const Vec& x, const StepInputs& in) override {
     switch (o_.lr_schedule) {
       case LrSchedule::constant: lr_ = o_.lr; break;
       case LrSchedule::inv_sqrt: lr_ = o_.lr / std::sqrt(static_cast<double>(in.k) + 1.0); break;
@@ -116,15 +117,19 @@ class SignStep final : public UpdateRule {
         break;
       }
     }
-    const bool descent = x_prev_.extent(0) > 0;
-    if (descent) Kokkos::deep_copy(space, x_prev_, x);
-    sign_apply_voted(space, round.vote_words(), round.tie_words(), x, static_cast<float>(lr_));
-    if (descent) {
-      // Seed 001 Alg. 1, Option 2: keep x_k unless the step lowers f.
-      const double f_new = objective_(x, bytes_);
-      if (f_new < f_accepted_) f_accepted_ = f_new;
-      else Kokkos::deep_copy(space, x, x_prev_);
-    }
+    if (x_prev_.extent(0) > 0) Kokkos::deep_copy(space, x_prev_, x);
+  }
+  void step_piece(const Exec& space, const Vec& x, const Round& round, const CoordSlice& c) override {
+    const auto words = std::make_pair(c.begin / sign_word_bits, c.begin / sign_word_bits + packed_words(c.size()));
+    sign_apply_voted(space, Kokkos::subview(round.vote_words(), words), Kokkos::subview(round.tie_words(), words),
+                     slice_of(x, c), static_cast<float>(lr_));
+  }
+  void end_step(const Exec& space, const Vec& x) override {
+    if (x_prev_.extent(0) == 0) return;
+    // Seed 001 Alg. 1, Option 2: keep x_k unless the step lowers f.
+    const double f_new = objective_(x, bytes_);
+    if (f_new < f_accepted_) f_accepted_ = f_new;
+    else Kokkos::deep_copy(space, x, x_prev_);
   }
 
  private:

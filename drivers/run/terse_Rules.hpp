@@ -73,8 +73,31 @@ class UpdateRule : public RuleScalars {
   virtual void step(const Exec& space, const Vec& x, const Round& round, const StepInputs& in) = 0;
   /// The arrays it carries across iterations.
   virtual void state(std::vector<StateArray>& /*out*/) {}
+
+  /// A chunked round (Round::chunked()) hands the aggregate back piece by piece; a rule that moves each
+  /// coordinate from that coordinate alone takes its step the same way, and the update overlaps the rest of the
+  /// exchange: begin_step() before the exchange (the step size and what else needs no aggregate; collective for
+  /// the rules that reduce a scalar), step_piece() on each piece as it is back, end_step() after the last one.
+  /// The result is step()'s, bitwise. Rules that cannot (by_piece() false) take step() after the exchange.
+  virtual bool by_piece() const { return false; }
+  virtual void begin_step(const Exec& /*space*/, const Vec& /*x*/, const StepInputs& /*in*/) {}
+  virtual void step_piece(const Exec& /*space*/, const Vec& /*x*/, const Round& /*round*/, const CoordSlice& /*c*/) {}
+  virtual void end_step(const Exec& /*space*/, const Vec& /*x*/) {}
+
   /// The loss of the model it accepted (accept: descent); the run sets it at iteration 0.
   void set_accepted_loss(double f) { f_accepted_ = f; }
+};
+
+/// A rule whose step is coordinate-wise: step() is begin_step(), step_piece() on [0, d), end_step().
+class PieceRule : public UpdateRule {
+ public:
+  using UpdateRule::UpdateRule;
+  bool by_piece() const final { return true; }
+  void step(const Exec& space, const Vec& x, const Round& round, const StepInputs& in) final {
+    begin_step(space, x, in);
+    step_piece(space, x, round, CoordSlice{0, x.extent(0)});
+    end_step(space, x);
+  }
 };
 
 /// The memory terms and the object of the deck's shared-model rule (comp.local() is false).

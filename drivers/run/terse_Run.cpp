@@ -296,7 +296,10 @@ void Run::build_pieces() {
     });
   }
   gradients_.emplace(deck_, *problem_, workers_);
-  if (!comp_.local()) round_.emplace(comm_, comp_, d_, R_, k_top_, run_.seed, workers_.first);
+  if (!comp_.local()) {
+    round_.emplace(comm_, comp_, d_, R_, k_top_, run_.seed, workers_.first);
+    round_->set_chunk(static_cast<std::size_t>(run_.exchange_chunk));
+  }
   if (comp_.has_warmup()) warmup_round_.emplace(comm_, comp_.warmup(), d_, R_, k_top_, run_.seed, workers_.first);
   rb_ = round_bits(comp_, d_, k_top_, W_);
   rb_warmup_ = comp_.has_warmup() ? round_bits(comp_.warmup(), d_, k_top_, W_) : rb_;
@@ -487,6 +490,10 @@ void Run::banner() {
         static_cast<long long>(o_.warmup_steps), format_bits(rb_warmup_.up).c_str());
   if (comp_.exact_start && k_first_ == 0)
     say("  exact start: iteration 0 sends fp32 gradients, %s each way\n", format_bits(rb_start_.up).c_str());
+  if (round_ && round_->chunked())
+    say("  exchange in %zu chunks of each server slice (run.exchange_chunk %lld), overlapped with %s\n",
+        round_->chunks(), static_cast<long long>(run_.exchange_chunk),
+        rule_->by_piece() ? "compression, aggregation and the update" : "compression and aggregation");
   say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
       format_bytes(static_cast<double>(summary_.footprint_bytes)).c_str());
   if (k_first_ > 0)
@@ -545,15 +552,31 @@ bool Run::iterate() {
       Region region("terse::communicate");
       if (local_->sync(space_, k)) bits_up_ += rb_.up, bits_down_ += rb_.down;
     } else {
+      // A chunked round hands the aggregate back piece by piece: a coordinate-wise rule steps on each piece
+      // while the rest is still in flight (Round, UpdateRule::by_piece()).
+      const bool by_piece = !starting && round->chunked() && rule_->by_piece();
       {
         Region region("terse::communicate");  // uplink, aggregation, downlink
-        if (starting) round->start(space_, gradients_->all());
-        else round->exchange(space_, gradients_->all());
+        if (starting) {
+          round->start(space_, gradients_->all());
+        } else if (by_piece) {
+          {
+            Region update("terse::update");
+            rule_->begin_step(space_, x_, in);
+          }
+          round->exchange(space_, gradients_->all(), [&](const CoordSlice& c) {
+            Region update("terse::update");
+            rule_->step_piece(space_, x_, *round, c);
+          });
+        } else {
+          round->exchange(space_, gradients_->all());
+        }
       }
       const RoundBits& sent = starting ? rb_start_ : warm ? rb_warmup_ : rb_;
       bits_up_ += sent.up, bits_down_ += sent.down;
       Region region("terse::update");
-      rule_->step(space_, x_, *round, in);
+      if (by_piece) rule_->end_step(space_, x_);
+      else rule_->step(space_, x_, *round, in);
     }
     const std::int64_t done = k + 1;
     k_done_ = done;
@@ -674,6 +697,7 @@ RunSummary Run::finish() {
     history_->close();
   }
   summary_.algorithm_bytes = my_algorithm_bytes();
+  summary_.exchange_chunks = round_ ? round_->chunks() : 1;
   summary_.monitoring_bytes = monitor_->bytes();
   const HistoryRow& last = summary_.rows.back();
   say("done: %lld iterations in %s, loss %.6e -> %.6e", static_cast<long long>(run_.iterations - k_first_),

@@ -61,6 +61,7 @@ struct RunSummary {
   std::int64_t iterations_done = 0;    ///< updates done when the run returned (run.iterations unless stopped)
   int stopped_by_signal = 0;           ///< the signal that stopped the run after a checkpoint (-1: stop_after)
   std::uint64_t footprint_bytes = 0;   ///< this rank's estimated allocations (run_footprint), before they were made
+  std::size_t exchange_chunks = 1;     ///< chunks of each exchange (run.exchange_chunk; 1: not chunked)
   std::vector<std::vector<float>> row_models;  ///< RunOptions::keep_row_models: the model of each row in `rows`
 };
 

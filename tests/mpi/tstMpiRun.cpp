@@ -256,6 +256,63 @@ TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
 }
 
 // ------------------------------------------------------------------------------------------------------------
+// The chunked exchange (run.exchange_chunk): the pipeline forms, sends, aggregates and applies each chunk of the
+// server slices on its own, so an error in a piece's offsets (a word of the wrong worker, of the wrong slice, a
+// piece applied twice or not at all, a momentum advanced twice) changes the model. The runs with chunks of one
+// word (every piece a single word; d = 2000 is not a multiple of 64, so the last piece is partial, and at P = 3
+// some ranks' last pieces are empty) and of three words (uneven pieces) must give the unchunked run's model, rows
+// and bytes exactly.
+
+TEST(RunChunked, ModelsRowsAndBytesAreTheUnchunkedOnes) {
+  files();
+  struct Case {
+    std::string problem, alg;
+    std::vector<std::string> extra;
+    bool chunked;  // whether the composition is chunked (at P = 2 with one worker per rank the vote is direct)
+  };
+  const std::string dim = "problem.dim=2000";  // 32 words: slices of 8 at P = 4, of 10 and 11 at P = 3
+  const std::vector<Case> cases = {
+      {"quadratic", "majority_vote", {dim}, true},
+      {"quadratic", "majority_vote", {dim, "optimizer.vote=samples", "optimizer.lr_schedule=inv_sqrt"}, true},
+      {"quadratic", "majority_vote",
+       {dim, "optimizer.lr_schedule=adaptive", "optimizer.lipschitz=1", "optimizer.accept=descent"}, true},
+      {"quadratic", "signum", {dim, "optimizer.weight_decay=0.01"}, true},
+      {"quadratic", "stochastic_sign", {dim}, true},
+      {"rosenbrock", "ef_signsgd", {dim}, true},
+      {"quadratic", "amsgrad_naive", {dim}, true},
+      {"quadratic", "amsgrad_ef", {dim}, true},
+      {"mlp", "majority_vote", {}, true},  // d = 12730
+      {"quadratic", "cd_adam", {dim}, false},  // a Markov downlink: not chunked, the key is ignored
+  };
+  const int P = size_of();
+  for (const auto& c : cases)
+    for (int per_rank : {1, 2}) {
+      SCOPED_TRACE(c.problem + " / " + c.alg + ", P = " + std::to_string(P) + ", per_rank " + std::to_string(per_rank));
+      auto with = [&](const std::string& chunk) {
+        std::vector<std::string> extra = c.extra;
+        extra.push_back("run.exchange_chunk=" + chunk);
+        return run_deck(MPI_COMM_WORLD, make_deck(c.problem, c.alg, per_rank, 12, extra), quiet());
+      };
+      const RunSummary whole = with("0");
+      EXPECT_EQ(whole.exchange_chunks, 1u);
+      for (const char* chunk : {"64", "192"}) {
+        SCOPED_TRACE(std::string("run.exchange_chunk ") + chunk);
+        const RunSummary s = with(chunk);
+        const bool direct = (c.alg == "majority_vote" || c.alg == "signum") && SignExchange::direct_vote(P, per_rank);
+        if (c.chunked && !direct) EXPECT_GT(s.exchange_chunks, 1u);
+        else EXPECT_EQ(s.exchange_chunks, 1u);
+        EXPECT_EQ(s.final_x, whole.final_x);
+        EXPECT_EQ(s.algorithm_bytes, whole.algorithm_bytes);
+        ASSERT_EQ(s.rows.size(), whole.rows.size());
+        for (std::size_t r = 0; r < s.rows.size(); ++r) {
+          EXPECT_EQ(s.rows[r].loss, whole.rows[r].loss);
+          EXPECT_EQ(s.rows[r].lr, whole.rows[r].lr);
+        }
+      }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
 
 TEST(RunBits, FollowThePayloadFormula) {
   // Per worker and round: fp32 32 d; sign d; scaled/stochastic sign d + 32; top-k 64 k, k = max(1, round(0.016 d)).
