@@ -533,7 +533,7 @@ int main(int argc, char** argv) {
   int repeats = 10, warmup = 2;
   double bandwidth_gbps = 100, latency_us = 2, link_gbps = 0;
   bool unpaired = false;
-  std::size_t chunk = static_cast<std::size_t>(RunConfig{}.exchange_chunk);
+  long long chunk_option = RunConfig::exchange_chunk_auto;
   std::string out;
   CLI::App app{"terse_bench_pipeline: one iteration's communication path per algorithm, against the fp32 "
                "allreduce path (sgd, amsgrad), over the ranks of the job"};
@@ -550,9 +550,10 @@ int main(int argc, char** argv) {
   app.add_option("--link-gbps", link_gbps,
                  "rate of the links the ranks are on, Gbit/s: reports each algorithm's network bound, its compute "
                  "plus the wire model's bytes of the busiest rank at this rate")->check(CLI::PositiveNumber);
-  app.add_option("--chunk", chunk,
-                 "coordinates of each server slice per chunk of the chunked exchange (run.exchange_chunk; default "
-                 "the deck's; 0: one chunk, the blocking collectives)");
+  app.add_option("--chunk", chunk_option,
+                 "coordinates of each server slice per chunk of the chunked exchange (run.exchange_chunk; 0: one "
+                 "chunk, the blocking collectives; -1, the default: the deck's auto)")
+      ->check(CLI::Range(-1LL, 1LL << 40));
   app.add_flag("--unpaired", unpaired,
                "time each algorithm and sgd alone instead of alternating every iteration with sgd (where the "
                "network, not a noisy memory system, sets the time: sgd's iterations are the slow ones)");
@@ -565,6 +566,9 @@ int main(int argc, char** argv) {
   }
   const int P = rt.size();
   const bool root = rt.rank() == 0;
+  RunConfig chunk_config;
+  chunk_config.exchange_chunk = chunk_option;
+  const auto chunk = static_cast<std::size_t>(chunk_config.exchange_chunk_for(P));
   for (const auto& a : algorithms) {  // refuse what cannot be timed before timing anything (every rank alike)
     try {
       Path::config(a);

@@ -362,6 +362,9 @@ TEST(Deck, OutOfRangeValues) {
   expect_error(deck("  kind: mlp\n", ams, "  objective_sample: 0\n"), {"run.objective_sample: must be >= 1"});
   expect_error(deck("  kind: quadratic\n  dim: 3\n", ams, "  objective_sample: 10\n"),
                {"run.objective_sample: not used by problem.kind quadratic"});
+  expect_error(deck("  kind: quadratic\n  dim: 3\n", ams, "  exchange_chunk: -5\n"), {"run.exchange_chunk: must be >= 0"});
+  expect_error(deck("  kind: quadratic\n  dim: 3\n", ams, "  exchange_chunk: big\n"),
+               {"run.exchange_chunk", "an integer >= 0 or 'auto'"});
   const std::string fm = "  kind: logistic\n  data_format: fashion_mnist\n";
   expect_error(deck(fm + "  classes: [3, 3]\n", ams), {"problem.classes:", "distinct", "the class 3 twice"});
   expect_error(deck(fm + "  classes: [0, 10]\n", ams), {"problem.classes[1]: must be in 0..9, got 10"});
@@ -646,3 +649,28 @@ TEST(DeckCheckpoint, EffectiveDeckKeepsIt) {
 }
 
 }  // namespace
+
+TEST(Deck, ExchangeChunkIsAutoOrCoordinates) {
+  const auto chunk = [](const std::string& v) {
+    return parse_deck_string("problem: {kind: quadratic, dim: 3}\noptimizer: {kind: majority_vote, lr: 0.1}\n"
+                             "run: {iterations: 1" + (v.empty() ? std::string() : ", exchange_chunk: " + v) + "}\n",
+                             "test:chunk")
+        .run;
+  };
+  // auto (the default): chunks of 2^18 coordinates from 3 ranks on, one chunk on 1 or 2 (bench/README.md, Overlap).
+  for (const std::string v : {"", "auto"}) {
+    const RunConfig r = chunk(v);
+    EXPECT_EQ(r.exchange_chunk, RunConfig::exchange_chunk_auto);
+    EXPECT_EQ(r.exchange_chunk_for(1), 0);
+    EXPECT_EQ(r.exchange_chunk_for(2), 0);
+    EXPECT_EQ(r.exchange_chunk_for(3), 262144);
+    EXPECT_EQ(r.exchange_chunk_for(8), 262144);
+  }
+  EXPECT_EQ(chunk("0").exchange_chunk_for(4), 0);
+  EXPECT_EQ(chunk("4096").exchange_chunk_for(2), 4096);
+  EXPECT_NE(effective_config_yaml(parse_deck_string("problem: {kind: quadratic, dim: 3}\n"
+                                                    "optimizer: {kind: majority_vote, lr: 0.1}\nrun: {iterations: 1}\n",
+                                                    "test:chunk"))
+                .find("exchange_chunk: auto"),
+            std::string::npos);
+}

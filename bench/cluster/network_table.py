@@ -7,7 +7,8 @@ Files with the same number of ranks are one cluster size: its sgd row is the fas
 hold (Open MPI's default allreduce and the ring forced: run_network.sh writes both). Per cluster size and d, for
 every algorithm: seconds per iteration (median), how many times faster than that sgd, its compute (outside
 MPI), the wire model's bytes of the busiest rank and the bytes the interface counters saw leave a host, their
-ratio to terse's own count, its network bound (compute + wire bytes at the link rate) and t/bound. Then the
+ratio to terse's own count, its network bound (compute + wire bytes at the link rate) and t/bound, and the
+bound of a perfect overlap (the larger of the two: what the chunked exchange aims at) and t/max. Then the
 targets at the largest d and cluster: majority_vote >= 20x faster than sgd and within 1.3x of its bound, every
 compressed algorithm within 1.5x, and what limits each row that misses. Markdown on stdout; --plot draws
 seconds per iteration at the largest d against the bounds. Run with /usr/bin/python3 (matplotlib)."""
@@ -40,32 +41,39 @@ for path in args.files:
 def log2(d):
     return d.bit_length() - 1
 
+def overlap_bound(row, c):
+    """What a perfect overlap of compute and wire would take: the larger of the two (the chunked exchange's aim)."""
+    wire = row["wire_model_bytes_max"] * 8 / (c["network"]["link_gbps"] * 1e9)
+    return max(row["compute_seconds"], wire)
+
 misses = []
 for P, c in clusters.items():
     ctx = c["context"]
     print(f"\n### P = {P} hosts, {args.rate} links, one rank per host\n")
     print(f"{ctx.get('cpu', '?')}, {ctx.get('threads_per_rank', '?')} thread(s) per rank, Kokkos "
           f"{ctx.get('kokkos_version', '?')}, {ctx.get('mpi', '?')}; {ctx.get('date', '')}\n")
-    print("| algorithm | log2 d | s/iter | x faster than sgd | compute s | wire B/rank | link B/host | link/terse "
-          "| bound s | t/bound |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| algorithm | log2 d | chunks | s/iter | x faster than sgd | compute s | wire B/rank | link B/host "
+          "| link/terse | bound s | t/bound | max s | t/max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (alg, d), r in c["rows"].items():
         sgd, choice = c["sgd"][d]
         row = r if alg != "sgd" else sgd
         speed = sgd["seconds"] / row["seconds"]
         name = alg if alg != "sgd" else f"sgd ({choice} allreduce)"
         link = row.get("link_sent_bytes", -1)
-        print(f"| {name} | {log2(d)} | {row['seconds']:.4g} | {speed:.1f} | {row['compute_seconds']:.3g} | "
-              f"{row['wire_model_bytes_max']:.0f} | {link:.0f} | {link / row['bytes_per_rank']:.3f} | "
-              f"{row['bound_seconds']:.4g} | {row['seconds'] / row['bound_seconds']:.2f} |")
+        top = overlap_bound(row, c)
+        print(f"| {name} | {log2(d)} | {row.get('chunks', 1)} | {row['seconds']:.4g} | {speed:.1f} | "
+              f"{row['compute_seconds']:.3g} | {row['wire_model_bytes_max']:.0f} | {link:.0f} | "
+              f"{link / row['bytes_per_rank']:.3f} | {row['bound_seconds']:.4g} | "
+              f"{row['seconds'] / row['bound_seconds']:.2f} | {top:.4g} | {row['seconds'] / top:.2f} |")
 
 P = max(clusters)
 c = clusters[P]
 d = max(d for (_, d) in c["rows"])
 sgd = c["sgd"][d][0]
 print(f"\n### Targets at P = {P}, d = 2^{log2(d)}\n")
-print("| algorithm | x faster than sgd | t/bound | target | met | what limits it |")
-print("|---|---:|---:|---|---|---|")
+print("| algorithm | chunks | x faster than sgd | t/bound | t/max | target | met | what limits it |")
+print("|---|---:|---:|---:|---:|---|---|---|")
 for (alg, dd), r in c["rows"].items():
     if dd != d or alg in UNCOMPRESSED:
         continue
@@ -82,7 +90,8 @@ for (alg, dd), r in c["rows"].items():
     extra = r["seconds"] - r["bound_seconds"]
     if extra > 0:
         limit += f"; {extra:.3g} s above the bound in {r['collectives']:.0f} collective(s)"
-    print(f"| {alg} | {speed:.1f} | {over:.2f} | {target} | {'yes' if met else 'no'} | {limit} |")
+    print(f"| {alg} | {r.get('chunks', 1)} | {speed:.1f} | {over:.2f} | {r['seconds'] / overlap_bound(r, c):.2f} | "
+          f"{target} | {'yes' if met else 'no'} | {limit} |")
 
 if args.mlp:
     rows = json.load(open(args.mlp))["results"]

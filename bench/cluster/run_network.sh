@@ -15,6 +15,9 @@ host=$(hostname -s)
 rate=${RATE:-1gbit}
 gbps=$(/usr/bin/python3 -c "import re,sys; m=re.fullmatch(r'([0-9.]+)([kmgt]?)bit', sys.argv[1]); \
 print(float(m.group(1)) * {'': 1e-9, 'k': 1e-6, 'm': 1e-3, 'g': 1, 't': 1e3}[m.group(2)])" "$rate")
+# More mpirun arguments for every run (MPI_EXTRA="--mca btl_tcp_links 2": two TCP connections per pair of ranks;
+# bench/README.md, "Back-to-back collectives"). Default: none, Open MPI's own settings.
+mpi_extra=${MPI_EXTRA-}
 algorithms=${ALGORITHMS:-sgd,amsgrad,majority_vote,stochastic_sign,ef_signsgd,signum,amsgrad_naive,amsgrad_ef,adagrad,onebit_adam,cd_adam,ef21}
 mkdir -p bench/results
 export OMP_NUM_THREADS=${THREADS:-1} OMP_PROC_BIND=false
@@ -23,11 +26,11 @@ for p in ${RANKS:-2 4}; do
   common=(--dims "${DIMS:-22,24,26}" --repeats "${REPEATS:-5}" --warmup 1 --unpaired --link-gbps "$gbps"
           --interface eth0)
   echo "[terse network] P = $p, $rate: every algorithm (Open MPI's default allreduce for sgd)" >&2
-  bash bench/cluster/cluster.sh -n "$p" -r "$rate" -t 1800 -- "$PWD/build/bin/terse_bench_pipeline" "${common[@]}" \
+  bash bench/cluster/cluster.sh -n "$p" -r "$rate" -t 1800 --mpi "$mpi_extra" -- "$PWD/build/bin/terse_bench_pipeline" "${common[@]}" \
     --algorithms "$algorithms" --out "$PWD/bench/results/network-$host-p$p.json" >&2
   echo "[terse network] P = $p, $rate: sgd with the ring allreduce" >&2
   bash bench/cluster/cluster.sh -n "$p" -r "$rate" -t 1800 \
-    --mpi "--mca coll_tuned_use_dynamic_rules 1 --mca coll_tuned_allreduce_algorithm 4" \
+    --mpi "$mpi_extra --mca coll_tuned_use_dynamic_rules 1 --mca coll_tuned_allreduce_algorithm 4" \
     -- "$PWD/build/bin/terse_bench_pipeline" "${common[@]}" --algorithms sgd \
     --out "$PWD/bench/results/network-$host-p$p-ring.json" >&2
 done
@@ -45,7 +48,7 @@ optimizer: {kind: $kind, lr: 0.001}
 run: {iterations: ${MLP_ITERATIONS:-100}, batch: 32, seed: 1, log_every: ${MLP_ITERATIONS:-100}}
 workers: {per_rank: 3}
 DECK
-  bash bench/cluster/cluster.sh -n "$p" -r "$rate" -t 1800 --counters "$work/$kind.json" -- "$PWD/build/bin/terse" run \
+  bash bench/cluster/cluster.sh -n "$p" -r "$rate" -t 1800 --mpi "$mpi_extra" --counters "$work/$kind.json" -- "$PWD/build/bin/terse" run \
     "$work/$kind.yaml" --quiet --output "$work/$kind.h5" >&2
 done
 /usr/bin/python3 - "$work" "bench/results/network-$host-mlp.json" "$p" "$rate" <<'PY'

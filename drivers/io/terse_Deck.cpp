@@ -848,7 +848,23 @@ const std::vector<KeySpec>& key_table() {
     t.push_back(integer_key("objective_sample", &R::objective_sample, problems({PK::mlp}), std::int64_t{1}));
     t.push_back(path_key("output", &R::output, always_used));
     t.push_back(number_key("watchdog", &R::watchdog, always_used, 0, Bound::closed));
-    t.push_back(integer_key("exchange_chunk", &R::exchange_chunk, always_used, std::int64_t{0}));
+    {
+      KeySpec k = member_key("exchange_chunk", &R::exchange_chunk, always_used);
+      k.read = [](const Parser& p, const Entry& e, Deck& d) {
+        if (e.value.IsScalar() && !is_quoted_string(e.value) && e.value.Scalar() == "auto") {
+          d.run.exchange_chunk = RunConfig::exchange_chunk_auto;
+          return;
+        }
+        if (!e.value.IsScalar() || is_quoted_string(e.value) || !is_decimal_integer(e.value.Scalar()))
+          p.fail_value("run.exchange_chunk", e, "expected an integer >= 0 or 'auto', got " + node_kind(e.value));
+        d.run.exchange_chunk = p.read_int<std::int64_t>("run.exchange_chunk", e, 0);
+      };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        if (d.run.exchange_chunk == RunConfig::exchange_chunk_auto) emit_word(out, "exchange_chunk", "auto");
+        else emit_integer(out, "exchange_chunk", d.run.exchange_chunk);
+      };
+      t.push_back(k);
+    }
     {
       KeySpec k = integer_key("success_probability_samples", &R::success_probability_samples, always_used,
                               std::int64_t{0});

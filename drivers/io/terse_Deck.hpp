@@ -152,9 +152,17 @@ struct RunConfig {
   /// link is gone; docs/checkpoint.md); 0: never. Not part of a checkpoint's identity.
   double watchdog = 300;
   /// run.exchange_chunk: coordinates of each server slice per chunk of a chunked exchange (the sign wires with
-  /// a plain downlink; terse_Round.hpp); 0: one chunk. Results do not depend on it: not part of a checkpoint's
-  /// identity.
-  std::int64_t exchange_chunk = std::int64_t{1} << 20;
+  /// a plain downlink; terse_Round.hpp); 0: one chunk; exchange_chunk_auto (`auto`, the default): chunks of
+  /// exchange_chunk_size from 3 ranks on, one chunk on 1 or 2 (exchange_chunk_for()). Results do not depend on
+  /// it: not part of a checkpoint's identity.
+  static constexpr std::int64_t exchange_chunk_auto = -1;
+  static constexpr std::int64_t exchange_chunk_size = std::int64_t{1} << 18;
+  std::int64_t exchange_chunk = exchange_chunk_auto;
+  /// The chunk of run.exchange_chunk on P ranks, in coordinates (0: one chunk).
+  std::int64_t exchange_chunk_for(int P) const {
+    if (exchange_chunk != exchange_chunk_auto) return exchange_chunk;
+    return P >= 3 ? exchange_chunk_size : 0;
+  }
 };
 
 /// Section `workers`.

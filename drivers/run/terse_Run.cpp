@@ -298,7 +298,7 @@ void Run::build_pieces() {
   gradients_.emplace(deck_, *problem_, workers_);
   if (!comp_.local()) {
     round_.emplace(comm_, comp_, d_, R_, k_top_, run_.seed, workers_.first);
-    round_->set_chunk(static_cast<std::size_t>(run_.exchange_chunk));
+    round_->set_chunk(static_cast<std::size_t>(run_.exchange_chunk_for(P_)));
   }
   if (comp_.has_warmup()) warmup_round_.emplace(comm_, comp_.warmup(), d_, R_, k_top_, run_.seed, workers_.first);
   rb_ = round_bits(comp_, d_, k_top_, W_);
@@ -492,7 +492,7 @@ void Run::banner() {
     say("  exact start: iteration 0 sends fp32 gradients, %s each way\n", format_bits(rb_start_.up).c_str());
   if (round_ && round_->chunked())
     say("  exchange in %zu chunks of each server slice (run.exchange_chunk %lld), overlapped with %s\n",
-        round_->chunks(), static_cast<long long>(run_.exchange_chunk),
+        round_->chunks(), static_cast<long long>(run_.exchange_chunk_for(P_)),
         rule_->by_piece() ? "compression, aggregation and the update" : "compression and aggregation");
   say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
       format_bytes(static_cast<double>(summary_.footprint_bytes)).c_str());

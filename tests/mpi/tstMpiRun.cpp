@@ -282,6 +282,11 @@ TEST(RunChunked, ModelsRowsAndBytesAreTheUnchunkedOnes) {
       {"quadratic", "amsgrad_naive", {dim}, true},
       {"quadratic", "amsgrad_ef", {dim}, true},
       {"mlp", "majority_vote", {}, true},  // d = 12730
+      // The Markov memories with the one-way broadcast: g^ accumulates each chunk's mean of scaled signs; with the
+      // exact start, iteration 0 is the fp32 round and the later ones are chunked.
+      {"quadratic", "cd_adam", {dim, "optimizer.broadcast=mean"}, true},
+      {"quadratic", "ef21",
+       {dim, "optimizer.broadcast=mean", "optimizer.compressor=scaled_sign", "optimizer.estimate_start=gradient"}, true},
       {"quadratic", "cd_adam", {dim}, false},  // a Markov downlink: not chunked, the key is ignored
   };
   const int P = size_of();
