@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The overlap table of bench/README.md from bench/cluster/run_overlap.sh's results.
 
-usage: overlap_table.py overlap-HOST-{shm,net}-pP-chunk{0,default}.json ...
+usage: overlap_table.py overlap-HOST-{shm,net}-pP-chunk{0,ed}.json ...
 
 For every algorithm, P and d, on shared memory and over the links: seconds per iteration with one chunk (the
 blocking collectives, "before") and chunked ("after"), the compute (time outside MPI) and the communication of the
@@ -28,11 +28,11 @@ for path in sys.argv[1:]:
 print("| where | P | log2 d | algorithm | chunks | before s | after s | compute s | comm s | sum s | max s "
       "| before/max | after/max | after/before |")
 print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for (where, P, d, alg), v in runs.items():
-    if "0" not in v or "default" not in v:
+for (where, P, d, alg), v in runs.items():  # v: "0" one chunk, "ed" chunked
+    if "0" not in v or "ed" not in v:
         continue
     before, data = v["0"]
-    after, _ = v["default"]
+    after, _ = v["ed"]
     compute = before["compute_seconds"]
     if where == "net":
         comm = before["wire_model_bytes_max"] * 8 / (data["network"]["link_gbps"] * 1e9)

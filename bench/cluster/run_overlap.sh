@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The overlap table of bench/README.md ("Overlap"): the chunked exchange (run.exchange_chunk, terse's default)
-# against one chunk (--chunk 0, the blocking collectives), for the algorithms that chunk, on shared memory
+# The overlap table of bench/README.md ("Overlap"): the chunked exchange (chunks of $CHUNK coordinates of each
+# server slice, default 262144, at every P) against one chunk (--chunk 0, the blocking collectives), for the algorithms that chunk, on shared memory
 # (terse_mpiexec, the development machine) and over the simulated cluster's 1 Gbit/s links (cluster.sh, with
 # $MPI_EXTRA's mpirun arguments, default none), P = 2 and 4,
-# d = 2^24 and 2^26 ($DIMS). Writes bench/results/overlap-<host>-{shm,net}-p<P>-chunk{0,default}.json, then
+# d = 2^24 and 2^26 ($DIMS). Writes bench/results/overlap-<host>-{shm,net}-p<P>-chunk{0,ed}.json, then
 # the table (bench/cluster/overlap_table.py). Needs root (the cluster) and a build with benchmarks.
 #   RANKS="2 4" DIMS=24,26 REPEATS=5 bash bench/cluster/run_overlap.sh
 set -euo pipefail
@@ -16,8 +16,8 @@ mkdir -p bench/results
 export OMP_NUM_THREADS=${THREADS:-1} OMP_PROC_BIND=false
 files=()
 for p in ${RANKS:-2 4}; do
-  for chunk in 0 default; do
-    opt=(); [[ $chunk == 0 ]] && opt=(--chunk 0)
+  for chunk in 0 ed; do
+    opt=(--chunk 0); [[ $chunk == ed ]] && opt=(--chunk "${CHUNK:-262144}")
     common=(--dims "${DIMS:-24,26}" --repeats "${REPEATS:-5}" --warmup 1 --unpaired --algorithms "$algorithms" "${opt[@]}")
     out=bench/results/overlap-$host-shm-p$p-chunk$chunk.json
     echo "[terse overlap] P = $p, shared memory, chunk $chunk" >&2
