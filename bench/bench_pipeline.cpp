@@ -3,7 +3,8 @@
 // For each algorithm and dimension d it builds the pieces `terse run` builds (terse_Round.hpp: the workers'
 // compressors and memories, the sharded exchange, the server's aggregation and downlink; the update rule of
 // terse_Update.hpp) with one worker per rank and times, per iteration, compress -> exchange -> aggregate ->
-// downlink -> apply, the gradient being given. The slowest rank's time is the iteration's time (MPI_MAX);
+// downlink -> apply, the gradient being given (a chunked round, --chunk, pipelines them: its compression and
+// the update's pieces are then inside the "exchange s" phase). The slowest rank's time is the iteration's time (MPI_MAX);
 // the report gives medians over the repetitions. The compressed paths (majority_vote, ef_signsgd, cd_adam,
 // ef21, ...) and the uncompressed ones (sgd and amsgrad: an fp32 MPI_Allreduce of the gradient, then the
 // update) run in the same process. The machines this runs on are shared and noisy (the memory bandwidth of a

@@ -230,11 +230,11 @@ void SignExchange::exchange_scales(const Exec& space) {
 
 void SignExchange::post_uplink(const Exec& space, std::size_t j) {
   ChunkPlan& p = plan(j);
-  if (p.up != MPI_REQUEST_NULL || p.gather[0] != MPI_REQUEST_NULL || p.gather[1] != MPI_REQUEST_NULL)
-    throw std::logic_error("terse::SignExchange::post_uplink: more than kChunkSlots chunks in flight");
+  if (p.live) throw std::logic_error("terse::SignExchange::post_uplink: more than kChunkSlots chunks in flight");
   if (local_.extent(0) == 0) throw std::logic_error("terse::SignExchange::post_uplink: constructed without sign buffers");
   if (j == 0) last_bytes_ = 0;
   p.chunk = j;
+  p.live = true;
   p.send_counts.resize(P_), p.send_displs.resize(P_), p.recv_counts.resize(P_), p.recv_displs.resize(P_);
   const std::size_t cw = chunk_words_, mine = piece(rank_, j).size();
   const std::size_t recv_at = W_ * std::min(j * cw, slice_.size());  // chunk j's (W, piece) block
@@ -358,6 +358,7 @@ void SignExchange::wait_gathers(const Exec& space, std::size_t j) {
   ChunkPlan& p = plan(j);
   if (p.chunk != j) throw std::logic_error("terse::SignExchange::wait_gathers: chunk not posted");
   MPI_Waitall(2, p.gather, MPI_STATUSES_IGNORE);
+  p.live = false;
   if constexpr (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
     // The staged gathers back to the device, piece by piece (each rank's piece is contiguous, the chunk is not).
     for (int r = 0; r < P_; ++r) {
@@ -396,7 +397,7 @@ void SignExchange::progress() {
     for (MPI_Request* r : {&p.up, &p.gather[0], &p.gather[1]}) reqs[n++] = *r;
   int flag = 0;
   MPI_Testall(n, reqs, &flag, MPI_STATUSES_IGNORE);
-  n = 0;  // completed requests are MPI_REQUEST_NULL now
+  n = 0;  // when all completed (flag), MPI set them to MPI_REQUEST_NULL; otherwise it left every handle as it was
   for (auto& p : plans_)
     for (MPI_Request* r : {&p.up, &p.gather[0], &p.gather[1]}) *r = reqs[n++];
 }

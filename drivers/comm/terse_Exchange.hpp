@@ -181,6 +181,7 @@ class SignExchange {
     std::size_t chunk = 0;
     std::vector<int> send_counts, send_displs, recv_counts, recv_displs, gather_counts[2], gather_displs[2];
     MPI_Request up = MPI_REQUEST_NULL, gather[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    bool live = false;  // posted (post_uplink) and not yet completed (wait_gathers)
     // What wait_gathers() copies back on staged backends: the full views and whether values (else words).
     Words full_words[2];
     Kokkos::View<float*, Mem> full_values;
