@@ -3,6 +3,7 @@
 #include "terse_BenchUtils.hpp"
 
 #include <terse_Compress.hpp>
+#include <terse_Compressor.hpp>
 #include <terse_Sign.hpp>
 #include <terse_Vote.hpp>
 

@@ -1,10 +1,10 @@
 // bench_pipeline.cpp: the end-to-end benchmark of one iteration's communication path, over MPI.
 //
-// For each algorithm and dimension d it builds the pieces `terse run` builds (terse_Round.hpp: the workers'
-// compressors and memories, the sharded exchange, the server's aggregation and downlink; the update rule of
-// terse_Update.hpp) with one worker per rank and times, per iteration, compress -> exchange -> aggregate ->
-// downlink -> apply, the gradient being given (a chunked round, --chunk, pipelines them: its compression and
-// the update's pieces are then inside the "exchange s" phase). The slowest rank's time is the iteration's time (MPI_MAX);
+// For each algorithm and dimension d it builds the method `terse run` builds (terse::optim::Method, terse_Optim.hpp:
+// the workers' compressors and memories, the sharded exchange, the server's aggregation and downlink, the update
+// rule) with one worker per rank and times its step, compress -> exchange -> aggregate -> downlink -> apply, the
+// gradient being given (a chunked round, --chunk, pipelines them: its compression and the update's pieces are
+// then inside the "exchange s" phase). The slowest rank's time is the iteration's time (MPI_MAX);
 // the report gives medians over the repetitions. The compressed paths (majority_vote, ef_signsgd, cd_adam,
 // ef21, ...) and the uncompressed ones (sgd and amsgrad: an fp32 MPI_Allreduce of the gradient, then the
 // update) run in the same process. The machines this runs on are shared and noisy (the memory bandwidth of a
@@ -32,12 +32,11 @@
 // usage: mpiexec -n P terse_bench_pipeline [--dims 20,24,26] [--algorithms ...] [--repeats N] [--out F.json]
 //        [--unpaired] [--chunk N] [--link-gbps R --interface eth0]   (over a simulated cluster: bench/cluster/README.md)
 #include "terse_AllocationTracker.hpp"
-#include "terse_Algorithm.hpp"
+#include "terse_Compose.hpp"
 #include "terse_Deck.hpp"
-#include "terse_Round.hpp"
-#include "terse_Rules.hpp"
-#include "terse_Runtime.hpp"
 #include "terse_Machine.hpp"
+#include "terse_Optim.hpp"
+#include "terse_Runtime.hpp"
 
 #include <terse_Compat.hpp>
 #include <terse_Version.hpp>
@@ -160,7 +159,9 @@ int MPI_Testall(int n, MPI_Request* q, int* flag, MPI_Status* st) {
 namespace {
 
 using namespace terse;
-using namespace terse::pieces;
+using Exec = Kokkos::DefaultExecutionSpace;
+using Vec = optim::VecOf<Exec>;
+using Mat = optim::MatOf<Exec>;
 
 // ------------------------------------------------------------------------------------------------------------
 // What the run ran on
@@ -312,42 +313,47 @@ class Path {
     double link_sent = -1, link_sent_max = -1, link_received = -1;  // --interface: mean, busiest, mean
   };
 
-  /// The benchmark's configuration of `algorithm`: the deck parser's, with the algorithm's defaults and a step
-  /// of 1e-4 (a DeckError names an unknown algorithm); throws std::invalid_argument for what it cannot time.
-  static OptimizerConfig config(const std::string& algorithm) {
+  /// The benchmark's spec of `algorithm`: the deck parser's and the composition table's, with the algorithm's
+  /// defaults and a step of 1e-4 (a DeckError names an unknown algorithm); throws std::invalid_argument for what
+  /// it cannot time.
+  static optim::Spec spec(const std::string& algorithm) {
     const Deck deck = parse_deck_string("problem: {kind: quadratic, dim: 64}\noptimizer: {kind: " + algorithm +
                                             (algorithm == "onebit_adam" ? ", warmup_steps: 1" : "") +
                                             ", lr: 1.0e-4}\nrun: {iterations: 1}\n",
                                         "terse_bench_pipeline --algorithms " + algorithm);
-    const Composition c = compose(deck.optimizer);
-    if (c.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
-    return deck.optimizer;
+    const optim::Spec s = compose(deck.optimizer);
+    if (s.local()) throw std::invalid_argument(algorithm + ": a local method has no per-iteration communication path");
+    return s;
   }
-  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, std::size_t chunk) : comm_(comm) {
+  static optim::Layout layout(std::uint64_t d, std::int64_t chunk) {
+    optim::Layout l;
+    l.d = d;
+    l.workers_per_rank = 1;
+    l.seed = 7;
+    l.exchange_chunk = chunk;
+    return l;
+  }
+  /// The method as the run builds it (1-bit Adam: its compressed stage; no objective: accept is always).
+  Path(MPI_Comm comm, const std::string& algorithm, std::uint64_t d, std::int64_t chunk)
+      : comm_(comm), method_(comm, spec(algorithm), layout(d, chunk)) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &P_);
-    o_ = config(algorithm);
-    c_ = compose(o_);
-    const std::uint64_t k = sparse(c_.wire) ? top_k_count(o_.k_ratio, d) : 0;
     x_ = Vec("terse::x", d);
     grads_ = Mat("terse::worker.gradients", 1, d);
-    // The update rule as the run builds it (1-bit Adam: its compressed stage; no objective: accept is always).
-    rule_ = make_update_rule(c_, o_, d, comm, P_, [](const Vec&, std::uint64_t&) -> double {
-      throw std::logic_error("terse_bench_pipeline: the benchmark's rules do not evaluate the objective");
-    });
-    round_ = std::make_unique<Round>(comm, c_, d, 1, k, 7, rank_);
-    round_->set_chunk(chunk);
-    double rule_bytes = 0;
-    for (const auto& t : update_rule_memory(c_, o_, d)) rule_bytes += static_cast<double>(t.bytes);
-    formula_ = static_cast<double>(d * sizeof(float) * 2 + Round::bytes(c_, d, 1, k, P_, rank_)) + rule_bytes;
-    fill_normal(space_, row(grads_, 0), static_cast<std::uint32_t>(rank_));
+    double method_bytes = 0;
+    for (const auto& t : optim::Method<Exec>::memory(spec(algorithm), layout(d, chunk), P_, rank_))
+      method_bytes += static_cast<double>(t.bytes);
+    formula_ = static_cast<double>(d * sizeof(float) * 2) + method_bytes;
+    fill_normal(space_, Kokkos::subview(grads_, 0, Kokkos::ALL), static_cast<std::uint32_t>(rank_));
+    // 1-bit Adam: time its compressed stage (iterations from warmup_steps on).
+    it_ = method_.spec().has_warmup() ? static_cast<std::uint64_t>(method_.spec().warmup_steps) : 0;
   }
 
   /// The state formula: what the constructor allocates (docs/architecture.md, Memory).
   double formula() const { return formula_; }
   /// Chunks of its exchange (1: not chunked).
-  std::size_t chunks() const { return round_->chunks(); }
-  std::uint64_t bytes_sent() const { return round_->bytes_sent(); }
+  std::size_t chunks() const { return method_.chunks(); }
+  std::uint64_t bytes_sent() const { return method_.bytes_sent(); }
 
   /// Collective: one iteration (compress -> exchange -> aggregate -> downlink -> apply), timed on every rank.
   Sample run() {
@@ -388,41 +394,23 @@ class Path {
   }
 
  private:
+  /// The method's step, as `terse run` takes it, with its phases timed (fences between them).
   void iteration(double* phase) {
-    const auto g = row(grads_, 0);
-    Kokkos::Timer timer;
-    rule_->message(space_, g, x_, false);
-    round_->encode(space_, 0, g, it_);
-    space_.fence();
-    phase[0] = timer.seconds();
-    // As `terse run` does: a chunked round hands the aggregate back piece by piece to a coordinate-wise rule.
-    const StepInputs in{static_cast<std::int64_t>(it_), false, 0.0};
-    const bool by_piece = round_->chunked() && rule_->by_piece();
-    if (by_piece) {
-      rule_->begin_step(space_, x_, in);
-      round_->exchange(space_, grads_, [&](const CoordSlice& c) { rule_->step_piece(space_, x_, *round_, c); });
-    } else {
-      round_->exchange(space_, grads_);
-    }
-    space_.fence();
-    phase[1] = timer.seconds() - phase[0];
-    if (by_piece) rule_->end_step(space_, x_);
-    else rule_->step(space_, x_, *round_, in);
-    space_.fence();
-    phase[2] = timer.seconds() - phase[0] - phase[1];
+    optim::StepInputs in;
+    in.k = static_cast<std::int64_t>(it_);
+    in.time_phases = true;
+    const optim::StepReport r = method_.step(space_, grads_, x_, in);
+    for (int q = 0; q < 3; ++q) phase[q] = r.seconds[q];
     ++it_;
   }
 
   MPI_Comm comm_;
   int rank_ = 0, P_ = 1;
   std::uint64_t it_ = 0;
-  OptimizerConfig o_;
-  Composition c_;
   Exec space_;
+  optim::Method<Exec> method_;
   Vec x_;
   Mat grads_;
-  std::unique_ptr<UpdateRule> rule_;
-  std::unique_ptr<Round> round_;
   double formula_ = 0;
 };
 
@@ -459,7 +447,7 @@ void summarise(Result& res, const std::vector<Path::Sample>& samples, std::uint6
 /// Times `algorithm` against the sgd path `sgd` at the same d: iterations alternate between the two (sgd
 /// first on even repetitions, last on odd ones), so both see the same machine, and the ratio is the median of
 /// the per-repetition ratios. Appends the sgd samples to `sgd_samples`.
-Result measure_paired(MPI_Comm comm, const std::string& algorithm, Path& sgd, std::uint64_t d, std::size_t chunk,
+Result measure_paired(MPI_Comm comm, const std::string& algorithm, Path& sgd, std::uint64_t d, std::int64_t chunk,
                       int warmup, int repeats, std::vector<Path::Sample>& sgd_samples, std::uint64_t& sgd_bytes) {
   Result res;
   res.algorithm = algorithm;
@@ -511,7 +499,7 @@ Result measure_alone(Path& path, const std::string& algorithm, std::uint64_t d, 
 
 /// Memory of `algorithm` alone at d: the resident peak above the process's before its pieces were built, and
 /// Kokkos's allocation peak, over `iterations` iterations, against the state formula.
-void measure_memory(MPI_Comm comm, Result& res, std::size_t chunk, int iterations) {
+void measure_memory(MPI_Comm comm, Result& res, std::int64_t chunk, int iterations) {
   MPI_Barrier(comm);
   const bool rss = reset_peak_rss();
   const double rss_before = status_bytes("VmRSS");
@@ -567,12 +555,13 @@ int main(int argc, char** argv) {
   }
   const int P = rt.size();
   const bool root = rt.rank() == 0;
-  RunConfig chunk_config;
-  chunk_config.exchange_chunk = chunk_option;
-  const auto chunk = static_cast<std::size_t>(chunk_config.exchange_chunk_for(P));
+  const std::int64_t chunk = chunk_option;  // the Layout's: -1 is auto
+  optim::Layout chunk_layout;
+  chunk_layout.exchange_chunk = chunk;
+  const auto chunk_coords = static_cast<std::size_t>(chunk_layout.chunk_for(P));
   for (const auto& a : algorithms) {  // refuse what cannot be timed before timing anything (every rank alike)
     try {
-      Path::config(a);
+      Path::spec(a);
     } catch (const std::exception& e) {
       if (root) std::fprintf(stderr, "terse_bench_pipeline: --algorithms: %s\n", e.what());
       return 2;
@@ -689,7 +678,7 @@ int main(int argc, char** argv) {
                     r.compute_seconds, r.mpi_seconds, r.phase_seconds[0], r.phase_seconds[1], r.phase_seconds[2],
                     r.collectives, r.bytes, projected, r.rss_peak, r.kokkos_peak,
                     r.formula, r.ratio_to_sgd, r.pairs, r.wire_model, r.wire_model_max, r.link_sent, r.link_sent_max,
-                    r.link_received, bound(r), overlap_bound(r), r.chunks, chunk);
+                    r.link_received, bound(r), overlap_bound(r), r.chunks, chunk_coords);
       f << buf;
     }
     f << "\n  ]\n}\n";

@@ -1,32 +1,25 @@
 #pragma once
-// terse_Compress.hpp: 1-bit compressors and the compressor memories built on them.
+// terse_Compress.hpp: the compression kernels and the messages they write (the compressor types and the memories
+// over them, error feedback and the Markov sequence, are in terse_Compressor.hpp).
 //
 //   scaled sign     C(x) = (||x||_1 / d) sign(x)                          seed 004 Sec. 4 (footnote 2), seed 001 App. E
 //   stochastic sign C(x) = ||x||_2 * sign~(x), P[sign~(x)_i = +1] = 1/2 + x_i / (2 ||x||_2),
 //                   sign~(0) = 0                                          seed 001 App. E, Def. 3
-//   error feedback  p = g + e; c = C(p); e <- p - c                        seed 004 Sec. 4 (Karimireddy et al.)
 //   top-k           C(x) keeps the k largest |x_j| (terse_TopK.hpp)       seed 004 Sec. 7.2 (EF21 baseline)
 //   rand-k          C(x) keeps k coordinates drawn without replacement, each as (n / k) x_j (unbiased:
 //                   E C(x) = x); the random counterpart of top-k          (Stich et al. 2018; Richtarik et al.)
-//   Markov sequence c = C(w - w_hat); w_hat <- w_hat + c (w_hat = 0 at first, so w_hat_0 = C(w_0))
-//                                                                         seed 004 Sec. 5 (Richtarik et al., EF21)
-//
-// The memories are templates on the compressor: ErrorFeedback<ExecSpace, T, ScaledSign> and
-// ErrorFeedback<ExecSpace, T, TopK>, MarkovCompressor<ExecSpace, T, ScaledSign> and <..., TopK>; each has
-// compress(space, input) returning its message_type, which message_add() decodes. The rand-k memories
-// (<..., RandK>) draw from a generator: compress(space, input, iteration).
+//   sharded blocks  one rank's block of the server's scaled sign of a vector split over ranks, with a Markov
+//                   or an error-feedback memory (markov_sign_block, error_feedback_sign_block)
 //
 // A sign-compressed vector travels as a SignMessage: the packed signs (terse_Sign.hpp conventions) and one
 // scale, c_i = scale * (+-1); a top-k one as a SparseMessage of (index, value) pairs. message_add() decodes
 // either into an accumulator: y <- y + alpha * c.
 //
-// Every compression is one fused pass over the vectors: it packs the signs and, in the same pass, writes
+// Every sign compression is one fused pass over the vectors: it packs the signs and, in the same pass, writes
 // the chunk sums of |p| (or p^2) that give the scale (a deterministic sum, terse_Reduce.hpp, so a run does
-// not depend on the thread count). The memory update that needs the scale (e <- p - c, w_hat <- w_hat + c)
-// is therefore applied lazily, at the start of the next pass over the same vector, in the same floating-point
-// operations as the eager form, so results are bitwise those of the eager algorithm; error() and estimate()
-// apply it at once when the state is needed (checkpoints, inspection). A memory reads its previous message's
-// scale on the device: call it with one execution space instance (one stream) throughout.
+// not depend on the thread count). Impl::fused_sign_pass takes the per-coordinate value as a step functor
+// (PlainStep, ErrorFeedbackStep, MarkovStep), so that a memory's update can ride in the same pass (the lazy
+// memories of terse_Compressor.hpp).
 
 #include <terse_Random.hpp>
 #include <terse_Reduce.hpp>
@@ -36,11 +29,6 @@
 #include <string>
 
 namespace terse {
-
-/// Compressor tags for the memories below.
-struct ScaledSign {};  ///< C(x) = (||x||_1 / d) sign(x)
-struct TopK {};        ///< C(x) = the k entries of largest magnitude
-struct RandK {};       ///< C(x) = (n / k) x on k coordinates drawn without replacement
 
 /// A sign-compressed vector: n packed signs and one scale on the device; c_i = scale * (+-1).
 template <class ExecSpace, class T>
@@ -439,120 +427,6 @@ SparseMessage<ExecSpace, T> top_k_compress(const ExecSpace& space, const XView& 
   return SparseMessage<ExecSpace, T>{ws.indices(), ws.values(), ws.n()};
 }
 
-template <class ExecSpace, class T, class Compressor = ScaledSign>
-class ErrorFeedback;
-template <class ExecSpace, class T, class Compressor = ScaledSign>
-class MarkovCompressor;
-
-/// Error feedback with the scaled-sign compressor (seed 004 Sec. 4): compress(g) forms p = g + e, returns
-/// the message c = C(p) and leaves e = p - c. One pass over g and e per call.
-template <class ExecSpace, class T>
-class ErrorFeedback<ExecSpace, T, ScaledSign> {
- public:
-  using memory_space = typename ExecSpace::memory_space;
-  using message_type = SignMessage<ExecSpace, T>;
-
-  explicit ErrorFeedback(std::size_t n, const std::string& label = "terse::error_feedback")
-      : e_(label + ".e", n),
-        msg_{message_type(n, label + ".c0"), message_type(n, label + ".c1")},
-        ws_(n) {}
-  /// Bytes the constructor allocates: e, two messages, the sum's workspace.
-  static constexpr std::size_t bytes(std::size_t n) {
-    return n * sizeof(T) + 2 * message_type::bytes(n) + SumWorkspace<ExecSpace>::bytes(n);
-  }
-
-  std::size_t size() const { return e_.extent(0); }
-
-  /// c = C(g + e); e <- g + e - c. The message stays valid until the next call.
-  template <class GView>
-  const message_type& compress(const ExecSpace& space, const GView& g) {
-    Impl::check_view<ExecSpace, GView>();
-    Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
-    const message_type* prev = pending_ ? &msg_[current_] : nullptr;
-    const int next = pending_ ? 1 - current_ : current_;
-    using Step = Impl::ErrorFeedbackStep<GView, Kokkos::View<T*, memory_space>>;
-    Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::error_feedback", Step{g, e_}, size(), msg_[next],
-                                                   ws_, prev);
-    Impl::set_scale(space, msg_[next], ws_, false);
-    current_ = next;
-    pending_ = true;
-    return msg_[current_];
-  }
-
-  /// The error e as the algorithm defines it (applies the pending e <- p - c now).
-  Kokkos::View<T*, memory_space> error(const ExecSpace& space) {
-    if (pending_) {
-      message_add(space, msg_[current_], e_, T(-1));
-      pending_ = false;
-    }
-    return e_;
-  }
-
-  const message_type& message() const { return msg_[current_]; }
-
- private:
-  Kokkos::View<T*, memory_space> e_;
-  message_type msg_[2];
-  SumWorkspace<ExecSpace> ws_;
-  int current_ = 0;
-  bool pending_ = false;
-};
-
-/// Markov compression sequence with the scaled-sign compressor (seed 004 Sec. 5): compress(w) returns
-/// c = C(w - w_hat) and advances w_hat <- w_hat + c; w_hat starts at 0, so the first message is C(w_0).
-/// The receiving side keeps its own copy of w_hat and applies message_add(c) to it.
-template <class ExecSpace, class T>
-class MarkovCompressor<ExecSpace, T, ScaledSign> {
- public:
-  using memory_space = typename ExecSpace::memory_space;
-  using message_type = SignMessage<ExecSpace, T>;
-
-  explicit MarkovCompressor(std::size_t n, const std::string& label = "terse::markov")
-      : w_hat_(label + ".w_hat", n),
-        msg_{message_type(n, label + ".c0"), message_type(n, label + ".c1")},
-        ws_(n) {}
-  /// Bytes the constructor allocates: w_hat, two messages, the sum's workspace.
-  static constexpr std::size_t bytes(std::size_t n) {
-    return n * sizeof(T) + 2 * message_type::bytes(n) + SumWorkspace<ExecSpace>::bytes(n);
-  }
-
-  std::size_t size() const { return w_hat_.extent(0); }
-
-  /// c = C(w - w_hat); w_hat <- w_hat + c. The message stays valid until the next call.
-  template <class WView>
-  const message_type& compress(const ExecSpace& space, const WView& w) {
-    Impl::check_view<ExecSpace, WView>();
-    Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
-    const message_type* prev = pending_ ? &msg_[current_] : nullptr;
-    const int next = pending_ ? 1 - current_ : current_;
-    using Step = Impl::MarkovStep<WView, Kokkos::View<T*, memory_space>>;
-    Impl::fused_sign_pass<ExecSpace, Impl::SumAbs>(space, "terse::markov_compress", Step{w, w_hat_}, size(),
-                                                   msg_[next], ws_, prev);
-    Impl::set_scale(space, msg_[next], ws_, false);
-    current_ = next;
-    pending_ = true;
-    return msg_[current_];
-  }
-
-  /// w_hat as the algorithm defines it (applies the pending w_hat <- w_hat + c now).
-  Kokkos::View<T*, memory_space> estimate(const ExecSpace& space) {
-    if (pending_) {
-      message_add(space, msg_[current_], w_hat_, T(1));
-      pending_ = false;
-    }
-    return w_hat_;
-  }
-
-  const message_type& message() const { return msg_[current_]; }
-
- private:
-  Kokkos::View<T*, memory_space> w_hat_;
-  message_type msg_[2];
-  SumWorkspace<ExecSpace> ws_;
-  int current_ = 0;
-  bool pending_ = false;
-};
-
 namespace Impl {
 
 /// d_i = w(i) - w_hat(i), for a selection without a temporary vector.
@@ -567,77 +441,6 @@ struct Difference {
 };
 
 }  // namespace Impl
-
-/// Error feedback with top-k: p = g + e (stored in e), c = top-k of p, then e <- p - c zeroes the k
-/// selected entries. e is always current (no lazy update).
-template <class ExecSpace, class T>
-class ErrorFeedback<ExecSpace, T, TopK> {
- public:
-  using memory_space = typename ExecSpace::memory_space;
-  using message_type = SparseMessage<ExecSpace, T>;
-
-  ErrorFeedback(std::size_t n, std::size_t k, const std::string& label = "terse::error_feedback_top_k")
-      : e_(label + ".e", n), ws_(n, k) {}
-  /// Bytes the constructor allocates: e and the selection's workspace.
-  static std::size_t bytes(std::size_t n, std::size_t k) {
-    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
-  }
-
-  std::size_t size() const { return e_.extent(0); }
-
-  template <class GView>
-  message_type compress(const ExecSpace& space, const GView& g) {
-    Impl::check_view<ExecSpace, GView>();
-    Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
-    auto e = e_;
-    Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
-                         KOKKOS_LAMBDA(std::size_t i) { e(i) = g(i) + e(i); });
-    top_k_select(space, e_, ws_);
-    top_k_zero(space, ws_.indices(), e_);
-    return message();
-  }
-
-  Kokkos::View<T*, memory_space> error(const ExecSpace&) { return e_; }
-  message_type message() const { return message_type{ws_.indices(), ws_.values(), size()}; }
-
- private:
-  Kokkos::View<T*, memory_space> e_;
-  TopKWorkspace<ExecSpace, T> ws_;
-};
-
-/// Markov sequence with top-k (EF21, seed 004 Sec. 5 and 7.2): c = top-k of (w - w_hat), w_hat <- w_hat + c.
-template <class ExecSpace, class T>
-class MarkovCompressor<ExecSpace, T, TopK> {
- public:
-  using memory_space = typename ExecSpace::memory_space;
-  using message_type = SparseMessage<ExecSpace, T>;
-
-  MarkovCompressor(std::size_t n, std::size_t k, const std::string& label = "terse::markov_top_k")
-      : w_hat_(label + ".w_hat", n), ws_(n, k) {}
-  /// Bytes the constructor allocates: w_hat and the selection's workspace.
-  static std::size_t bytes(std::size_t n, std::size_t k) {
-    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
-  }
-
-  std::size_t size() const { return w_hat_.extent(0); }
-
-  template <class WView>
-  message_type compress(const ExecSpace& space, const WView& w) {
-    Impl::check_view<ExecSpace, WView>();
-    Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
-    using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
-    top_k_select(space, Diff{w, w_hat_}, ws_);
-    top_k_scatter_add(space, ws_.indices(), ws_.values(), w_hat_, T(1));
-    return message();
-  }
-
-  Kokkos::View<T*, memory_space> estimate(const ExecSpace&) { return w_hat_; }
-  message_type message() const { return message_type{ws_.indices(), ws_.values(), size()}; }
-
- private:
-  Kokkos::View<T*, memory_space> w_hat_;
-  TopKWorkspace<ExecSpace, T> ws_;
-};
 
 namespace Impl {
 
@@ -679,93 +482,6 @@ SparseMessage<ExecSpace, T> rand_k_compress(const ExecSpace& space, const XView&
   Impl::rand_k_values(space, x, ws);
   return SparseMessage<ExecSpace, T>{ws.indices(), ws.values(), ws.n()};
 }
-
-namespace Impl {
-
-/// What the rand-k memories share: the draws (rng, iteration, worker) into one selection workspace.
-template <class ExecSpace, class T>
-class RandKDraws {
- public:
-  using message_type = SparseMessage<ExecSpace, T>;
-  RandKDraws(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker) : ws_(n, k), rng_(rng), worker_(worker) {}
-  /// Bytes of a memory of n values with its draws.
-  static std::size_t bytes(std::size_t n, std::size_t k) {
-    return n * sizeof(T) + TopKWorkspace<ExecSpace, T>::bytes(n, k);
-  }
-
- protected:
-  template <class Source>
-  message_type draw(const ExecSpace& space, const Source& src, std::uint64_t iteration) {
-    return rand_k_compress(space, src, rng_, iteration, worker_, ws_);
-  }
-
- private:
-  TopKWorkspace<ExecSpace, T> ws_;
-  CounterRng rng_;
-  std::uint32_t worker_;
-};
-
-}  // namespace Impl
-
-/// Error feedback with rand-k: p = g + e (stored in e), c = rand-k of p, e <- p - c (each selected entry
-/// becomes (1 - n / k) p_i). The draws are (rng, iteration, worker).
-template <class ExecSpace, class T>
-class ErrorFeedback<ExecSpace, T, RandK> : public Impl::RandKDraws<ExecSpace, T> {
- public:
-  using memory_space = typename ExecSpace::memory_space;
-  using message_type = SparseMessage<ExecSpace, T>;
-
-  ErrorFeedback(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker,
-                const std::string& label = "terse::error_feedback_rand_k")
-      : Impl::RandKDraws<ExecSpace, T>(n, k, rng, worker), e_(label + ".e", n) {}
-  std::size_t size() const { return e_.extent(0); }
-
-  template <class GView>
-  message_type compress(const ExecSpace& space, const GView& g, std::uint64_t iteration) {
-    Impl::check_view<ExecSpace, GView>();
-    Impl::require(g.extent(0) == size(), "terse::ErrorFeedback::compress: g has another dimension");
-    auto e = e_;
-    Kokkos::parallel_for("terse::error_feedback_accumulate", Kokkos::RangePolicy<ExecSpace>(space, 0, size()),
-                         KOKKOS_LAMBDA(std::size_t i) { e(i) = g(i) + e(i); });
-    const message_type m = this->draw(space, e_, iteration);
-    top_k_scatter_add(space, m.indices, m.values, e_, T(-1));
-    return m;
-  }
-  Kokkos::View<T*, memory_space> error(const ExecSpace&) { return e_; }
-
- private:
-  Kokkos::View<T*, memory_space> e_;
-};
-
-/// Markov sequence with rand-k: c = rand-k of (w - w_hat), w_hat <- w_hat + c. The draws are (rng, iteration,
-/// worker). With the unbiased scale n / k the sequence is not a contraction when k < n / 2 (a selected
-/// coordinate's error w_i - w_hat_i becomes (1 - n / k) times itself: E|error|^2 grows by n / k - 1 per round),
-/// which EF21's analysis needs; docs/algorithms.md says what that means for ef21 and cd_adam.
-template <class ExecSpace, class T>
-class MarkovCompressor<ExecSpace, T, RandK> : public Impl::RandKDraws<ExecSpace, T> {
- public:
-  using memory_space = typename ExecSpace::memory_space;
-  using message_type = SparseMessage<ExecSpace, T>;
-
-  MarkovCompressor(std::size_t n, std::size_t k, CounterRng rng, std::uint32_t worker,
-                   const std::string& label = "terse::markov_rand_k")
-      : Impl::RandKDraws<ExecSpace, T>(n, k, rng, worker), w_hat_(label + ".w_hat", n) {}
-  std::size_t size() const { return w_hat_.extent(0); }
-
-  template <class WView>
-  message_type compress(const ExecSpace& space, const WView& w, std::uint64_t iteration) {
-    Impl::check_view<ExecSpace, WView>();
-    Impl::require(w.extent(0) == size(), "terse::MarkovCompressor::compress: w has another dimension");
-    using Diff = Impl::Difference<WView, Kokkos::View<T*, memory_space>>;
-    const message_type m = this->draw(space, Diff{w, w_hat_}, iteration);
-    top_k_scatter_add(space, m.indices, m.values, w_hat_, T(1));
-    return m;
-  }
-  Kokkos::View<T*, memory_space> estimate(const ExecSpace&) { return w_hat_; }
-
- private:
-  Kokkos::View<T*, memory_space> w_hat_;
-};
 
 /// One block of a scaled sign of w - w_hat whose coordinates are split across ranks (the sharded server of
 /// seed 004 Alg. 1, line 9, when each rank holds a slice of g^ and g~): packs sign(w_i - w_hat_i) of this block

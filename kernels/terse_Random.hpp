@@ -37,6 +37,7 @@ KOKKOS_INLINE_FUNCTION Philox4x32 philox4x32(std::uint32_t c0, std::uint32_t c1,
 
 /// Well-known uses of the generator; each is an independent stream.
 enum class RandomStream : std::uint32_t {
+  none = 0,  ///< a compressor that draws nothing (terse_Compressor.hpp: C::stream of the deterministic ones)
   gradient_noise = 1,
   stochastic_sign = 2,
   sample_selection = 3,

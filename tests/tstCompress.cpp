@@ -5,6 +5,7 @@
 #include "terse_TestReference.hpp"
 
 #include <terse_Compress.hpp>
+#include <terse_Compressor.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -10,6 +10,7 @@
 #include "terse_TestReference.hpp"
 
 #include <terse_Compress.hpp>
+#include <terse_Compressor.hpp>
 #include <terse_Vote.hpp>
 
 #include <algorithm>

@@ -8,6 +8,7 @@
 #include "terse_TestReference.hpp"
 
 #include <terse_Compress.hpp>
+#include <terse_Compressor.hpp>
 #include <terse_Random.hpp>
 #include <terse_TopK.hpp>
 

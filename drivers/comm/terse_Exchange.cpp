@@ -31,7 +31,8 @@ auto host_buffer(const V& v) {
 // SignExchange
 // ------------------------------------------------------------------------------------------------------------
 
-SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers, bool voting)
+template <class E>
+BasicSignExchange<E>::BasicSignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers, bool voting)
     : comm_(comm), R_(local_workers), d_(d), nw_(packed_words(d)) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &P_);
@@ -60,48 +61,61 @@ SignExchange::SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool
     coord_counts_[r] = static_cast<int>(c.size());
     coord_displs_[r] = static_cast<int>(c.begin);
   }
-  const std::size_t on = sign_buffers ? 1 : 0;  // without sign buffers: views of extent 0
-  local_ = decltype(local_)("terse::exchange::local_signs", on * R_, nw_);
+  const Sizes z = Sizes::of(d, R_, P_, rank_, sign_buffers, voting);  // what bytes() counts
+  local_ = decltype(local_)("terse::exchange::local_signs", z.sign_rows, nw_);
   local_h_ = Kokkos::create_mirror_view(local_);
-  local_scales_ = Kokkos::View<float*, Mem>("terse::exchange::local_scales", on * R_);
+  local_scales_ = Kokkos::View<float*, Mem>("terse::exchange::local_scales", z.sign_rows);
   local_scales_h_ = Kokkos::create_mirror_view(local_scales_);
-  send_h_ = decltype(send_h_)("terse::exchange::send", on * R_ * nw_);
-  recv_ = decltype(recv_)("terse::exchange::recv", on * W_, slice_.size());
+  send_h_ = decltype(send_h_)("terse::exchange::send", z.sign_rows * nw_);
+  recv_ = decltype(recv_)("terse::exchange::recv", z.recv_rows, slice_.size());
   recv_h_ = Kokkos::create_mirror_view(recv_);
-  scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", on * W_);
+  scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", z.recv_rows);
   scales_h_ = host_buffer(scales_);
-  vote_slice_ = Words("terse::exchange::vote_slice", on * slice_.size());
-  tie_slice_ = Words("terse::exchange::tie_slice", on * slice_.size());
-  all_ = decltype(all_)("terse::exchange::all_signs", sign_buffers && voting && direct_vote(P_, R_) ? W_ : 0, nw_);
+  vote_slice_ = Words("terse::exchange::vote_slice", z.vote_words ? slice_.size() : 0);
+  tie_slice_ = Words("terse::exchange::tie_slice", z.vote_words ? slice_.size() : 0);
+  all_ = decltype(all_)("terse::exchange::all_signs", z.direct_rows, nw_);
   all_h_ = Kokkos::create_mirror_view(all_);
-  vote_ = Words("terse::exchange::vote", on * nw_);
-  tie_ = Words("terse::exchange::tie", on * nw_);
+  vote_ = Words("terse::exchange::vote", z.vote_words);
+  tie_ = Words("terse::exchange::tie", z.vote_words);
   // Host staging for the gathers, only where the device memory is not host-accessible (MPI reads and writes
   // the callers' views directly otherwise: no full-size temporaries on host backends).
-  const bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
-  words_slice_h_ = decltype(words_slice_h_)("terse::exchange::words_slice_h", staged ? slice_.size() : 0);
-  words_h_ = decltype(words_h_)("terse::exchange::words_h", staged ? nw_ : 0);
-  values_slice_h_ = decltype(values_slice_h_)("terse::exchange::values_slice_h", staged ? coords_.size() : 0);
-  values_h_ = decltype(values_h_)("terse::exchange::values_h", staged ? d_ : 0);
-  ties_slice_h_ = decltype(ties_slice_h_)("terse::exchange::ties_slice_h", staged ? slice_.size() : 0);
-  ties_h_ = decltype(ties_h_)("terse::exchange::ties_h", staged ? nw_ : 0);
+  gather_words_[0] = StagedGather<Exec, sign_word_t>(slice_.size(), nw_, "terse::exchange::words");
+  gather_words_[1] = StagedGather<Exec, sign_word_t>(slice_.size(), nw_, "terse::exchange::ties");
+  gather_values_ = StagedGather<Exec, float>(coords_.size(), d_, "terse::exchange::values");
   set_chunk_words(0);
 }
 
-std::size_t SignExchange::bytes(std::size_t d, int R, int P, int rank, bool sign_buffers, bool voting) {
-  constexpr bool staged = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible;
-  const std::size_t nw = packed_words(d), S = server_slice(nw, P, rank).size();
-  const std::size_t cs = server_coords(d, P, rank).size(), W = static_cast<std::size_t>(P) * R;
-  const std::size_t w = sizeof(sign_word_t), f = sizeof(float), m = staged ? 2 : 1;  // m: with host mirrors
-  const std::size_t on = sign_buffers ? 1 : 0;
-  return on * (m * (R * nw * w + R * f + W * S * w + W * f)  // local signs and scales, received slice, scales
-               + R * nw * w                                 // send buffer
-               + (voting && direct_vote(P, R) ? m * W * nw * w : 0)  // every worker's signs (direct vote)
-               + 2 * S * w + 2 * nw * w)                    // vote and tie: slice and whole
-         + (staged ? 2 * (S * w + nw * w) + cs * f + d * f : 0);  // gather staging (two word gathers)
+template <class E>
+typename BasicSignExchange<E>::Sizes BasicSignExchange<E>::Sizes::of(std::size_t d, int R, int P, int rank,
+                                                                      bool sign_buffers, bool voting) {
+  Sizes z;
+  z.d = d;
+  z.nw = packed_words(d);
+  z.slice = server_slice(z.nw, P, rank).size();
+  z.coords = server_coords(d, P, rank).size();
+  z.R = static_cast<std::size_t>(R);
+  z.W = static_cast<std::size_t>(P) * z.R;
+  const std::size_t on = sign_buffers ? 1 : 0;  // without sign buffers: views of extent 0
+  z.sign_rows = on * z.R;
+  z.recv_rows = on * z.W;
+  z.direct_rows = sign_buffers && voting && direct_vote(P, R) ? z.W : 0;
+  z.vote_words = on * z.nw;
+  return z;
 }
 
-void SignExchange::uplink(const Exec& space, bool with_scales) {
+template <class E>
+std::size_t BasicSignExchange<E>::Sizes::bytes() const {
+  const std::size_t w = sizeof(sign_word_t), f = sizeof(float), m = staged_v<E> ? 2 : 1;  // m: with host mirrors
+  return m * (sign_rows * nw * w + sign_rows * f + recv_rows * slice * w + recv_rows * f)  // local signs and scales,
+                                                                                       // received slice, scales
+         + sign_rows * nw * w                                       // send buffer
+         + m * direct_rows * nw * w                                 // every worker's signs (direct vote)
+         + 2 * (vote_words ? slice : 0) * w + 2 * vote_words * w    // vote and tie: slice and whole
+         + 2 * StagedGather<E, sign_word_t>::bytes(slice, nw) + StagedGather<E, float>::bytes(coords, d);
+}
+
+template <class E>
+void BasicSignExchange<E>::uplink(const Exec& space, bool with_scales) {
   last_bytes_ = 0;
   // Pack the send buffer by destination: [rank r][local worker l][words of slice r].
   auto local_h = local_h_;
@@ -134,7 +148,8 @@ void SignExchange::uplink(const Exec& space, bool with_scales) {
   Kokkos::deep_copy(space, recv_, recv_h_);
 }
 
-void SignExchange::vote(const Exec& space) {
+template <class E>
+void BasicSignExchange<E>::vote(const Exec& space) {
   if (direct_vote(P_, R_)) {
     if (all_.extent(0) != static_cast<std::size_t>(W_))
       throw std::logic_error("terse::SignExchange::vote: constructed with voting = false");
@@ -160,44 +175,29 @@ void SignExchange::vote(const Exec& space) {
   if (W_ % 2 == 0) gather_words(space, tie_slice_, tie_);
 }
 
-void SignExchange::gather_words(const Exec& space, const Words& slice_words, const Words& full) {
+template <class E>
+void BasicSignExchange<E>::gather_words(const Exec& space, const Words& slice_words, const Words& full) {
   if (slice_words.extent(0) != slice_.size() || full.extent(0) != nw_)
     throw std::invalid_argument("terse::SignExchange::gather_words: views of the wrong extent");
-  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
-    space.fence();
-    MPI_Allgatherv(slice_words.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, full.data(),
-                   slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
-  } else {
-    Kokkos::deep_copy(space, words_slice_h_, slice_words);
-    space.fence();
-    MPI_Allgatherv(words_slice_h_.data(), static_cast<int>(slice_.size()), MPI_UINT64_T, words_h_.data(),
-                   slice_counts_.data(), slice_displs_.data(), MPI_UINT64_T, comm_);
-    Kokkos::deep_copy(space, full, words_h_);
-  }
+  gather_words_[0].post(space, slice_words, 0, slice_.size(), full, slice_counts_.data(), slice_displs_.data(),
+                        MPI_UINT64_T, comm_, nullptr);
   count(static_cast<std::uint64_t>(P_ - 1) * slice_.size() * sizeof(sign_word_t));
 }
 
-void SignExchange::gather_values(const Exec& space, const Kokkos::View<float*, Mem>& slice_values,
-                                 const Kokkos::View<float*, Mem>& full) {
+template <class E>
+void BasicSignExchange<E>::gather_values(const Exec& space, const Kokkos::View<float*, Mem>& slice_values,
+                                         const Kokkos::View<float*, Mem>& full) {
   if (slice_values.extent(0) != coords_.size() || full.extent(0) != d_)
     throw std::invalid_argument("terse::SignExchange::gather_values: views of the wrong extent");
-  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
-    space.fence();
-    MPI_Allgatherv(slice_values.data(), static_cast<int>(coords_.size()), MPI_FLOAT, full.data(),
-                   coord_counts_.data(), coord_displs_.data(), MPI_FLOAT, comm_);
-  } else {
-    Kokkos::deep_copy(space, values_slice_h_, slice_values);
-    space.fence();
-    MPI_Allgatherv(values_slice_h_.data(), static_cast<int>(coords_.size()), MPI_FLOAT, values_h_.data(),
-                   coord_counts_.data(), coord_displs_.data(), MPI_FLOAT, comm_);
-    Kokkos::deep_copy(space, full, values_h_);
-  }
+  gather_values_.post(space, slice_values, 0, coords_.size(), full, coord_counts_.data(), coord_displs_.data(),
+                      MPI_FLOAT, comm_, nullptr);
   count(static_cast<std::uint64_t>(P_ - 1) * coords_.size() * sizeof(float));
 }
 
 // ---- the chunked exchange ----------------------------------------------------------------------------------
 
-void SignExchange::set_chunk_words(std::size_t words) {
+template <class E>
+void BasicSignExchange<E>::set_chunk_words(std::size_t words) {
   std::size_t largest = 0;
   for (int r = 0; r < P_; ++r) largest = std::max(largest, server_slice(nw_, P_, r).size());
   if (words == 0 || words >= largest) {
@@ -209,18 +209,21 @@ void SignExchange::set_chunk_words(std::size_t words) {
   }
 }
 
-WordSlice SignExchange::piece(int r, std::size_t j) const {
+template <class E>
+WordSlice BasicSignExchange<E>::piece(int r, std::size_t j) const {
   const WordSlice s = server_slice(nw_, P_, r);
   const std::size_t a = std::min(j * chunk_words_, s.size()), b = std::min((j + 1) * chunk_words_, s.size());
   return WordSlice{s.begin + a, s.begin + b};
 }
 
-CoordSlice SignExchange::piece_coords(int r, std::size_t j) const {
+template <class E>
+CoordSlice BasicSignExchange<E>::piece_coords(int r, std::size_t j) const {
   const WordSlice w = piece(r, j);
   return CoordSlice{std::min(d_, w.begin * sign_word_bits), std::min(d_, w.end * sign_word_bits)};
 }
 
-void SignExchange::exchange_scales(const Exec& space) {
+template <class E>
+void BasicSignExchange<E>::exchange_scales(const Exec& space) {
   Kokkos::deep_copy(space, local_scales_h_, local_scales_);
   space.fence();
   MPI_Allgather(local_scales_h_.data(), R_, MPI_FLOAT, scales_h_.data(), R_, MPI_FLOAT, comm_);
@@ -228,7 +231,8 @@ void SignExchange::exchange_scales(const Exec& space) {
   Kokkos::deep_copy(space, scales_, scales_h_);
 }
 
-void SignExchange::post_uplink(const Exec& space, std::size_t j) {
+template <class E>
+void BasicSignExchange<E>::post_uplink(const Exec& space, std::size_t j) {
   ChunkPlan& p = plan(j);
   if (p.live) throw std::logic_error("terse::SignExchange::post_uplink: more than kChunkSlots chunks in flight");
   if (local_.extent(0) == 0) throw std::logic_error("terse::SignExchange::post_uplink: constructed without sign buffers");
@@ -247,7 +251,7 @@ void SignExchange::post_uplink(const Exec& space, std::size_t j) {
   }
   // This chunk's words to the host (no copy on host backends), then the send buffer by destination:
   // [rank r][chunk j][local worker l][words of r's piece].
-  if constexpr (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
+  if constexpr (staged_v<E>) {
     for (int l = 0; l < R_; ++l)
       for (int r = 0; r < P_; ++r) {
         const WordSlice w = piece(r, j);
@@ -279,8 +283,9 @@ void SignExchange::post_uplink(const Exec& space, std::size_t j) {
   count(bytes);
 }
 
-Kokkos::View<sign_word_t**, Kokkos::LayoutRight, SignExchange::Mem, Kokkos::MemoryTraits<Kokkos::Unmanaged>>
-SignExchange::wait_uplink(const Exec& space, std::size_t j) {
+template <class E>
+Kokkos::View<sign_word_t**, Kokkos::LayoutRight, typename BasicSignExchange<E>::Mem, Kokkos::MemoryTraits<Kokkos::Unmanaged>>
+BasicSignExchange<E>::wait_uplink(const Exec& space, std::size_t j) {
   ChunkPlan& p = plan(j);
   if (p.chunk != j) throw std::logic_error("terse::SignExchange::wait_uplink: chunk not posted");
   MPI_Wait(&p.up, MPI_STATUS_IGNORE);
@@ -292,7 +297,8 @@ SignExchange::wait_uplink(const Exec& space, std::size_t j) {
   return Chunk(recv_.data() + at, static_cast<std::size_t>(W_), mine);
 }
 
-void SignExchange::post_gather_words(const Exec& space, std::size_t j, const Words& slice_words, const Words& full,
+template <class E>
+void BasicSignExchange<E>::post_gather_words(const Exec& space, std::size_t j, const Words& slice_words, const Words& full,
                                      int slot) {
   if (slice_words.extent(0) != slice_.size() || full.extent(0) != nw_ || slot < 0 || slot > 1)
     throw std::invalid_argument("terse::SignExchange::post_gather_words: views of the wrong extent");
@@ -307,24 +313,14 @@ void SignExchange::post_gather_words(const Exec& space, std::size_t j, const Wor
   }
   const WordSlice mine = piece(rank_, j);
   const std::size_t lo = mine.begin - slice_.begin, n = mine.size();
-  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
-    space.fence();
-    MPI_Iallgatherv(slice_words.data() + lo, static_cast<int>(n), MPI_UINT64_T, full.data(), p.gather_counts[slot].data(),
-                    p.gather_displs[slot].data(), MPI_UINT64_T, comm_, &p.gather[slot]);
-  } else {
-    auto stage_slice = slot == 0 ? words_slice_h_ : ties_slice_h_;
-    auto stage_full = slot == 0 ? words_h_ : ties_h_;
-    const auto range = std::make_pair(lo, lo + n);
-    Kokkos::deep_copy(space, Kokkos::subview(stage_slice, range), Kokkos::subview(slice_words, range));
-    space.fence();
-    MPI_Iallgatherv(stage_slice.data() + lo, static_cast<int>(n), MPI_UINT64_T, stage_full.data(),
-                    p.gather_counts[slot].data(), p.gather_displs[slot].data(), MPI_UINT64_T, comm_, &p.gather[slot]);
-    p.full_words[slot] = full;
-  }
+  gather_words_[slot].post(space, slice_words, lo, n, full, p.gather_counts[slot].data(), p.gather_displs[slot].data(),
+                           MPI_UINT64_T, comm_, &p.gather[slot]);
+  p.full_words[slot] = full;
   count(static_cast<std::uint64_t>(P_ - 1) * n * sizeof(sign_word_t));
 }
 
-void SignExchange::post_gather_values(const Exec& space, std::size_t j, const Kokkos::View<float*, Mem>& slice_values,
+template <class E>
+void BasicSignExchange<E>::post_gather_values(const Exec& space, std::size_t j, const Kokkos::View<float*, Mem>& slice_values,
                                       const Kokkos::View<float*, Mem>& full) {
   if (slice_values.extent(0) != coords_.size() || full.extent(0) != d_)
     throw std::invalid_argument("terse::SignExchange::post_gather_values: views of the wrong extent");
@@ -339,46 +335,34 @@ void SignExchange::post_gather_values(const Exec& space, std::size_t j, const Ko
   }
   const CoordSlice mine = piece_coords(rank_, j);
   const std::size_t lo = mine.begin - coords_.begin, n = mine.size();
-  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
-    space.fence();
-    MPI_Iallgatherv(slice_values.data() + lo, static_cast<int>(n), MPI_FLOAT, full.data(), p.gather_counts[0].data(),
-                    p.gather_displs[0].data(), MPI_FLOAT, comm_, &p.gather[0]);
-  } else {
-    const auto range = std::make_pair(lo, lo + n);
-    Kokkos::deep_copy(space, Kokkos::subview(values_slice_h_, range), Kokkos::subview(slice_values, range));
-    space.fence();
-    MPI_Iallgatherv(values_slice_h_.data() + lo, static_cast<int>(n), MPI_FLOAT, values_h_.data(),
-                    p.gather_counts[0].data(), p.gather_displs[0].data(), MPI_FLOAT, comm_, &p.gather[0]);
-    p.full_values = full;
-  }
+  gather_values_.post(space, slice_values, lo, n, full, p.gather_counts[0].data(), p.gather_displs[0].data(), MPI_FLOAT,
+                      comm_, &p.gather[0]);
+  p.full_values = full;
   count(static_cast<std::uint64_t>(P_ - 1) * n * sizeof(float));
 }
 
-void SignExchange::wait_gathers(const Exec& space, std::size_t j) {
+template <class E>
+void BasicSignExchange<E>::wait_gathers(const Exec& space, std::size_t j) {
   ChunkPlan& p = plan(j);
   if (p.chunk != j) throw std::logic_error("terse::SignExchange::wait_gathers: chunk not posted");
   MPI_Waitall(2, p.gather, MPI_STATUSES_IGNORE);
   p.live = false;
-  if constexpr (!Kokkos::SpaceAccessibility<Kokkos::HostSpace, Mem>::accessible) {
-    // The staged gathers back to the device, piece by piece (each rank's piece is contiguous, the chunk is not).
+  // The staged gathers back to the device, piece by piece (each rank's piece is contiguous, the chunk is not).
+  if constexpr (staged_v<E>) {
     for (int r = 0; r < P_; ++r) {
       const WordSlice w = piece(r, j);
       const CoordSlice c = piece_coords(r, j);
-      const auto wr = std::make_pair(w.begin, w.end);
       for (int slot = 0; slot < 2; ++slot)
-        if (p.full_words[slot].extent(0) > 0 && w.size() > 0)
-          Kokkos::deep_copy(space, Kokkos::subview(p.full_words[slot], wr),
-                            Kokkos::subview(slot == 0 ? words_h_ : ties_h_, wr));
-      if (p.full_values.extent(0) > 0 && c.size() > 0)
-        Kokkos::deep_copy(space, Kokkos::subview(p.full_values, std::make_pair(c.begin, c.end)),
-                          Kokkos::subview(values_h_, std::make_pair(c.begin, c.end)));
+        if (p.full_words[slot].extent(0) > 0) gather_words_[slot].finish(space, p.full_words[slot], w.begin, w.end);
+      if (p.full_values.extent(0) > 0) gather_values_.finish(space, p.full_values, c.begin, c.end);
     }
-    p.full_words[0] = p.full_words[1] = Words();
-    p.full_values = Kokkos::View<float*, Mem>();
   }
+  p.full_words[0] = p.full_words[1] = Words();
+  p.full_values = Kokkos::View<float*, Mem>();
 }
 
-void SignExchange::vote_chunk(const Exec& space, std::size_t j) {
+template <class E>
+void BasicSignExchange<E>::vote_chunk(const Exec& space, std::size_t j) {
   const auto recv = wait_uplink(space, j);
   const WordSlice w = piece(rank_, j);
   if (w.size() > 0) {
@@ -390,7 +374,8 @@ void SignExchange::vote_chunk(const Exec& space, std::size_t j) {
   if (W_ % 2 == 0) post_gather_words(space, j, tie_slice_, tie_, 1);
 }
 
-void SignExchange::progress() {
+template <class E>
+void BasicSignExchange<E>::progress() {
   MPI_Request reqs[3 * kChunkSlots];
   int n = 0;
   for (auto& p : plans_)
@@ -406,7 +391,8 @@ void SignExchange::progress() {
 // SparseExchange
 // ------------------------------------------------------------------------------------------------------------
 
-SparseExchange::SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k)
+template <class E>
+BasicSparseExchange<E>::BasicSparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k)
     : comm_(comm), R_(local_workers), d_(d), k_(k) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &P_);
@@ -452,7 +438,8 @@ SparseExchange::SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, 
   drawn_displs_.resize(P_);
 }
 
-std::size_t SparseExchange::bytes(std::size_t d, int R, std::size_t k, int P, int rank) {
+template <class E>
+std::size_t BasicSparseExchange<E>::bytes(std::size_t d, int R, std::size_t k, int P, int rank) {
   const std::size_t pair = sizeof(std::uint32_t) + sizeof(float), W = static_cast<std::size_t>(P) * R;
   const std::size_t pw = std::min(k, server_coords(d, P, rank).size());
   std::size_t candidates = 0;
@@ -464,9 +451,11 @@ std::size_t SparseExchange::bytes(std::size_t d, int R, std::size_t k, int P, in
          + 2 * k * sizeof(float);    // a drawn message's values on the host: this rank's and all
 }
 
-std::size_t SparseExchange::candidate_count(int rank) const { return std::min(k_, all_coords_[rank].size()); }
+template <class E>
+std::size_t BasicSparseExchange<E>::candidate_count(int rank) const { return std::min(k_, all_coords_[rank].size()); }
 
-void SparseExchange::uplink(const Exec& space, const std::vector<Indices>& indices, const std::vector<Values>& values) {
+template <class E>
+void BasicSparseExchange<E>::uplink(const Exec& space, const std::vector<Indices>& indices, const std::vector<Values>& values) {
   if (static_cast<int>(indices.size()) != R_ || static_cast<int>(values.size()) != R_)
     throw std::invalid_argument("terse::SparseExchange::uplink: one message per local worker");
   for (int l = 0; l < R_; ++l) {
@@ -527,7 +516,8 @@ void SparseExchange::uplink(const Exec& space, const std::vector<Indices>& indic
       KOKKOS_LAMBDA(std::size_t j) { idx(j) -= begin; });
 }
 
-void SparseExchange::gather_candidates(const Exec& space, const Indices& indices, const Values& values) {
+template <class E>
+void BasicSparseExchange<E>::gather_candidates(const Exec& space, const Indices& indices, const Values& values) {
   const std::size_t mine = candidate_count(rank_);
   if (indices.extent(0) != mine || values.extent(0) != mine)
     throw std::invalid_argument("terse::SparseExchange::gather_candidates: candidate_count(rank) pairs expected");
@@ -544,7 +534,8 @@ void SparseExchange::gather_candidates(const Exec& space, const Indices& indices
   Kokkos::deep_copy(space, cand_val_, cand_val_h_);
 }
 
-void SparseExchange::gather_drawn(const Exec& space, const Values& mine, const std::vector<int>& counts,
+template <class E>
+void BasicSparseExchange<E>::gather_drawn(const Exec& space, const Values& mine, const std::vector<int>& counts,
                                   const Values& all) {
   if (static_cast<int>(counts.size()) != P_) throw std::invalid_argument("terse::SparseExchange::gather_drawn: a count per rank");
   int total = 0;
@@ -566,12 +557,13 @@ void SparseExchange::gather_drawn(const Exec& space, const Values& mine, const s
 
 // ------------------------------------------------------------------------------------------------------------
 
-std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokkos::View<float*, ExchangeMem>& v,
+template <class E>
+std::uint64_t allreduce_sum(MPI_Comm comm, const E& space, const Kokkos::View<float*, typename E::memory_space>& v,
                             const Kokkos::View<float*, Kokkos::HostSpace>& host) {
   int P = 1;
   MPI_Comm_size(comm, &P);
   const int n = static_cast<int>(v.extent(0));
-  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, ExchangeMem>::accessible) {
+  if constexpr (!staged_v<E>) {
     (void)host;
     space.fence();
     // In pieces of at most allreduce_chunk values: MPI's large-message algorithms allocate temporaries in
@@ -589,5 +581,13 @@ std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokk
   }
   return P > 1 ? static_cast<std::uint64_t>(n) * sizeof(float) : 0;
 }
+
+#define TERSE_EXCHANGE_INSTANTIATE(E)    \
+  template class BasicSignExchange<E>;   \
+  template class BasicSparseExchange<E>; \
+  template std::uint64_t allreduce_sum<E>(MPI_Comm, const E&, const Kokkos::View<float*, typename E::memory_space>&, \
+                                          const Kokkos::View<float*, Kokkos::HostSpace>&);
+TERSE_FOR_EACH_BACKEND(TERSE_EXCHANGE_INSTANTIATE)
+#undef TERSE_EXCHANGE_INSTANTIATE
 
 }  // namespace terse

@@ -26,14 +26,20 @@
 // aggregate summed in that order does not depend on how workers map to ranks. Buffers pass through host
 // mirrors (no GPU-aware MPI assumed; on host backends the mirrors are the views themselves); the execution
 // space is fenced before MPI reads a buffer. Everything is allocated once, in the constructors. Every class
-// counts the bytes it hands to MPI (sent to other ranks).
+// counts the bytes it hands to MPI (sent to other ranks). The exchanges are templates on the execution space
+// (BasicSignExchange<ExecSpace>, ...; SignExchange and SparseExchange are those of the default space),
+// instantiated in terse_Exchange.cpp for every enabled backend; their host staging goes through one helper,
+// StagedGather.
 
+#include <impl/terse_Backends.hpp>
 #include <terse_Compat.hpp>
 #include <terse_Sign.hpp>
 
 #include <mpi.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace terse {
@@ -52,22 +58,90 @@ struct CoordSlice {
 };
 CoordSlice server_coords(std::size_t d, int P, int r);
 
-using ExchangeExec = Kokkos::DefaultExecutionSpace;
-using ExchangeMem = ExchangeExec::memory_space;
+/// Whether MPI needs host copies of views in the memory of execution space E (no GPU-aware MPI assumed).
+template <class E>
+inline constexpr bool staged_v = !Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename E::memory_space>::accessible;
 
-class SignExchange {
+/// MPI_Allgatherv (or MPI_Iallgatherv) of T values from views in E's memory: directly on the views where MPI can
+/// read them (host backends), through host buffers of the slice and of the whole otherwise. The blocking and the
+/// chunked gathers of the exchanges are this one helper.
+template <class E, class T>
+class StagedGather {
  public:
-  using Exec = ExchangeExec;
-  using Mem = ExchangeMem;
+  using View = Kokkos::View<T*, typename E::memory_space>;
+  StagedGather() = default;
+  /// slice: the largest count this rank sends; full: the gathered extent.
+  StagedGather(std::size_t slice, std::size_t full, const std::string& label)
+      : slice_h_(label + "_slice_h", staged_v<E> ? slice : 0), full_h_(label + "_h", staged_v<E> ? full : 0) {}
+  /// Bytes the constructor allocates.
+  static std::size_t bytes(std::size_t slice, std::size_t full) { return staged_v<E> ? (slice + full) * sizeof(T) : 0; }
+  /// The gather of mine[lo, lo + n) into full (counts and displacements per rank, in T) on comm; request null:
+  /// blocking, and full holds the result on return; otherwise complete the request, then call finish() for the
+  /// ranges of full to bring back (device backends; nothing to do on host backends).
+  void post(const E& space, const View& mine, std::size_t lo, std::size_t n, const View& full, const int* counts,
+            const int* displs, MPI_Datatype type, MPI_Comm comm, MPI_Request* request) {
+    if constexpr (!staged_v<E>) {
+      space.fence();
+      if (request) MPI_Iallgatherv(mine.data() + lo, static_cast<int>(n), type, full.data(), counts, displs, type, comm, request);
+      else MPI_Allgatherv(mine.data() + lo, static_cast<int>(n), type, full.data(), counts, displs, type, comm);
+    } else {
+      const auto range = std::make_pair(lo, lo + n);
+      Kokkos::deep_copy(space, Kokkos::subview(slice_h_, range), Kokkos::subview(mine, range));
+      space.fence();
+      if (request) {
+        MPI_Iallgatherv(slice_h_.data() + lo, static_cast<int>(n), type, full_h_.data(), counts, displs, type, comm, request);
+      } else {
+        MPI_Allgatherv(slice_h_.data() + lo, static_cast<int>(n), type, full_h_.data(), counts, displs, type, comm);
+        Kokkos::deep_copy(space, full, full_h_);
+      }
+    }
+  }
+  /// After a posted gather completed: full[begin, end) from the host buffer (device backends).
+  void finish(const E& space, const View& full, std::size_t begin, std::size_t end) {
+    if constexpr (staged_v<E>) {
+      if (end > begin) {
+        const auto range = std::make_pair(begin, end);
+        Kokkos::deep_copy(space, Kokkos::subview(full, range), Kokkos::subview(full_h_, range));
+      }
+    } else {
+      (void)space, (void)full, (void)begin, (void)end;
+    }
+  }
+
+ private:
+  Kokkos::View<T*, Kokkos::HostSpace> slice_h_, full_h_;
+};
+
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+class BasicSignExchange {
+ public:
+  using Exec = ExecSpace;
+  using Mem = typename ExecSpace::memory_space;
   using Words = Kokkos::View<sign_word_t*, Mem>;
+
+  /// The sizes of the buffers a BasicSignExchange allocates on rank `rank` of P: what the constructor allocates
+  /// and what bytes() adds up, from one computation.
+  struct Sizes {
+    std::size_t d = 0, nw = 0, slice = 0, coords = 0;  // dimension, words, this rank's slice (words, coordinates)
+    std::size_t R = 0, W = 0;
+    std::size_t sign_rows = 0;   // R (or 0 without sign buffers): local signs, scales, send buffer
+    std::size_t recv_rows = 0;   // W (or 0): the received slice and the scales
+    std::size_t direct_rows = 0; // W for a direct vote, else 0: every worker's signs
+    std::size_t vote_words = 0;  // nw (or 0): vote and tie of the whole vector; their slices: slice (or 0)
+    static Sizes of(std::size_t d, int R, int P, int rank, bool sign_buffers, bool voting);
+    std::size_t bytes() const;
+  };
 
   /// d coordinates, `local_workers` workers on this rank (the same on every rank), W = P * local_workers.
   /// sign_buffers = false: only the slices and gather_values() (for the fp32 and top-k wires; no sign buffers);
   /// voting = false: vote() is not called (no buffer for a direct vote).
-  SignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers = true, bool voting = true);
+  BasicSignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers = true, bool voting = true);
+
   /// Bytes the constructor allocates on rank `rank` of P (device and host buffers).
   static std::size_t bytes(std::size_t d, int local_workers, int P, int rank, bool sign_buffers = true,
-                           bool voting = true);
+                           bool voting = true) {
+    return Sizes::of(d, local_workers, P, rank, sign_buffers, voting).bytes();
+  }
 
   std::size_t dim() const { return d_; }
   std::size_t words() const { return nw_; }
@@ -172,9 +246,8 @@ class SignExchange {
   Kokkos::View<float*, Kokkos::HostSpace> scales_h_;                 // (W)
   Kokkos::View<float*, Mem> scales_;                                 // (W)
   Words vote_slice_, tie_slice_, vote_, tie_;
-  Kokkos::View<sign_word_t*, Kokkos::HostSpace> words_slice_h_, words_h_;
-  Kokkos::View<float*, Kokkos::HostSpace> values_slice_h_, values_h_;
-  Kokkos::View<sign_word_t*, Kokkos::HostSpace> ties_slice_h_, ties_h_;  // the second gather's staging
+  StagedGather<Exec, sign_word_t> gather_words_[2];  // the word gathers (the vote, and its ties)
+  StagedGather<Exec, float> gather_values_;
   std::uint64_t last_bytes_ = 0, total_bytes_ = 0;
   // The chunked exchange: the plan of each chunk in flight (MPI reads the counts until it completes).
   struct ChunkPlan {
@@ -191,15 +264,16 @@ class SignExchange {
   ChunkPlan plans_[kChunkSlots];
 };
 
-class SparseExchange {
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+class BasicSparseExchange {
  public:
-  using Exec = ExchangeExec;
-  using Mem = ExchangeMem;
+  using Exec = ExecSpace;
+  using Mem = typename ExecSpace::memory_space;
   using Indices = Kokkos::View<std::uint32_t*, Mem>;
   using Values = Kokkos::View<float*, Mem>;
 
   /// d coordinates, local_workers per rank, at most k pairs per message (and per slice in the downlink).
-  SparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k);
+  BasicSparseExchange(MPI_Comm comm, std::size_t d, int local_workers, std::size_t k);
   /// Bytes the constructor allocates on rank `rank` of P (device and host buffers).
   static std::size_t bytes(std::size_t d, int local_workers, std::size_t k, int P, int rank);
 
@@ -257,7 +331,19 @@ inline constexpr int allreduce_chunk = 1 << 22;
 /// Collective: v <- sum of v over the ranks of comm (MPI_Allreduce, fp32), through `host` (a host buffer of
 /// v's extent; unused on host backends). Returns the bytes handed to MPI: the buffer, 4 n, when P > 1 (how
 /// much of it crosses the network is up to the MPI library's algorithm), 0 on one rank.
-std::uint64_t allreduce_sum(MPI_Comm comm, const ExchangeExec& space, const Kokkos::View<float*, ExchangeMem>& v,
+template <class E>
+std::uint64_t allreduce_sum(MPI_Comm comm, const E& space, const Kokkos::View<float*, typename E::memory_space>& v,
                             const Kokkos::View<float*, Kokkos::HostSpace>& host);
+
+using SignExchange = BasicSignExchange<>;
+using SparseExchange = BasicSparseExchange<>;
+
+#define TERSE_EXCHANGE_EXTERN(E)                \
+  extern template class BasicSignExchange<E>;   \
+  extern template class BasicSparseExchange<E>; \
+  extern template std::uint64_t allreduce_sum<E>(MPI_Comm, const E&, const Kokkos::View<float*, typename E::memory_space>&, \
+                                                 const Kokkos::View<float*, Kokkos::HostSpace>&);
+TERSE_FOR_EACH_BACKEND(TERSE_EXCHANGE_EXTERN)
+#undef TERSE_EXCHANGE_EXTERN
 
 }  // namespace terse

@@ -19,6 +19,7 @@
 // only values that may stay unknown: problem.dim of logistic (then the largest feature index of the data) and
 // of mlp (unused), problem.data (only with data_format libsvm), optimizer.lipschitz (only with adaptive).
 #include "terse_Error.hpp"
+#include "terse_Spec.hpp"
 
 #include <array>
 #include <cstdint>
@@ -152,16 +153,17 @@ struct RunConfig {
   /// link is gone; docs/checkpoint.md); 0: never. Not part of a checkpoint's identity.
   double watchdog = 300;
   /// run.exchange_chunk: coordinates of each server slice per chunk of a chunked exchange (the sign wires with
-  /// a plain downlink; terse_Round.hpp); 0: one chunk; exchange_chunk_auto (`auto`, the default): chunks of
+  /// a plain downlink; optim::Method::chunkable()); 0: one chunk; exchange_chunk_auto (`auto`, the default): chunks of
   /// exchange_chunk_size from 3 ranks on, one chunk on 1 or 2 (exchange_chunk_for()). Results do not depend on
   /// it: not part of a checkpoint's identity.
-  static constexpr std::int64_t exchange_chunk_auto = -1;
-  static constexpr std::int64_t exchange_chunk_size = std::int64_t{1} << 18;
+  static constexpr std::int64_t exchange_chunk_auto = optim::Layout::exchange_chunk_auto;
+  static constexpr std::int64_t exchange_chunk_size = optim::Layout::exchange_chunk_size;
   std::int64_t exchange_chunk = exchange_chunk_auto;
-  /// The chunk of run.exchange_chunk on P ranks, in coordinates (0: one chunk).
+  /// The chunk of run.exchange_chunk on P ranks, in coordinates (0: one chunk): optim::Layout::chunk_for's.
   std::int64_t exchange_chunk_for(int P) const {
-    if (exchange_chunk != exchange_chunk_auto) return exchange_chunk;
-    return P >= 3 ? exchange_chunk_size : 0;
+    optim::Layout l;
+    l.exchange_chunk = exchange_chunk;
+    return l.chunk_for(P);
   }
 };
 

@@ -19,34 +19,8 @@
 #include <memory>
 #include <string>
 
-/// M(E) for every execution space this Kokkos build enables: the problems' explicit instantiations.
-#if defined(KOKKOS_ENABLE_SERIAL)
-#define TERSE_PROBLEM_SERIAL(M) M(Kokkos::Serial)
-#else
-#define TERSE_PROBLEM_SERIAL(M)
-#endif
-#if defined(KOKKOS_ENABLE_OPENMP)
-#define TERSE_PROBLEM_OPENMP(M) M(Kokkos::OpenMP)
-#else
-#define TERSE_PROBLEM_OPENMP(M)
-#endif
-#if defined(KOKKOS_ENABLE_THREADS)
-#define TERSE_PROBLEM_THREADS(M) M(Kokkos::Threads)
-#else
-#define TERSE_PROBLEM_THREADS(M)
-#endif
-#if defined(KOKKOS_ENABLE_CUDA)
-#define TERSE_PROBLEM_CUDA(M) M(Kokkos::Cuda)
-#else
-#define TERSE_PROBLEM_CUDA(M)
-#endif
-#if defined(KOKKOS_ENABLE_HIP)
-#define TERSE_PROBLEM_HIP(M) M(compat::HIP)
-#else
-#define TERSE_PROBLEM_HIP(M)
-#endif
-#define TERSE_FOR_EACH_BACKEND(M) \
-  TERSE_PROBLEM_SERIAL(M) TERSE_PROBLEM_OPENMP(M) TERSE_PROBLEM_THREADS(M) TERSE_PROBLEM_CUDA(M) TERSE_PROBLEM_HIP(M)
+// TERSE_FOR_EACH_BACKEND (impl/terse_Backends.hpp): the problems' explicit instantiations.
+#include <impl/terse_Backends.hpp>
 
 namespace terse {
 namespace Impl {

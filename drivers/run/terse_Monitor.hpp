@@ -12,13 +12,32 @@
 // probabilities' arrays) are lent to the local rules' averages between rows (pieces::Scratch).
 
 #include "terse_Deck.hpp"
+#include "terse_Exchange.hpp"
 #include "terse_History.hpp"
 #include "terse_Problem.hpp"
-#include "terse_Rules.hpp"
+#include "terse_Spec.hpp"
+#include "terse_State.hpp"
+
+#include <terse_Sign.hpp>
+
+#include <mpi.h>
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 namespace terse::pieces {
+
+/// The run's types: the default execution space's views, and the method's state and scratch on it.
+using Exec = Kokkos::DefaultExecutionSpace;
+using Mem = Exec::memory_space;
+using Vec = optim::VecOf<Exec>;
+using Mat = optim::MatOf<Exec>;
+using Words = Kokkos::View<sign_word_t*, Mem>;
+using StateArray = optim::StateArray<Exec>;
+using Scratch = optim::Scratch<Exec>;
+using optim::MemoryTerm;
+using optim::Scalars;
 
 class Monitor {
  public:

@@ -1,19 +1,18 @@
-// terse_Run.cpp: `terse run`, the pieces of terse_Algorithm.hpp composed into a run.
+// terse_Run.cpp: `terse run`: the deck's method (terse::optim::Method, terse_Optim.hpp: the step users call too)
+// on the deck's problem, with the monitor, the history, checkpoints and stops.
 //
-// The pieces own their state: the workers' gradients (WorkerGradients, here), the communication round
-// (terse_Round.hpp: the workers' compressors and memories, the sharded server, the downlink), the update rule
-// (terse_Rules.hpp), the monitor (terse_Monitor.hpp). A Run asks them for their memory (before allocating),
-// their arrays (checkpoints) and their steps; Run::iterate() is the algorithm: gradient, uplink, aggregate,
-// downlink, update, monitor, checkpoint.
+// The pieces own their state: the workers' gradients (WorkerGradients, here), the method (its compressors and
+// memories, the sharded server, the downlink, the update rule), the monitor (terse_Monitor.hpp). A Run asks them
+// for their memory (before allocating), their arrays (checkpoints) and their steps; Run::iterate() is the loop:
+// the workers' gradients, the method's step, a history row, a checkpoint, a stop.
 #include "terse_Run.hpp"
 
-#include "terse_Algorithm.hpp"
 #include "terse_Checkpoint.hpp"
+#include "terse_Compose.hpp"
 #include "terse_Exchange.hpp"
 #include "terse_Monitor.hpp"
+#include "terse_Optim.hpp"
 #include "terse_Problem.hpp"
-#include "terse_Round.hpp"
-#include "terse_Rules.hpp"
 #include "terse_Runtime.hpp"
 #include "terse_Watchdog.hpp"
 
@@ -106,11 +105,11 @@ class WorkerGradients {
   }
 
   Mat all() const { return grads_; }
-  Vec gradient(int l) const { return row(grads_, l); }
+  Vec gradient(int l) const { return row_of(grads_, l); }
 
   /// Local worker l's gradient at xw, iteration k. Returns false when the worker's message is already in the
   /// round (vote: samples), true when gradient(l) holds its gradient. Adds its eta* estimate to eta_sum.
-  bool compute(const Exec& space, int l, const Vec& xw, std::uint64_t k, Round* round, double& eta_sum) {
+  bool compute(const Exec& space, int l, const Vec& xw, std::uint64_t k, optim::Method<Exec>& method, double& eta_sum) {
     const int w = workers_.first + l;
     if (samples_.extent(0) > 0) {
       const std::int64_t rows = problem_.batch_rows(w, batch_);
@@ -125,7 +124,7 @@ class WorkerGradients {
           sign_pack(space, Kokkos::subview(G, b, Kokkos::ALL), Kokkos::subview(sample_signs_, b, Kokkos::ALL));
         auto S = Kokkos::subview(sample_signs_, std::make_pair<std::size_t, std::size_t>(0, rows), Kokkos::ALL);
         majority_vote(space, S, sample_vote_, sample_tie_);
-        auto out_words = round->voted_signs(l);
+        auto out_words = method.voted_signs(l);
         auto vv = sample_vote_, tt = sample_tie_;
         Kokkos::parallel_for("terse::worker.sample_vote_bits", Kokkos::RangePolicy<Exec>(space, 0, out_words.extent(0)),
                              KOKKOS_LAMBDA(std::size_t q) { out_words(q) = vv(q) | tt(q); });
@@ -184,13 +183,12 @@ class Run {
   const RunOptions& options_;
   const OptimizerConfig& o_;
   const RunConfig& run_;
-  Composition comp_;
+  optim::Spec spec_;
   int rank_ = 0, P_ = 1, R_ = 1, W_ = 1;
   WorkerRange workers_;
   std::FILE* out_ = nullptr;
   std::unique_ptr<Problem<Exec>> problem_;
   std::size_t d_ = 0;
-  std::uint64_t k_top_ = 0;
   Exec space_;
   RunSummary summary_;
   HistoryExtras extras_;
@@ -198,11 +196,8 @@ class Run {
   Vec x_;
   std::optional<Monitor> monitor_;
   std::optional<WorkerGradients> gradients_;
-  std::unique_ptr<UpdateRule> rule_;
-  std::unique_ptr<LocalRule> local_;
-  std::optional<Round> round_, warmup_round_;  // 1-bit Adam's warm-up rounds exchange fp32 gradients
+  std::optional<optim::Method<Exec>> method_;
   // what a checkpoint holds besides the arrays, and the counters
-  RoundBits rb_, rb_warmup_, rb_start_;
   double bits_up_ = 0, bits_down_ = 0, bytes_sent_before_ = 0, seconds_before_ = 0;
   std::optional<HistoryWriter> history_;
   std::optional<CheckpointIdentity> identity_;
@@ -218,23 +213,22 @@ Run::Run(MPI_Comm comm, const Deck& deck, const RunOptions& options)
   MPI_Comm_size(comm_, &P_);
   out_ = rank_ == 0 ? options.progress : nullptr;
   check_combination(deck);
-  comp_ = compose(o_);
+  spec_ = compose(o_);
   R_ = static_cast<int>(deck.workers.per_rank);
   workers_ = workers_of_rank(rank_, P_, deck.workers.per_rank);
   W_ = workers_.total;
   problem_ = load_problem(comm_, deck, workers_);  // reads the data files: DataError names the file and line
   d_ = problem_->dim();
-  k_top_ = sparse(comp_.wire) ? top_k_count(o_.k_ratio, d_) : 0;
   if (d_ > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw DeckError(deck.path + ": problem.dim: d = " + std::to_string(d_) +
                     " is beyond what one MPI message of fp32 values or 32-bit indices can count (2^31 - 1)");
   summary_.dim = d_;
-  summary_.top_k = k_top_;
+  summary_.top_k = spec_.sparse_wire() ? optim::top_k_count(spec_.k_ratio, d_) : 0;
   summary_.workers = W_;
   summary_.ranks = P_;
   char buf[512];
   std::snprintf(buf, sizeof buf, "%s | %s: %s | W = %d workers on %d ranks (%d per rank) | Kokkos %s",
-                problem_->description().c_str(), to_string(o_.kind), describe(comp_).c_str(), W_, P_, R_, Exec::name());
+                problem_->description().c_str(), to_string(o_.kind), optim::describe(spec_).c_str(), W_, P_, R_, Exec::name());
   summary_.description = buf;
   extras_ = HistoryExtras{deck.problem.kind == ProblemKind::mlp, run_.success_probability_samples > 0};
   if (run_.checkpoint_path == run_.output)
@@ -284,53 +278,37 @@ void Run::build_pieces() {
   x_ = Vec("terse::x", d_);
   problem_->initial_model(x_, run_.seed);
   monitor_.emplace(comm_, *problem_, deck_, workers_);
-  if (comp_.local()) {
-    local_ = make_local_rule(comp_, o_, d_, R_, comm_, W_, monitor_->scratch());
-    local_->start(space_, x_);
-  } else {
-    rule_ = make_update_rule(comp_, o_, d_, comm_, W_, [this](const Vec& x, std::uint64_t& bytes) {
-      double sum = 0, mine = problem_->local_loss_sum(x);
-      MPI_Allreduce(&mine, &sum, 1, MPI_DOUBLE, MPI_SUM, comm_);
-      if (P_ > 1) bytes += sizeof(double);
-      return problem_->finish_loss(sum, x);
-    });
-  }
+  // accept: descent's objective: f at a model, the ranks' sums allreduced.
+  const auto objective = [this](const Vec& x, std::uint64_t& bytes) {
+    double sum = 0, mine = problem_->local_loss_sum(x);
+    MPI_Allreduce(&mine, &sum, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    if (P_ > 1) bytes += sizeof(double);
+    return problem_->finish_loss(sum, x);
+  };
+  method_.emplace(comm_, spec_, layout_of(deck_, d_), objective, monitor_->scratch());
+  method_->start(space_, x_);
   gradients_.emplace(deck_, *problem_, workers_);
-  if (!comp_.local()) {
-    round_.emplace(comm_, comp_, d_, R_, k_top_, run_.seed, workers_.first);
-    round_->set_chunk(static_cast<std::size_t>(run_.exchange_chunk_for(P_)));
-  }
-  if (comp_.has_warmup()) warmup_round_.emplace(comm_, comp_.warmup(), d_, R_, k_top_, run_.seed, workers_.first);
-  rb_ = round_bits(comp_, d_, k_top_, W_);
-  rb_warmup_ = comp_.has_warmup() ? round_bits(comp_.warmup(), d_, k_top_, W_) : rb_;
-  rb_start_ = start_bits(d_);
   identity_.emplace(CheckpointIdentity::of(deck_, d_, W_));
 }
 
 /// Everything carried from one iteration to the next (besides the scalars), by name: what a checkpoint holds.
 std::vector<StateArray> Run::state_arrays() {
   std::vector<StateArray> a;
-  if (local_) local_->state(a);
-  else a.push_back({"x", StateArray::Kind::replicated, {x_}});
-  if (rule_) rule_->state(a);
-  if (round_) round_->state(space_, a);
+  if (!method_->local()) a.push_back({"x", StateArray::Kind::replicated, {x_}});
+  method_->state(space_, a);
   return a;
 }
 
 Scalars Run::scalars() {
   Scalars s;
-  if (local_) local_->scalars(s);
-  else rule_->scalars(s);
+  method_->scalars(s);
   s.emplace_back("bits_up", &bits_up_);
   s.emplace_back("bits_down", &bits_down_);
   s.emplace_back("bytes_sent", &bytes_sent_before_);
   return s;
 }
 
-std::uint64_t Run::my_algorithm_bytes() const {
-  return (round_ ? round_->bytes_sent() : 0) + (warmup_round_ ? warmup_round_->bytes_sent() : 0) +
-         (rule_ ? rule_->bytes_sent() : 0) + (local_ ? local_->bytes_sent() : 0);
-}
+std::uint64_t Run::my_algorithm_bytes() const { return method_->bytes_sent(); }
 
 /// The history's bytes_sent: every rank's bytes since iteration 0 (collective; its own 8 bytes are monitoring).
 double Run::bytes_sent_total() {
@@ -343,7 +321,7 @@ double Run::bytes_sent_total() {
 }
 
 /// The model a row measures: x, or the local workers' average (its allreduce is monitoring).
-Vec Run::monitored_model() { return local_ ? local_->average(space_, monitor_->bytes()) : x_; }
+Vec Run::monitored_model() { return method_->local() ? method_->average(space_, monitor_->bytes()) : x_; }
 
 // ---- checkpoints ----------------------------------------------------------------------------------------
 
@@ -367,7 +345,7 @@ std::pair<std::vector<std::uint64_t>, Piece> layout(const StateArray& a, bool re
 std::string Run::write_checkpoint(std::int64_t iteration) {
   Region region("terse::checkpoint");
   const double seconds = seconds_before_ + timer_.seconds();
-  const CoordSlice mine = server_coords(d_, P_, rank_), server = round_ ? round_->coords() : mine;
+  const CoordSlice mine = server_coords(d_, P_, rank_), server = method_->server_coords();
   std::string bad;
   std::vector<float> host;
   std::optional<CheckpointWriter> w;
@@ -404,7 +382,7 @@ void Run::restore() {
   if (k_first_ > run_.iterations)
     throw CheckpointError(options_.restart + ": the checkpoint is at iteration " + std::to_string(k_first_) +
                           ", beyond the deck's run.iterations = " + std::to_string(run_.iterations));
-  const CoordSlice mine = server_coords(d_, P_, rank_), server = round_ ? round_->coords() : mine;
+  const CoordSlice mine = server_coords(d_, P_, rank_), server = method_->server_coords();
   std::vector<float> host;
   for (const auto& a : state_arrays()) {
     const auto [shape, piece] = layout(a, true, workers_, d_, server, mine);
@@ -433,7 +411,7 @@ bool Run::record(std::int64_t iteration) {
   HistoryRow r;
   r.iteration = iteration;
   const bool full = monitor_->measure(space_, xm, r);
-  r.lr = local_ ? local_->lr() : rule_->lr();
+  r.lr = method_->lr();
   r.bits_up = bits_up_;
   r.bits_down = bits_down_;
   r.bytes_sent = bytes_sent_total();
@@ -479,21 +457,22 @@ void Run::banner() {
   say("  d = %zu, %lld iterations, batch %s, lr %g, seed %llu, output %s\n", d_, static_cast<long long>(run_.iterations),
       batch.full ? "full" : std::to_string(batch.size).c_str(), o_.lr, static_cast<unsigned long long>(run_.seed),
       options_.write_history ? run_.output.c_str() : "(none)");
-  if (comp_.local())
-    say("  per worker and sync: %s up, %s down (every %lld steps)\n", format_bits(rb_.up).c_str(),
-        format_bits(rb_.down).c_str(), static_cast<long long>(o_.sync_period));
+  const optim::RoundBits rb = method_->bits();
+  if (spec_.local())
+    say("  per worker and sync: %s up, %s down (every %lld steps)\n", format_bits(rb.up).c_str(),
+        format_bits(rb.down).c_str(), static_cast<long long>(o_.sync_period));
   else
-    say("  per worker and iteration: %s up, %s down (fp32 would be %s each way)\n", format_bits(rb_.up).c_str(),
-        format_bits(rb_.down).c_str(), format_bits(32.0 * d_).c_str());
-  if (comp_.has_warmup())
+    say("  per worker and iteration: %s up, %s down (fp32 would be %s each way)\n", format_bits(rb.up).c_str(),
+        format_bits(rb.down).c_str(), format_bits(32.0 * d_).c_str());
+  if (spec_.has_warmup())
     say("  warm-up: the first %lld iterations send fp32 gradients, %s each way\n",
-        static_cast<long long>(o_.warmup_steps), format_bits(rb_warmup_.up).c_str());
-  if (comp_.exact_start && k_first_ == 0)
-    say("  exact start: iteration 0 sends fp32 gradients, %s each way\n", format_bits(rb_start_.up).c_str());
-  if (round_ && round_->chunked())
+        static_cast<long long>(o_.warmup_steps), format_bits(method_->warmup_bits().up).c_str());
+  if (spec_.exact_start && k_first_ == 0)
+    say("  exact start: iteration 0 sends fp32 gradients, %s each way\n", format_bits(method_->start_bits().up).c_str());
+  if (method_->chunks() > 1)
     say("  exchange in %zu chunks of each server slice (run.exchange_chunk %lld), overlapped with %s\n",
-        round_->chunks(), static_cast<long long>(run_.exchange_chunk_for(P_)),
-        rule_->by_piece() ? "compression, aggregation and the update" : "compression and aggregation");
+        method_->chunks(), static_cast<long long>(method_->layout().chunk_for(P_)),
+        method_->updates_by_piece() ? "compression, aggregation and the update" : "compression and aggregation");
   say("  memory: %s per rank for the state and buffers (estimated; the data besides)\n",
       format_bytes(static_cast<double>(summary_.footprint_bytes)).c_str());
   if (k_first_ > 0)
@@ -528,56 +507,14 @@ bool Run::iterate() {
     if (rank_ == fault_rank && k == fault_iteration)
       throw std::runtime_error("fault injected by TERSE_FAULT_INJECT=" + std::string(std::getenv("TERSE_FAULT_INJECT")));
     const auto ku = static_cast<std::uint64_t>(k);
-    const bool warm = comp_.has_warmup() && k < o_.warmup_steps;
-    const bool starting = comp_.exact_start && k == 0;  // the Markov estimates start at the gradients
-    Round* const round = warm ? &*warmup_round_ : round_ ? &*round_ : nullptr;
-    StepInputs in{k, warm, 0.0};
-    for (int l = 0; l < R_; ++l) {  // the workers: gradient, then the message (or the local step)
-      const Vec g = gradients_->gradient(l);
-      bool has_gradient = false;
-      {
-        Region region("terse::gradient");
-        has_gradient = gradients_->compute(space_, l, local_ ? local_->model(l) : x_, ku, round, in.eta_sum);
-      }
-      if (!has_gradient) continue;  // vote: samples put the worker's message in the round
-      Region region(local_ ? "terse::update" : "terse::compress");
-      if (local_) {
-        local_->step(space_, l, g, k);
-      } else {
-        rule_->message(space_, g, x_, warm);
-        if (!starting) round->encode(space_, l, g, ku);
-      }
+    optim::StepInputs in;
+    in.k = k;
+    for (int l = 0; l < R_; ++l) {  // the workers' gradients (vote: samples: their messages)
+      Region region("terse::gradient");
+      in.messages_given = !gradients_->compute(space_, l, method_->model(l, x_), ku, *method_, in.eta_sum);
     }
-    if (local_) {  // the local methods communicate every sync_period steps
-      Region region("terse::communicate");
-      if (local_->sync(space_, k)) bits_up_ += rb_.up, bits_down_ += rb_.down;
-    } else {
-      // A chunked round hands the aggregate back piece by piece: a coordinate-wise rule steps on each piece
-      // while the rest is still in flight (Round, UpdateRule::by_piece()).
-      const bool by_piece = !starting && round->chunked() && rule_->by_piece();
-      {
-        Region region("terse::communicate");  // uplink, aggregation, downlink
-        if (starting) {
-          round->start(space_, gradients_->all());
-        } else if (by_piece) {
-          {
-            Region update("terse::update");
-            rule_->begin_step(space_, x_, in);
-          }
-          round->exchange(space_, gradients_->all(), [&](const CoordSlice& c) {
-            Region update("terse::update");
-            rule_->step_piece(space_, x_, *round, c);
-          });
-        } else {
-          round->exchange(space_, gradients_->all());
-        }
-      }
-      const RoundBits& sent = starting ? rb_start_ : warm ? rb_warmup_ : rb_;
-      bits_up_ += sent.up, bits_down_ += sent.down;
-      Region region("terse::update");
-      if (by_piece) rule_->end_step(space_, x_);
-      else rule_->step(space_, x_, *round, in);
-    }
+    const optim::StepReport sent = method_->step(space_, gradients_->all(), x_, in);  // compress, exchange, update
+    bits_up_ += sent.bits_up, bits_down_ += sent.bits_down;
     const std::int64_t done = k + 1;
     k_done_ = done;
     if (done % run_.log_every == 0 || done == run_.iterations) {
@@ -639,7 +576,7 @@ RunSummary Run::go() {
   Kokkos::Timer total;
   if (k_first_ == 0) {
     record(0);
-    if (rule_) rule_->set_accepted_loss(summary_.rows.back().loss);
+    method_->set_accepted_loss(summary_.rows.back().loss);
   }
   timer_.reset();
   monitor_->start_clock(k_first_);
@@ -697,7 +634,7 @@ RunSummary Run::finish() {
     history_->close();
   }
   summary_.algorithm_bytes = my_algorithm_bytes();
-  summary_.exchange_chunks = round_ ? round_->chunks() : 1;
+  summary_.exchange_chunks = method_->chunks();
   summary_.monitoring_bytes = monitor_->bytes();
   const HistoryRow& last = summary_.rows.back();
   say("done: %lld iterations in %s, loss %.6e -> %.6e", static_cast<long long>(run_.iterations - k_first_),
@@ -715,19 +652,12 @@ RunSummary Run::finish() {
 // ------------------------------------------------------------------------------------------------------------
 
 std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, int rank, std::int64_t sample_rows) {
-  const Composition c = compose(deck.optimizer);
-  const int R = static_cast<int>(deck.workers.per_rank);
-  const std::uint64_t k = sparse(c.wire) ? top_k_count(deck.optimizer.k_ratio, d) : 0;
   std::vector<MemoryTerm> t{{"model x", d * sizeof(float)}};
   const auto add = [&](const std::vector<MemoryTerm>& more) { t.insert(t.end(), more.begin(), more.end()); };
-  add(c.local() ? local_rule_memory(c, d, R) : update_rule_memory(c, deck.optimizer, d));
+  // the method (the local rules borrow the monitor's buffers)
+  add(optim::Method<Exec>::memory(compose(deck.optimizer), layout_of(deck, d), P, rank, true));
   add(Monitor::memory(deck, d));
   add(WorkerGradients::memory(deck, d, sample_rows));
-  if (!c.local())
-    t.push_back({"communication: messages, compressor memories, exchange and server buffers",
-                 Round::bytes(c, d, R, k, P, rank)});
-  if (c.has_warmup())
-    t.push_back({"communication of the warm-up rounds", Round::bytes(c.warmup(), d, R, k, P, rank)});
   return t;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 // terse_Run.hpp: `terse run DECK.yaml`, the MPI driver of every algorithm and problem of the seeds.
 //
-// run_deck() builds, once, the pieces a deck's algorithm is made of (terse_Algorithm.hpp: the workers'
-// compressors and memories, the sharded server's aggregation and downlink, the update rule) and runs them:
+// run_deck() builds, once, the method a deck's algorithm is (terse::optim::Method, terse_Optim.hpp, from the spec
+// terse::compose() maps the deck onto: the workers' compressors and memories, the sharded server's aggregation and
+// downlink, the update rule) and runs it on the deck's problem:
 //
 //   for k = 0 .. iterations-1:
 //     every local worker w: g_w = stochastic gradient at its model (problem, seed, k, w); with vote: samples
@@ -24,9 +25,9 @@
 // Errors the user must fix (deck, data files, output path, a combination the seeds do not define) are thrown
 // as UserError before the first iteration, with the file and the key, file or line.
 
-#include "terse_Algorithm.hpp"
 #include "terse_Deck.hpp"
 #include "terse_History.hpp"
+#include "terse_Spec.hpp"
 
 #include <mpi.h>
 
@@ -70,7 +71,7 @@ struct RunSummary {
 /// sample_rows: the largest batch of the rank's workers when the run needs per-sample gradients (majority_vote
 /// with vote: samples or lr_schedule: adaptive), else 0. Computed from the same sizes the constructors use, so
 /// run_deck can refuse a deck before allocating (docs/architecture.md, "Memory").
-std::vector<MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, int rank, std::int64_t sample_rows);
+std::vector<optim::MemoryTerm> run_footprint(const Deck& deck, std::uint64_t d, int P, int rank, std::int64_t sample_rows);
 
 /// Runs the deck on the ranks of comm (collective). Throws UserError for anything the user must fix, before
 /// the first iteration (CheckpointError for a checkpoint --restart refuses), DivergedError when the loss,

@@ -21,7 +21,7 @@
 // sign's threshold) would make the check moot: the reference counts them and the case must have none.
 #include "terse_MpiTestSupport.hpp"
 
-#include <terse_Algorithm.hpp>
+#include <terse_Compose.hpp>
 #include <terse_Random.hpp>
 
 #include <algorithm>

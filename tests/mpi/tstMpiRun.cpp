@@ -13,7 +13,7 @@
 #include <terse_Exchange.hpp>
 #include <terse_Problem.hpp>
 #include <terse_Run.hpp>
-#include <terse_Algorithm.hpp>
+#include <terse_Compose.hpp>
 #include <terse_AllocationTracker.hpp>
 
 #include "terse_MpiTestSupport.hpp"
