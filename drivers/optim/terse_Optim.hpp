@@ -132,7 +132,10 @@ class Method {
   /// Chunks of each exchange (1: not chunked), and whether the update runs on each piece as it returns.
   std::size_t chunks() const { return round_ ? round_->chunks() : 1; }
   bool updates_by_piece() const { return round_ && round_->chunked() && rule_->by_piece(); }
-  /// Which compositions chunk (the sign wires with a plain downlink, not the direct vote of two ranks).
+  /// Which compositions chunk at all: the sign wires with a plain downlink (the sharded vote, the mean of signs
+  /// or scaled signs sent back as fp32 values).
+  static bool chunkable(const Spec& spec) { return pieces::Round<ExecSpace>::Plan::chunks(spec); }
+  /// Whether it chunks on P ranks with this layout (not the direct vote of two ranks of one worker each).
   static bool chunkable(const Spec& spec, const Layout& layout, int P) {
     if (spec.local()) return false;
     const std::size_t k = spec.sparse_wire() ? top_k_count(spec.k_ratio, layout.d) : 0;

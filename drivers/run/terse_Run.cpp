@@ -44,6 +44,17 @@ void check_combination(const Deck& deck) {
     throw DeckError(deck.path + ": optimizer.lr_schedule: adaptive estimates the sign-error rates from each worker's "
                     "batch (seed 000 Sec. II-B) and needs run.batch >= 2 or full, not " +
                     std::to_string(deck.run.batch));
+  // run.exchange_chunk set to a number where the composition never chunks would be ignored: refuse it (auto, and
+  // 0, one chunk, are what every composition does).
+  if (deck.run.exchange_chunk > 0 && !optim::Method<Exec>::chunkable(compose(o)))
+    throw DeckError(deck.path + ": run.exchange_chunk: " + to_string(o.kind) +
+                    (o.kind == OptimizerKind::cd_adam || o.kind == OptimizerKind::ef21
+                         ? std::string(" with compressor: ") + to_string(o.compressor) + " and broadcast: " +
+                               to_string(o.broadcast)
+                         : std::string()) +
+                    " does not exchange in chunks; only the sign wires with a plain downlink do (majority_vote, signum, "
+                    "stochastic_sign, ef_signsgd, amsgrad_naive, amsgrad_ef, and cd_adam and ef21 with "
+                    "compressor: scaled_sign and broadcast: mean). Leave it out (auto) or set 0");
 }
 
 /// The problem, read on every rank (a rank reads only its workers' blocks, so a bad file may fail on some ranks

@@ -263,6 +263,44 @@ TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
 // some ranks' last pieces are empty) and of three words (uneven pieces) must give the unchunked run's model, rows
 // and bytes exactly.
 
+// run.exchange_chunk set to a number where the composition never chunks is refused, naming the key and the
+// compositions that chunk; auto and 0 (one chunk) are accepted everywhere.
+TEST(RunChunked, ChunksWhereTheCompositionDoesNotChunkAreRefused) {
+  struct Case {
+    std::string alg;
+    std::vector<std::string> extra;
+  };
+  const std::vector<Case> refused = {
+      {"cd_adam", {}},  // the Markov downlink
+      {"ef21", {"optimizer.compressor=top_k"}},
+      {"ef21", {"optimizer.compressor=rand_k", "optimizer.broadcast=mean"}},
+      {"sgd", {}},
+      {"local_sgd", {}},
+      {"onebit_adam", {}},
+  };
+  for (const auto& c : refused) {
+    SCOPED_TRACE(c.alg);
+    std::vector<std::string> extra = c.extra;
+    extra.push_back("run.exchange_chunk=4096");
+    const Deck deck = make_deck("quadratic", c.alg, 1, 4, extra);
+    try {
+      run_deck(MPI_COMM_WORLD, deck, quiet());
+      ADD_FAILURE() << "run.exchange_chunk was accepted";
+    } catch (const DeckError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("run.exchange_chunk"), std::string::npos) << what;
+      EXPECT_NE(what.find("majority_vote, signum"), std::string::npos) << what;
+    }
+    for (const char* ok : {"run.exchange_chunk=0", "run.exchange_chunk=auto"}) {
+      std::vector<std::string> fine = c.extra;
+      fine.push_back(ok);
+      EXPECT_NO_THROW(run_deck(MPI_COMM_WORLD, make_deck("quadratic", c.alg, 1, 4, fine), quiet())) << ok;
+    }
+  }
+  EXPECT_NO_THROW(run_deck(MPI_COMM_WORLD, make_deck("quadratic", "majority_vote", 1, 4, {"run.exchange_chunk=4096"}),
+                           quiet()));
+}
+
 TEST(RunChunked, ModelsRowsAndBytesAreTheUnchunkedOnes) {
   files();
   struct Case {
@@ -287,7 +325,6 @@ TEST(RunChunked, ModelsRowsAndBytesAreTheUnchunkedOnes) {
       {"quadratic", "cd_adam", {dim, "optimizer.broadcast=mean"}, true},
       {"quadratic", "ef21",
        {dim, "optimizer.broadcast=mean", "optimizer.compressor=scaled_sign", "optimizer.estimate_start=gradient"}, true},
-      {"quadratic", "cd_adam", {dim}, false},  // a Markov downlink: not chunked, the key is ignored
   };
   const int P = size_of();
   for (const auto& c : cases)
@@ -354,6 +391,19 @@ TEST(RunBits, FollowThePayloadFormula) {
       }
       EXPECT_EQ(r.bits_up, rounds * bits.first + warm * 32 * d) << "iteration " << r.iteration;
       EXPECT_EQ(r.bits_down, rounds * bits.second + warm * 32 * d) << "iteration " << r.iteration;
+    }
+  }
+  // The exact start (docs/hdf5.md, "Rounds that start a run"): update 1 sends 32 d each way instead of the first
+  // compressed round; the row at iteration i >= 1 holds 32 d + (i - 1) compressed rounds.
+  for (const char* alg : {"cd_adam", "ef21"}) {
+    SCOPED_TRACE(std::string(alg) + " with estimate_start: gradient");
+    const auto& bits = per_round.at(alg);
+    const RunSummary s =
+        run_deck(MPI_COMM_WORLD, make_deck("quadratic", alg, 2, 8, {"optimizer.estimate_start=gradient"}), quiet());
+    for (const auto& r : s.rows) {
+      const double later = r.iteration > 0 ? r.iteration - 1.0 : 0.0, start = r.iteration > 0 ? 32 * d : 0.0;
+      EXPECT_EQ(r.bits_up, start + later * bits.first) << "iteration " << r.iteration;
+      EXPECT_EQ(r.bits_down, start + later * bits.second) << "iteration " << r.iteration;
     }
   }
 }

@@ -346,7 +346,9 @@ class Round {
       }
       return b;
     }
-    /// Whether the exchange can run in chunks (the sign wires with a plain downlink, not the direct vote).
+    /// Whether the spec's exchange can ever run in chunks: the sign wires with a plain downlink.
+    static bool chunks(const Spec& s) { return !s.local() && optim::signs(s.wire) && s.downlink == Downlink::plain; }
+    /// Whether this exchange runs in chunks: chunks(spec), except the direct vote (P = 2, one worker each).
     bool chunkable() const {
       return sign_buffers && downlink == DownlinkPiece::none &&
              !(voting && BasicSignExchange<E>::direct_vote(P, R));
