@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   terse::DenseDataset train, test;
   std::string source = "synthetic";
   try {
-    const terse::ProblemConfig c;  // the mlp's default files
+    const terse::ProblemConfig c{};  // the mlp's default files
     terse::DenseDataset all = terse::fashion_mnist_multiclass(c.train_images, c.train_labels);
     if (all.rows() >= N) {
       train = terse::slice_rows(all, terse::RowRange{0, N});

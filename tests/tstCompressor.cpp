@@ -219,7 +219,8 @@ TYPED_TEST(Compressors, PiecesOfTheSignAreTheWholeMessage) {
   NoMemory<E, float, Sign> plain(n, o);
   Momentum<E, float, Sign> mom(n, 0.5, o), mom_whole(n, 0.5);
   Kokkos::View<sign_word_t*, typename E::memory_space> words("words", packed_words(n)), momw("momw", packed_words(n));
-  for (const auto& [b, e] : {std::pair<std::size_t, std::size_t>{0, 192}, {192, 640}, {640, 1000}}) {
+  const std::vector<std::pair<std::size_t, std::size_t>> pieces = {{0, 192}, {192, 640}, {640, 1000}};
+  for (const auto& [b, e] : pieces) {
     const auto r = std::make_pair(b / 64, (e + 63) / 64);
     plain.compress_piece(E(), g, b, e, Kokkos::subview(words, r));
     mom.compress_piece(E(), g, b, e, Kokkos::subview(momw, r));

@@ -17,8 +17,14 @@ test -f "$prefix/include/terse/terse_Sign.hpp"
 test -f "$prefix/include/terse/terse_Optim.hpp"
 test -f "$prefix/lib/cmake/terse/terseConfig.cmake" || test -f "$prefix/lib64/cmake/terse/terseConfig.cmake"
 "$prefix/bin/terse" --version
+# A sanitized build installs sanitized static libraries (terse::optim, terse::deck): the downstream project links
+# them with the same runtime.
+flags=()
+if grep -q '^terse_ENABLE_SANITIZERS:BOOL=ON' "$build/CMakeCache.txt"; then
+  flags=(-DCMAKE_CXX_FLAGS="-fsanitize=address,undefined" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined")
+fi
 cmake -S "$src/tests/downstream" -B "$prefix/downstream-build" -DCMAKE_PREFIX_PATH="$prefix" \
-      -DKokkos_DIR="$kokkos_dir" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release
+      -DKokkos_DIR="$kokkos_dir" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release "${flags[@]}"
 cmake --build "$prefix/downstream-build" -j 2
 "$prefix/downstream-build/downstream"
 OMP_NUM_THREADS=1 mpiexec -n 2 "$prefix/downstream-build/least_squares"
@@ -34,7 +40,7 @@ PY
 )
 cp -L "$lib" "$prefix/other-mpi/"
 if cmake -S "$src/tests/downstream" -B "$prefix/other-build" -DCMAKE_PREFIX_PATH="$prefix" -DKokkos_DIR="$kokkos_dir" \
-         -DCMAKE_CXX_COMPILER="$cxx" -DMPI_mpi_LIBRARY="$prefix/other-mpi/$(basename "$lib")" > "$prefix/other.log" 2>&1; then
+         -DCMAKE_CXX_COMPILER="$cxx" "${flags[@]}" -DMPI_mpi_LIBRARY="$prefix/other-mpi/$(basename "$lib")" > "$prefix/other.log" 2>&1; then
   echo "downstream.sh: a project with another MPI was not refused"; cat "$prefix/other.log"; exit 1
 fi
 grep -q "terse::optim was built with the MPI" "$prefix/other.log" || { cat "$prefix/other.log"; exit 1; }
