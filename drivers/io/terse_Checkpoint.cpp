@@ -221,18 +221,22 @@ std::string inspect(const std::string& path, const CheckpointIdentity& expected,
             hex(computed) + "): the file is corrupted";
     } else {
       const std::string head = path + ": the checkpoint does not match the deck: ";
+      const std::string todo = "; it is another run's checkpoint: continue that run with the deck and options that "
+                               "wrote it, or start this one afresh under another run.output (--output; the "
+                               "checkpoint's name follows it) or after you remove " + path;
       if (problem != expected.problem) {
-        msg = head + "it was written for problem " + problem + ", the deck's problem.kind is " + expected.problem;
+        msg = head + "it was written for problem " + problem + ", the deck's problem.kind is " + expected.problem +
+              todo;
       } else if (algorithm != expected.algorithm) {
         msg = head + "it was written for algorithm " + algorithm + ", the deck's optimizer.kind is " +
-              expected.algorithm;
+              expected.algorithm + todo;
       } else if (dim[0] != expected.dim) {
         msg = head + "its model has dimension d = " + std::to_string(dim[0]) + ", the deck's has d = " +
-              std::to_string(expected.dim);
+              std::to_string(expected.dim) + todo;
       } else if (workers[0] != expected.workers) {
         msg = head + "it was written by W = " + std::to_string(workers[0]) +
               " workers, this run has W = " + std::to_string(expected.workers) +
-              " (ranks x workers.per_rank); a restart may change the ranks but not W";
+              " (ranks x workers.per_rank); a restart may change the ranks but not W" + todo;
       } else {
         const auto stored = parse_identity(identity);
         for (const auto& kv : expected.keys) {
@@ -242,7 +246,7 @@ std::string inspect(const std::string& path, const CheckpointIdentity& expected,
           if (theirs != kv.second) {
             msg = head + kv.first + " is " + theirs + " in the checkpoint and " + kv.second +
                   " in the deck (a restart may change only run.iterations, run.log_every, run.output, "
-                  "run.checkpoint and the ranks)";
+                  "run.checkpoint and the ranks)" + todo;
             break;
           }
         }
@@ -251,7 +255,7 @@ std::string inspect(const std::string& path, const CheckpointIdentity& expected,
             bool found = false;
             for (const auto& kv : expected.keys) found = found || kv.first == s.first;
             if (!found) {
-              msg = head + s.first + " is " + s.second + " in the checkpoint and not set in the deck";
+              msg = head + s.first + " is " + s.second + " in the checkpoint and not set in the deck" + todo;
               break;
             }
           }
