@@ -1,19 +1,23 @@
-# Spack package recipe for terse. Use it from a clone of the repository:
+# Spack package recipe for terse (docs/install.md). From a clone of the repository:
 #
 #   spack repo add spack                          # this directory holds repo.yaml and packages/terse
-#   spack develop --path . terse@main             # build this clone (inside an environment, e.g. spack.yaml's)
-#   spack install terse +openmp                   # CPU threads
+#   spack install terse@main +openmp              # CPU threads (fetches the main branch with git)
 #   spack install terse +cuda cuda_arch=90        # NVIDIA GPUs (Kokkos with CUDA, nvcc_wrapper)
 #   spack install terse +rocm amdgpu_target=gfx90a
+#   spack develop --path . terse@main             # inside an environment: build this clone instead
 #
-# The variants map to Kokkos backends; +tests and +benchmarks add GoogleTest and Google Benchmark.
+# The variants map to Kokkos backends; +tests and +benchmarks add GoogleTest and Google Benchmark. Every build
+# installs terse::kernels (header-only, Kokkos). +drivers (the default) also builds the terse program and
+# installs the CMake components optim (terse::optim, a static library that needs MPI) and deck (terse::deck,
+# static, needs yaml-cpp) for a dependent's `find_package(terse COMPONENTS optim deck)`
+# (docs/library.md): MPI and yaml-cpp are therefore link and run dependencies of +drivers, so that a
+# dependent's build and `spack load terse` find them.
 #
-# What is checked (docs/gpu.md): the CPU builds against Kokkos 3.4.01 and 4.6.01 are tested in CI; +cuda and
-# +rocm are compiled in CI against Kokkos 4.6.01 only (CUDA 11.8 for cuda_arch=90 and 80, hipcc 5.2.3 for
-# amdgpu_target=gfx90a), with no warning in terse's own code, and have not yet run on a GPU. The GPU variants
-# therefore ask for Kokkos 4.6 or newer; terse with Kokkos 3.x on a GPU was never compiled.
-# tests/packaging/check_spack_recipe.py checks (in CTest) that this file is valid Python and that its
-# dependencies are exactly the packages the CMake build finds with find_package.
+# Kokkos: terse needs 3.4 or newer built for C++17 (CMakeLists.txt, kernels/terse_Compat.hpp), with a Kokkos
+# Kernels of the same major.minor version; docs/install.md says which versions CI builds and tests (the CPU
+# builds on 3.4.01 and 4.6.01, the GPU builds compiled on 4.6.01).
+# Checked by spack itself: scripts/test-spack.sh (CI) validates and audits this recipe and concretizes its main
+# variant combinations; scripts/spack-install.sh installs terse +openmp with it.
 
 from spack.package import *
 
@@ -23,9 +27,16 @@ class Terse(CMakePackage, CudaPackage, ROCmPackage):
     majority vote, stochastic sign, error feedback, Markov (EF21) compression with AMSGrad (CD-Adam),
     distributed AdaGrad, local SGD and Local AdaAlter, with HDF5 histories and checkpoints."""
 
-    # No public address yet: build a clone with `spack develop --path . terse@main` (above); set homepage and
-    # git here when the project is published.
-    version("main")
+    # The address the project is to be published at (not public yet): the main branch is fetched from `git`,
+    # releases (tags vX.Y.Z) from `url`'s scheme. Until then, or for a clone elsewhere, override both in
+    # packages.yaml (`terse: package_attributes: {git: ..., url: ...}`, as scripts/test-spack.sh does with the
+    # checkout) or build a checkout with `spack develop`.
+    homepage = "https://github.com/terse-hpc/terse"
+    git = "https://github.com/terse-hpc/terse.git"
+    url = "https://github.com/terse-hpc/terse/archive/refs/tags/v0.1.0.tar.gz"
+
+    # A release is added as `version("X.Y.Z", sha256=...)` (`spack checksum terse X.Y.Z` prints the line).
+    version("main", branch="main")
 
     variant("openmp", default=True, description="Kokkos OpenMP backend (CPU threads)")
     variant("serial", default=True, description="Kokkos Serial backend")
@@ -33,30 +44,35 @@ class Terse(CMakePackage, CudaPackage, ROCmPackage):
     variant("tests", default=False, description="Build the GoogleTest unit and MPI tests")
     variant("benchmarks", default=False, description="Build the Google Benchmark programs")
 
+    # project(terse LANGUAGES C CXX): C for the MPI and HDF5 C bindings, C++17 for everything else.
+    depends_on("c", type="build")
+    depends_on("cxx", type="build")
     depends_on("cmake@3.16:", type="build")
+
     depends_on("kokkos@3.4: cxxstd=17")
     depends_on("kokkos+openmp", when="+openmp")
     depends_on("kokkos+serial", when="+serial")
     depends_on("kokkos+cuda+cuda_lambda+wrapper", when="+cuda")
     depends_on("kokkos+rocm", when="+rocm")
-    depends_on("kokkos@4.6:", when="+cuda")
-    depends_on("kokkos@4.6:", when="+rocm")
     for arch in CudaPackage.cuda_arch_values:
         depends_on(f"kokkos cuda_arch={arch}", when=f"+cuda cuda_arch={arch}")
     for target in ROCmPackage.amdgpu_targets:
         depends_on(f"kokkos amdgpu_target={target}", when=f"+rocm amdgpu_target={target}")
 
-    # The mlp's dense layers (KokkosBlas::gemm): Kokkos Kernels of the same version as Kokkos, with a host BLAS
-    # on CPUs (the products run 5-10x faster than Kokkos Kernels' own host kernels).
-    depends_on("kokkos-kernels@3.4:", when="+drivers")
+    # The mlp's dense layers (KokkosBlas::gemm on float views): Kokkos Kernels of the same version as Kokkos,
+    # with a host BLAS on CPUs (the products run 5-10x faster than Kokkos Kernels' own host kernels). Spack's
+    # kokkos-kernels builds every component and pre-instantiates each for its scalars, offsets and ordinals
+    # (default double, int and size_t, int): terse calls gemm on float only and no sparse kernel, so it asks for
+    # the one scalar it uses and the fewest offsets and ordinals.
+    depends_on("kokkos-kernels@3.4: scalars=float offsets=int ordinals=int", when="+drivers")
     depends_on("kokkos-kernels+blas", when="+drivers+openmp~cuda~rocm")
-    depends_on("kokkos-kernels@4.6:", when="+drivers+cuda")
-    depends_on("kokkos-kernels@4.6:", when="+drivers+rocm")
-    depends_on("mpi", when="+drivers")
+    # Installed with +drivers: the static terse::optim links MPI and terse::deck links yaml-cpp, and terse's
+    # package configuration finds both (find_dependency) in the dependent's build.
+    depends_on("mpi", type=("build", "link", "run"), when="+drivers")
+    depends_on("yaml-cpp@0.6:", type=("build", "link", "run"), when="+drivers")
     depends_on("mpi", when="+tests")
     depends_on("mpi", when="+benchmarks")
     depends_on("hdf5@1.10: +mpi", when="+drivers")
-    depends_on("yaml-cpp@0.6:", when="+drivers")
     depends_on("cli11@2:", when="+drivers")
     depends_on("zlib-api", when="+drivers")
     depends_on("googletest@1.10:", when="+tests")
@@ -79,7 +95,8 @@ class Terse(CMakePackage, CudaPackage, ROCmPackage):
         if spec.satisfies("+drivers"):
             args.append(self.define("KokkosKernels_ROOT", spec["kokkos-kernels"].prefix))
         if spec.satisfies("+cuda"):
-            args.append(self.define("CMAKE_CXX_COMPILER", spec["kokkos"].kokkos_cxx))
+            # kokkos_cxx is a property of the kokkos package (nvcc_wrapper with +wrapper), not of its Spec.
+            args.append(self.define("CMAKE_CXX_COMPILER", self["kokkos"].kokkos_cxx))
         if spec.satisfies("+rocm"):
             args.append(self.define("CMAKE_CXX_COMPILER", spec["hip"].hipcc))
         return args
