@@ -18,6 +18,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -258,6 +259,15 @@ TYPED_TEST(Compressors, SizesAreWhatTheConstructorsAllocate) {
                  MarkovCompressor<E, float, F>::sizes(n, o).allocated);
     expect_sizes("momentum", [&] { return Momentum<E, float, F>(n, 0.9, o); },
                  Momentum<E, float, F>::sizes(n, o).allocated);
+    if constexpr (std::is_same_v<F, Sign>) {  // the by-piece encoders' form: no message buffer of its own
+      CompressorOptions pieces = o;
+      pieces.own_message = false;
+      expect_sizes("none, by pieces", [&] { return NoMemory<E, float, F>(n, pieces); },
+                   NoMemory<E, float, F>::sizes(n, pieces).allocated);
+      expect_sizes("momentum, by pieces", [&] { return Momentum<E, float, F>(n, 0.9, pieces); },
+                   Momentum<E, float, F>::sizes(n, pieces).allocated);
+      EXPECT_EQ((NoMemory<E, float, F>::sizes(n, pieces).allocated), 0u);
+    }
   });
 }
 

@@ -71,17 +71,22 @@ BasicSignExchange<E>::BasicSignExchange(MPI_Comm comm, std::size_t d, int local_
   recv_h_ = Kokkos::create_mirror_view(recv_);
   scales_ = Kokkos::View<float*, Mem>("terse::exchange::scales", z.recv_rows);
   scales_h_ = host_buffer(scales_);
-  vote_slice_ = Words("terse::exchange::vote_slice", z.vote_words ? slice_.size() : 0);
-  tie_slice_ = Words("terse::exchange::tie_slice", z.vote_words ? slice_.size() : 0);
-  all_ = decltype(all_)("terse::exchange::all_signs", z.direct_rows, nw_);
-  all_h_ = Kokkos::create_mirror_view(all_);
-  vote_ = Words("terse::exchange::vote", z.vote_words);
-  tie_ = Words("terse::exchange::tie", z.vote_words);
+  // The vote's buffers only where it votes (an empty view is an allocation too).
+  if (z.vote_words > 0) {
+    vote_slice_ = Words("terse::exchange::vote_slice", slice_.size());
+    tie_slice_ = Words("terse::exchange::tie_slice", slice_.size());
+    vote_ = Words("terse::exchange::vote", z.vote_words);
+    tie_ = Words("terse::exchange::tie", z.vote_words);
+  }
+  if (z.direct_rows > 0) {
+    all_ = decltype(all_)("terse::exchange::all_signs", z.direct_rows, nw_);
+    all_h_ = Kokkos::create_mirror_view(all_);
+  }
   // Host staging for the gathers, only where the device memory is not host-accessible (MPI reads and writes
   // the callers' views directly otherwise: no full-size temporaries on host backends).
   gather_words_[0] = StagedGather<Exec, sign_word_t>(slice_.size(), nw_, "terse::exchange::words");
   gather_words_[1] = StagedGather<Exec, sign_word_t>(slice_.size(), nw_, "terse::exchange::ties");
-  gather_values_ = StagedGather<Exec, float>(coords_.size(), d_, "terse::exchange::values");
+  if (z.value_gathers) gather_values_ = StagedGather<Exec, float>(coords_.size(), d_, "terse::exchange::values");
   set_chunk_words(0);
 }
 
@@ -99,7 +104,8 @@ typename BasicSignExchange<E>::Sizes BasicSignExchange<E>::Sizes::of(std::size_t
   z.sign_rows = on * z.R;
   z.recv_rows = on * z.W;
   z.direct_rows = sign_buffers && voting && direct_vote(P, R) ? z.W : 0;
-  z.vote_words = on * z.nw;
+  z.vote_words = sign_buffers && voting ? z.nw : 0;  // the vote's result (and ties), whole and this slice's
+  z.value_gathers = !voting;                        // gather_values(): the mean sent back as fp32 values
   return z;
 }
 
@@ -111,7 +117,8 @@ std::size_t BasicSignExchange<E>::Sizes::bytes() const {
          + sign_rows * nw * w                                       // send buffer
          + m * direct_rows * nw * w                                 // every worker's signs (direct vote)
          + 2 * (vote_words ? slice : 0) * w + 2 * vote_words * w    // vote and tie: slice and whole
-         + 2 * StagedGather<E, sign_word_t>::bytes(slice, nw) + StagedGather<E, float>::bytes(coords, d);
+         + 2 * StagedGather<E, sign_word_t>::bytes(slice, nw) +
+         (value_gathers ? StagedGather<E, float>::bytes(coords, d) : 0);
 }
 
 template <class E>

@@ -71,8 +71,14 @@ class StagedGather {
   using View = Kokkos::View<T*, typename E::memory_space>;
   StagedGather() = default;
   /// slice: the largest count this rank sends; full: the gathered extent.
-  StagedGather(std::size_t slice, std::size_t full, const std::string& label)
-      : slice_h_(label + "_slice_h", staged_v<E> ? slice : 0), full_h_(label + "_h", staged_v<E> ? full : 0) {}
+  StagedGather(std::size_t slice, std::size_t full, const std::string& label) {
+    if constexpr (staged_v<E>) {  // nothing on host backends (not even empty views)
+      slice_h_ = Kokkos::View<T*, Kokkos::HostSpace>(label + "_slice_h", slice);
+      full_h_ = Kokkos::View<T*, Kokkos::HostSpace>(label + "_h", full);
+    } else {
+      (void)slice, (void)full, (void)label;
+    }
+  }
   /// Bytes the constructor allocates.
   static std::size_t bytes(std::size_t slice, std::size_t full) { return staged_v<E> ? (slice + full) * sizeof(T) : 0; }
   /// The gather of mine[lo, lo + n) into full (counts and displacements per rank, in T) on comm; request null:
@@ -127,14 +133,15 @@ class BasicSignExchange {
     std::size_t sign_rows = 0;   // R (or 0 without sign buffers): local signs, scales, send buffer
     std::size_t recv_rows = 0;   // W (or 0): the received slice and the scales
     std::size_t direct_rows = 0; // W for a direct vote, else 0: every worker's signs
-    std::size_t vote_words = 0;  // nw (or 0): vote and tie of the whole vector; their slices: slice (or 0)
+    std::size_t vote_words = 0;  // nw when voting (else 0): vote and tie of the whole vector; their slices: slice
+    bool value_gathers = false;  // not voting: the host staging of gather_values() (device backends)
     static Sizes of(std::size_t d, int R, int P, int rank, bool sign_buffers, bool voting);
     std::size_t bytes() const;
   };
 
   /// d coordinates, `local_workers` workers on this rank (the same on every rank), W = P * local_workers.
   /// sign_buffers = false: only the slices and gather_values() (for the fp32 and top-k wires; no sign buffers);
-  /// voting = false: vote() is not called (no buffer for a direct vote).
+  /// voting = false: vote() is not called (no buffers for the vote: its result, ties, a direct vote).
   BasicSignExchange(MPI_Comm comm, std::size_t d, int local_workers, bool sign_buffers = true, bool voting = true);
 
   /// Bytes the constructor allocates on rank `rank` of P (device and host buffers).

@@ -24,7 +24,7 @@
 //     const auto report = method.step(space, grads, x, {k});       // collective
 //   }
 //
-// A Spec from a deck (the optimizer section of `terse run`'s decks): terse::spec_of(deck) in terse_Compose.hpp
+// A Spec from a deck (the optimizer section of `terse run`'s decks): terse::compose(deck.optimizer) in terse_Compose.hpp
 // (target terse::deck). What a step reads besides the views: StepInputs (the iteration, which keys the random
 // draws and the schedules). What it reports: StepReport (payload bits per worker). bytes_sent() is what this rank
 // handed MPI. Checkpoints: state() lists the method's arrays (StateArray: replicated, one row per worker, or split
@@ -71,6 +71,11 @@ class Method {
   /// std::invalid_argument for a spec it cannot build.
   Method(MPI_Comm comm, const Spec& spec, const Layout& layout, Objective<ExecSpace> objective = {},
          Scratch<ExecSpace> scratch = {});
+  /// Its pieces refer to each other: a Method stays where it was built (hold it in a std::optional or a pointer).
+  Method(const Method&) = delete;
+  Method& operator=(const Method&) = delete;
+  Method(Method&&) = delete;
+  Method& operator=(Method&&) = delete;
 
   /// What rank `rank` of P allocates for this spec and layout, term by term, before anything is allocated (the
   /// pieces' own sizes, the same their constructors use). scratch_lent: the caller lends the local rules' buffers.
@@ -87,7 +92,10 @@ class Method {
   StepReport step(const ExecSpace& space, const Mat& grads, const Vec& x, const StepInputs& in);
   /// Where a worker's own message goes when the caller forms it (StepInputs::messages_given: seed 000 Alg. 2's
   /// vote of the worker's per-sample signs): worker l's packed signs (the sign wire only).
-  Words voted_signs(int l) const { return round_->voted_signs(l); }
+  Words voted_signs(int l) const {
+    if (!round_) throw std::logic_error("terse::optim::Method::voted_signs: a local method sends no messages");
+    return round_->voted_signs(l);
+  }
 
   /// Local methods: every worker's model starts at x0 (call once before the first step).
   void start(const ExecSpace& space, const Vec& x0) {
@@ -98,12 +106,17 @@ class Method {
     if (rule_) rule_->set_accepted_loss(f);
   }
   /// Local methods: the workers' average model (collective, into a scratch buffer); adds its bytes to `bytes`.
-  Vec average(const ExecSpace& space, std::uint64_t& bytes) const { return local_->average(space, bytes); }
+  Vec average(const ExecSpace& space, std::uint64_t& bytes) const {
+    if (!local_) throw std::logic_error("terse::optim::Method::average: only the local methods have workers' models");
+    return local_->average(space, bytes);
+  }
 
   // ---- state, for checkpoints --------------------------------------------------------------------------------
 
   /// The arrays the method carries from one iteration to the next (besides a shared model, which is yours):
-  /// the local models, the rule's moments, the workers' memories, the server's slices.
+  /// the local models, the rule's moments, the workers' memories, the server's slices. Call it at every
+  /// checkpoint (and before restoring): it brings the lazy memories up to date, so views kept from an earlier
+  /// call may not hold the state.
   void state(const ExecSpace& space, std::vector<StateArray<ExecSpace>>& out);
   /// The scalars beside them (the rule's step size and accepted loss).
   void scalars(Scalars& out) {
@@ -191,6 +204,9 @@ inline void check_spec(const Spec& s, const Layout& l) {
   if (l.workers_per_rank < 1) bad("workers_per_rank must be >= 1");
   if (!(s.lr > 0)) bad("lr must be > 0");
   if (s.aggregate == Aggregate::vote && s.wire != Wire::sign) bad("the vote aggregates sign messages (wire: sign)");
+  if (s.wire == Wire::sign && s.aggregate != Aggregate::vote)
+    bad("the plain sign has no scale to average: it is aggregated by the vote (aggregate: vote); a mean needs "
+        "scaled_sign or stochastic_sign");
   if (s.rule == Rule::sign && s.aggregate != Aggregate::vote) bad("the sign step moves by the vote (aggregate: vote)");
   if (s.aggregate == Aggregate::vote && s.rule != Rule::sign) bad("the vote's result is a sign (rule: sign)");
   if (s.local() && (s.wire != Wire::fp32 || s.memory != Memory::none))
@@ -200,6 +216,8 @@ inline void check_spec(const Spec& s, const Layout& l) {
   if (s.wire == Wire::fp32 && s.memory != Memory::none) bad("the fp32 wire keeps no worker memory");
   if (s.wire == Wire::fp32 && s.downlink != Downlink::plain) bad("the fp32 wire has the plain downlink");
   if (s.exact_start && s.memory != Memory::markov) bad("exact_start starts the Markov memories");
+  if (s.memory == Memory::markov && s.aggregate != Aggregate::mean)
+    bad("the Markov memories are averaged by the server (aggregate: mean)");
   if (s.downlink == Downlink::markov && s.memory != Memory::markov) bad("the Markov downlink goes with Markov memories");
   if (s.downlink == Downlink::error_feedback && !(s.wire == Wire::scaled_sign && s.rule == Rule::onebit_adam))
     bad("the error-feedback downlink is 1-bit Adam's (wire: scaled_sign, rule: onebit_adam)");
@@ -220,11 +238,17 @@ Method<E>::Method(MPI_Comm comm, const Spec& spec, const Layout& layout, Objecti
   k_ = spec.sparse_wire() ? top_k_count(spec.k_ratio, d) : 0;
   const int first = rank_ * R_;
   if (spec.local()) {
+    // Lent buffers of at least d values are used on their first d; what is missing is allocated here.
+    const auto first_d = std::make_pair(std::size_t(0), d);
     if (scratch.a.extent(0) < d || scratch.b.extent(0) < d) {
       scratch.a = Vec("terse::method.scratch_a", d);
       scratch.b = Vec("terse::method.scratch_b", d);
-      scratch.host = Kokkos::View<float*, Kokkos::HostSpace>("terse::method.scratch_host", staged_v<E> ? d : 0);
+    } else {
+      scratch.a = Kokkos::subview(scratch.a, first_d);
+      scratch.b = Kokkos::subview(scratch.b, first_d);
     }
+    if (staged_v<E> && scratch.host.extent(0) < d)
+      scratch.host = Kokkos::View<float*, Kokkos::HostSpace>("terse::method.scratch_host", d);
     local_ = pieces::make_local_rule<E>(spec, d, R_, comm_, W_, std::move(scratch));
   } else {
     rule_ = pieces::make_update_rule<E>(spec, d, comm_, W_, std::move(objective));

@@ -74,7 +74,7 @@ struct Spec {
     s.exact_start = false;
     return s;
   }
-  /// Whether the wire sends (index, value) pairs, and their count for a gradient of length d.
+  /// Whether the wire sends (index, value) pairs (k of them: top_k_count(k_ratio, d)).
   bool sparse_wire() const { return sparse(wire); }
 };
 

@@ -90,6 +90,40 @@ TEST(MethodIsTheRun, TheProblemsGradientsThroughTheStepAreTerseRunsTrajectory) {
   }
 }
 
+// A spec whose pieces do not fit together is refused when the Method is built, naming the piece.
+TEST(MethodSpec, PiecesThatDoNotFitAreRefused) {
+  const auto refused = [](optim::Spec s, const char* what) {
+    s.lr = 0.01;
+    try {
+      optim::Method<> m(MPI_COMM_WORLD, s, optim::Layout{100, 1, 0});
+      ADD_FAILURE() << "accepted: " << what;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  optim::Spec sign_mean;  // the plain sign has no scale to average
+  sign_mean.wire = optim::Wire::sign;
+  refused(sign_mean, "aggregate: vote");
+  optim::Spec markov_vote;  // a Markov memory the server would not keep
+  markov_vote.wire = optim::Wire::sign;
+  markov_vote.memory = optim::Memory::markov;
+  markov_vote.aggregate = optim::Aggregate::vote;
+  markov_vote.rule = optim::Rule::sign;
+  refused(markov_vote, "aggregate: mean");
+  optim::Spec vote_sgd;
+  vote_sgd.wire = optim::Wire::sign;
+  vote_sgd.aggregate = optim::Aggregate::vote;
+  refused(vote_sgd, "rule: sign");
+  optim::Spec no_lr;
+  no_lr.wire = optim::Wire::fp32;
+  try {
+    optim::Method<> m(MPI_COMM_WORLD, no_lr, optim::Layout{100, 1, 0});
+    ADD_FAILURE() << "lr 0 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lr"), std::string::npos);
+  }
+}
+
 #if defined(KOKKOS_ENABLE_SERIAL) && defined(KOKKOS_ENABLE_OPENMP)
 /// n iterations of `spec` on Method<E> with the gradients g(k, w) = N(0, 1) draws (the same on every backend).
 template <class E>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# downstream.sh BUILD_DIR SOURCE_DIR KOKKOS_DIR CXX
+# downstream.sh BUILD_DIR SOURCE_DIR KOKKOS_DIR CXX [MPIEXEC NUMPROC_FLAG]
 # Installs this build (cmake --install) into a temporary prefix, then configures, builds and runs the project in
 # tests/downstream against it with find_package(terse COMPONENTS optim deck): the installed headers, the exported
 # targets (terse::kernels, terse::optim, terse::deck) and the package configuration must be enough. Runs the
@@ -7,7 +7,7 @@
 # references, the restart through the exposed state), the installed `terse --version`, and checks that the
 # package refuses terse::optim for a project whose MPI is another one.
 set -euo pipefail
-build=$1 src=$2 kokkos_dir=$3 cxx=$4
+build=$1 src=$2 kokkos_dir=$3 cxx=$4 mpiexec=${5:-mpiexec} np_flag=${6:--n}
 prefix=$(mktemp -d /tmp/terse-install-XXXXXX)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" > "$prefix/install.log"
@@ -27,7 +27,7 @@ cmake -S "$src/tests/downstream" -B "$prefix/downstream-build" -DCMAKE_PREFIX_PA
       -DKokkos_DIR="$kokkos_dir" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release "${flags[@]}"
 cmake --build "$prefix/downstream-build" -j 2
 "$prefix/downstream-build/downstream"
-OMP_NUM_THREADS=1 mpiexec -n 2 "$prefix/downstream-build/least_squares"
+OMP_NUM_THREADS=1 "$mpiexec" "$np_flag" 2 "$prefix/downstream-build/least_squares"
 
 # Another MPI (here: a copy of this MPI's library under another path) is refused with a message naming both.
 mkdir -p "$prefix/other-mpi"

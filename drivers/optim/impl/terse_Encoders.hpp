@@ -117,7 +117,6 @@ class SignWire final : public SignWireEncoder<E> {
  public:
   using typename SignWireEncoder<E>::Vec;
   using typename SignWireEncoder<E>::Words;
-  using Family = typename M::compressor_type;
   static constexpr bool pieces = M::by_piece;
   /// What the constructor allocates (the memory over its compressor; a by-piece one writes the slot itself).
   static std::size_t bytes(std::size_t d, const CompressorOptions& o) { return M::sizes(d, o).allocated; }

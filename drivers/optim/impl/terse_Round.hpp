@@ -355,13 +355,19 @@ class Round {
     }
   };
 
+  /// Its downlink refers to its exchanges: a Round stays where it was built.
+  Round(const Round&) = delete;
+  Round& operator=(const Round&) = delete;
+  Round(Round&&) = delete;
+  Round& operator=(Round&&) = delete;
+
   Round(MPI_Comm comm, const Spec& s, std::size_t d, int R, std::size_t k, std::uint64_t seed, int first_worker)
       : comm_(comm), s_(s), d_(d), R_(R), P_(size_of(comm)),
         plan_(Plan::of(s, d, R, k, P_, rank_of(comm))),
         signs_(comm, d, R, plan_.sign_buffers, plan_.voting) {
     W_ = P_ * R_;
     // Only what the plan needs is allocated (an empty view is an allocation too).
-    direction_ = Vec("terse::round.direction", plan_.own_direction ? d : 0);
+    if (plan_.own_direction) direction_ = Vec("terse::round.direction", d);
     if (plan_.host_staging) host_ = Kokkos::View<float*, Kokkos::HostSpace>("terse::round.allreduce_host", d);
     if (plan_.sparse) {
       sparse_.emplace(comm, d, R, k);
@@ -402,7 +408,6 @@ class Round {
   /// Whether exchange() runs the chunked pipeline (and hands the aggregate back piece by piece).
   bool chunked() const { return chunked_; }
   std::size_t chunks() const { return chunked_ ? signs_.chunks() : 1; }
-  const Plan& plan() const { return plan_; }
 
   int rank() const { return rank_of(comm_); }
 

@@ -7,7 +7,7 @@
 // them for the memory estimate (a static memory(), computed before anything is allocated), lists them for
 // checkpoints (state()), and counts the bytes it hands MPI itself (the adaptive step's and accept: descent's
 // sums; a local rule's averages). make_update_rule() and make_local_rule() are the only places that map a
-// spec's rule to a class, and rule_memory() reads the same switch.
+// spec's rule to a class (update_rule_memory() and local_rule_memory() give their memory terms).
 
 #include "../terse_Spec.hpp"
 #include "../terse_State.hpp"
@@ -221,7 +221,12 @@ class SignStep final : public PieceRule<E> {
         break;
       }
     }
-    if (x_prev_.extent(0) > 0) Kokkos::deep_copy(space, x_prev_, x);
+    if (x_prev_.extent(0) > 0) {
+      if (std::isnan(this->f_accepted_))
+        throw std::logic_error("terse::optim::Method: accept_descent needs the loss of the starting model first "
+                               "(Method::set_accepted_loss)");
+      Kokkos::deep_copy(space, x_prev_, x);
+    }
   }
   void step_piece(const E& space, const Vec& x, const Round<E>& round, const CoordSlice& c) override {
     const auto words = std::make_pair(c.begin / sign_word_bits, c.begin / sign_word_bits + packed_words(c.size()));
