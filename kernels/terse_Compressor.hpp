@@ -20,8 +20,10 @@
 //   optional: C::by_piece               compress_piece(space, x_piece, words_piece): the message of a piece of
 //                                       x, word-aligned (the plain sign: the chunked exchange forms it by chunks)
 //
-// CompressorOptions carries what a compressor is built from besides n: k (top-k, rand-k), the generator and the
-// worker's index (random compressors: draws keyed by (seed, stream, iteration, worker, index)); a compressor
+// QSGD and TernGrad (one compressor, two scales) are in their own header, terse_Qsgd.hpp, over this concept.
+//
+// CompressorOptions carries what a compressor is built from besides n: k (top-k, rand-k), levels and bucket
+// (QSGD, TernGrad), the generator and the worker's index (random compressors: draws keyed by (seed, stream, iteration, worker, index)); a compressor
 // ignores the fields it does not use. The natural constructors stay: TopK's (n, k), RandK's (n, k, rng, worker).
 //
 // The memories, each written once for every compressor (C is the family tag):
@@ -59,6 +61,8 @@ struct CompressorOptions {
   std::size_t k = 0;          ///< top_k, rand_k: the entries kept (clamped to n)
   CounterRng rng{};           ///< random compressors: the generator (seed and the compressor's stream)
   std::uint32_t worker = 0;   ///< random compressors: the worker's index in the draws
+  int levels = 1;             ///< qsgd: the levels s >= 1 (terse_Qsgd.hpp; terngrad is s = 1)
+  std::size_t bucket = 0;     ///< qsgd, terngrad: coordinates per scale (0: one scale for the whole vector)
   /// Whether the compressor allocates its own message buffer. A caller that writes the message straight into
   /// its own buffers (by_piece compressors: compress_piece) sets it false; compress() is then refused.
   bool own_message = true;

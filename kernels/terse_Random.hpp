@@ -44,6 +44,7 @@ enum class RandomStream : std::uint32_t {
   initial_model = 4,
   rand_k = 5,
   monitor_sample = 6,  ///< the rows of the monitor's loss estimates (drivers: pieces::Monitor)
+  qsgd = 7,            ///< QSGD's and TernGrad's stochastic levels (terse_Qsgd.hpp)
 };
 
 /// The generator keyed by (seed, stream); draw(iteration, worker, index) gives 128 bits.

@@ -1,4 +1,5 @@
-// The compressor concept (terse_Compressor.hpp) on every backend: each of the six compressors against its
+// The compressor concept (terse_Compressor.hpp) on every backend: each of the eight compressors (the six of
+// terse_Compressor.hpp, QSGD and TernGrad of terse_Qsgd.hpp; tstQsgd.cpp checks those two in depth) against its
 // definition, and the memories written once over them (error feedback, the Markov sequence, momentum) against
 // their recursions with every compressor: the message a memory sends is the compressor's message of the vector
 // the recursion defines (a fresh compressor, fed that vector, must give the same bits), and its state is the
@@ -8,6 +9,7 @@
 
 #include <terse_AllocationTracker.hpp>
 #include <terse_Compressor.hpp>
+#include <terse_Qsgd.hpp>
 
 #include <gtest/gtest.h>
 
@@ -50,6 +52,19 @@ std::vector<float> decode(const SignMessage<E, float>& m) {
   return c;
 }
 template <class E>
+std::vector<float> decode(const QsgdMessage<E, float>& m) {  // sign * norm * level / s, from the layout
+  const auto planes = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.planes);
+  const auto norms = to_host(m.norms);
+  std::vector<float> c(m.n);
+  for (std::size_t i = 0; i < m.n; ++i) {
+    unsigned level = 0;
+    for (std::size_t p = 1; p < planes.extent(0); ++p) level |= ((planes(p, i / 64) >> (i % 64)) & 1u) << (p - 1);
+    const double v = double(norms[i / m.bucket]) * level / m.levels;
+    c[i] = static_cast<float>(((planes(0, i / 64) >> (i % 64)) & 1u) ? v : -v);
+  }
+  return c;
+}
+template <class E>
 std::vector<float> decode(const SparseMessage<E, float>& m) {
   std::vector<float> c(m.n, 0.0f);
   const auto idx = to_host(m.indices);
@@ -64,7 +79,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 // ---- the families and what each is built from ---------------------------------------------------------------
 
-using Families = std::tuple<Fp32, Sign, ScaledSign, StochasticSign, TopK, RandK>;
+using Families = std::tuple<Fp32, Sign, ScaledSign, StochasticSign, TopK, RandK, Qsgd, TernGrad>;
 
 template <class F>
 void for_each_family(F&& f) {
@@ -75,6 +90,8 @@ template <class C>
 CompressorOptions options_of() {
   CompressorOptions o;
   o.k = 37;
+  o.levels = 5;   // qsgd: 3 level bits
+  o.bucket = 128; // qsgd, terngrad: 8 norms for n = 1000
   o.rng = CounterRng{11, static_cast<std::uint32_t>(C::stream)};
   o.worker = 3;
   return o;
@@ -125,13 +142,18 @@ TYPED_TEST(Compressors, EachCompressorIsItsDefinition) {
           ASSERT_GE(std::fabs(x[i]), mags[36]);
         }
     }
+    const bool quantized = name == "qsgd" || name == "terngrad";
+    const std::size_t level_bits = name == "qsgd" ? 3 : 1;  // ceil(log2(5 + 1)); terngrad's s = 1
     if (name == "top_k" || name == "rand_k") EXPECT_EQ(nonzero, 37u);
+    else if (quantized) EXPECT_GT(nonzero, n / 4);  // level 0 is a zero
     else EXPECT_EQ(nonzero, n);
     // The sizes it reports: payload bits and wire bytes by the documented formulas (docs/hdf5.md).
-    const double bits = name == "fp32" ? 32.0 * n : name == "sign" ? double(n) : (name == "top_k" || name == "rand_k") ? 64.0 * 37 : n + 32.0;
+    const double bits = name == "fp32" ? 32.0 * n : name == "sign" ? double(n) : (name == "top_k" || name == "rand_k") ? 64.0 * 37
+                        : quantized ? 32.0 * 8 + double(1 + level_bits) * n : n + 32.0;
     EXPECT_EQ(z.bits, bits);
     const std::size_t wire = name == "fp32" ? 4 * n : name == "sign" ? 8 * packed_words(n)
-                             : (name == "top_k" || name == "rand_k") ? 8 * 37 : 8 * packed_words(n) + 4;
+                             : (name == "top_k" || name == "rand_k") ? 8 * 37
+                             : quantized ? 4 * 8 + 8 * (1 + level_bits) * packed_words(n) : 8 * packed_words(n) + 4;
     EXPECT_EQ(z.wire, wire);
     // A random compressor draws from its own stream: another iteration, another message; the same, the same.
     if (C::random) {

@@ -1,7 +1,9 @@
 // draws.cpp: what terse draws, printed for tests/random/replay.py, which recomputes every value from
 // docs/random.md alone (a separate implementation in Python, without terse's headers) and compares.
-// One JSON object per line: raw draws with their conversions, a stochastic sign message, a rand-k selection.
+// One JSON object per line: raw draws with their conversions, a stochastic sign message, a rand-k selection, QSGD
+// and TernGrad messages.
 #include <terse_Compress.hpp>
+#include <terse_Qsgd.hpp>
 #include <terse_Random.hpp>
 
 #include <Kokkos_Core.hpp>
@@ -9,6 +11,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 namespace {
@@ -70,13 +73,41 @@ void rand_k(std::uint64_t seed, std::uint64_t k, std::uint32_t w, std::size_t n,
   std::printf("]}\n");
 }
 
+void qsgd(const char* kind, std::uint64_t seed, std::uint64_t k, std::uint32_t w, std::size_t n, int levels,
+          std::size_t bucket) {
+  terse::CompressorOptions o;
+  o.rng = terse::CounterRng{seed, static_cast<std::uint32_t>(terse::RandomStream::qsgd)};
+  o.worker = w;
+  o.levels = levels;
+  o.bucket = bucket;
+  const auto x = upload(vector_x(n));
+  const bool tern = std::string(kind) == "terngrad";
+  terse::QsgdMessage<Exec, float> m;
+  terse::QsgdCompressor<Exec, float, terse::QsgdScale::l2> q(n, o);
+  terse::QsgdCompressor<Exec, float, terse::QsgdScale::max> t(n, o);
+  m = tern ? t.compress(Exec(), x, k) : q.compress(Exec(), x, k);
+  auto planes = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.planes);
+  auto norms = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m.norms);
+  std::printf("{\"kind\": \"%s\", \"seed\": %" PRIu64 ", \"iteration\": %" PRIu64 ", \"worker\": %u, \"n\": %zu, "
+              "\"levels\": %d, \"bucket\": %zu, \"norms\": [",
+              kind, seed, k, w, n, m.levels, m.bucket);
+  for (std::size_t b = 0; b < norms.extent(0); ++b) std::printf("%s%.9g", b ? ", " : "", static_cast<double>(norms(b)));
+  std::printf("], \"planes\": [");
+  for (std::size_t p = 0; p < planes.extent(0); ++p) {
+    std::printf("%s[", p ? ", " : "");
+    for (std::size_t q2 = 0; q2 < planes.extent(1); ++q2) std::printf("%s\"%016" PRIx64 "\"", q2 ? ", " : "", planes(p, q2));
+    std::printf("]");
+  }
+  std::printf("]}\n");
+}
+
 }  // namespace
 
 int main(int argc, char* argv[]) {
   Kokkos::initialize(argc, argv);
   {
     // Every stream, small and large seeds, iterations and indices beyond 2^32, the server's draw index.
-    for (std::uint32_t stream = 0; stream <= 6; ++stream) raw(1, stream, 0, 0, 0);
+    for (std::uint32_t stream = 0; stream <= 7; ++stream) raw(1, stream, 0, 0, 0);
     raw(0, 0, 0, 0, 0);
     raw(3, 2, 17, 5, 123456);
     raw(0xDEADBEEFCAFEF00Dull, 5, 99, 0xFFFFFFFFu, 7);
@@ -87,6 +118,10 @@ int main(int argc, char* argv[]) {
     stochastic_sign(0xABCDEF12345ull, 0, 0, 129);
     rand_k(3, 11, 2, 1000, 25);
     rand_k(9, 4, 0xFFFFFFFFu, 200, 50);
+    qsgd("qsgd", 3, 11, 2, 300, 3, 128);
+    qsgd("qsgd", 0xABCDEF12345ull, 0, 0, 129, 1, 1000);
+    qsgd("qsgd", 5, 7, 1, 200, 16, 64);
+    qsgd("terngrad", 3, 11, 2, 300, 1, 100);
   }
   Kokkos::finalize();
   return 0;

@@ -72,7 +72,7 @@ def vector_x(n):
     return [f32(math.sin(0.37 * i) * (1 + i % 7)) for i in range(n)]
 
 
-STOCHASTIC_SIGN, RAND_K = 2, 5
+STOCHASTIC_SIGN, RAND_K, QSGD = 2, 5, 7
 
 
 def stochastic_sign(seed, it, w, n):
@@ -98,6 +98,44 @@ def rand_k(seed, it, w, n, k):
     x = vector_x(n)
     scale = f32(n / k)
     return chosen, [f32(scale * x[i]) for i in chosen]
+
+
+def qsgd(kind, seed, it, w, n, s, bucket):
+    """docs/random.md "QSGD and TernGrad": per bucket the fp32 scale (2-norm in double, coordinate order, or max
+    |x_i|); level l = floor(r), r = s |x_i| / scale, plus 1 when uniform_lane < r - l, s when r >= s; sign plane
+    bit set for x_i >= 0, level bit p in plane 1 + p."""
+    x = vector_x(n)
+    if bucket == 0 or bucket > n:
+        bucket = n
+    nb = (n + bucket - 1) // bucket
+    norms = []
+    for b in range(nb):
+        part = x[b * bucket:(b + 1) * bucket]
+        if kind == "terngrad":
+            norms.append(f32(max(abs(v) for v in part)))
+        else:
+            acc = 0.0
+            for v in part:
+                acc += v * v
+            norms.append(f32(math.sqrt(acc)))
+    q = 0
+    while (1 << q) < s + 1:
+        q += 1
+    nw = (n + 63) // 64
+    planes = [[0] * nw for _ in range(1 + q)]
+    for i in range(n):
+        scale = norms[i // bucket]
+        level = 0
+        if scale > 0:
+            r = s * abs(x[i]) / scale
+            l = math.floor(r)
+            level = s if l >= s else l + (1 if uniform_lane(seed, QSGD, it, w, i) < r - l else 0)
+        if x[i] >= 0:
+            planes[0][i // 64] |= 1 << (i % 64)
+        for p in range(q):
+            if (level >> p) & 1:
+                planes[1 + p][i // 64] |= 1 << (i % 64)
+    return norms, planes
 
 
 def main():
@@ -137,6 +175,13 @@ def main():
                 failures.append("rand_k %s: indices terse %s, replay %s" % (d["seed"], d["indices"][:8], idx[:8]))
             elif any(f32(a) != b for a, b in zip(d["values"], val)):
                 failures.append("rand_k %s: values differ" % d["seed"])
+        elif d["kind"] in ("qsgd", "terngrad"):
+            norms, planes = qsgd(d["kind"], d["seed"], d["iteration"], d["worker"], d["n"], d["levels"], d["bucket"])
+            got = [[int(h, 16) for h in row] for row in d["planes"]]
+            if any(f32(a) != b for a, b in zip(d["norms"], norms)) or len(d["norms"]) != len(norms):
+                failures.append("%s %s: norms terse %s, replay %s" % (d["kind"], d["seed"], d["norms"][:4], norms[:4]))
+            if got != planes:
+                failures.append("%s %s: planes differ" % (d["kind"], d["seed"]))
     for f in failures:
         print("MISMATCH " + f)
     print("replay.py: %d records of terse's draws recomputed from docs/random.md: %d mismatches" % (checked, len(failures)))
