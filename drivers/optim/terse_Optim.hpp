@@ -184,11 +184,11 @@ RoundBits Method<E>::round_bits(const Spec& c, std::size_t d, std::size_t k, int
     b.up = b.down = factor * 32.0 * dd;
     return b;
   }
-  b.up = pieces::message_bits<E>(c.wire, d, k);
+  b.up = pieces::message_bits<E>(c, d, k);
   if (c.downlink == Downlink::markov && c.wire == Wire::rand_k) {
     b.down = 32 * static_cast<double>(k);  // the server's rand-k values; every rank draws their indices
   } else if (c.downlink == Downlink::markov || c.downlink == Downlink::error_feedback) {
-    b.down = pieces::message_bits<E>(c.wire, d, k);
+    b.down = pieces::message_bits<E>(c, d, k);
   } else if (c.aggregate == Aggregate::vote) {
     b.down = dd * (W % 2 == 0 ? 2 : 1);  // the vote, plus the tie mask for even W
   } else {
@@ -223,6 +223,15 @@ inline void check_spec(const Spec& s, const Layout& l) {
     bad("the error-feedback downlink is 1-bit Adam's (wire: scaled_sign, rule: onebit_adam)");
   if (s.rule == Rule::onebit_adam && s.warmup_steps < 1) bad("1-bit Adam needs warmup_steps >= 1");
   if (s.sparse_wire() && !(s.k_ratio > 0 && s.k_ratio <= 1)) bad("k_ratio must be in (0, 1]");
+  if (optim::quantized(s.wire)) {
+    if (s.aggregate != Aggregate::mean || s.downlink != Downlink::plain)
+      bad("QSGD and TernGrad messages are averaged by the server and sent back as fp32 values (aggregate: mean, "
+          "downlink: plain)");
+    if (s.memory != Memory::none && s.memory != Memory::error_feedback)
+      bad("QSGD and TernGrad keep no worker memory or error feedback (memory: none or error_feedback)");
+    if (s.wire == Wire::qsgd && s.levels < 1) bad("levels must be >= 1");
+    if (s.bucket < 1) bad("bucket must be >= 1");
+  }
 }
 }  // namespace detail
 

@@ -3,8 +3,8 @@
 // of and their hyper-parameters. terse::optim::Method (terse_Optim.hpp) is built from a Spec; `terse run` maps a
 // deck's optimizer section onto one (terse::compose, drivers/run/terse_Compose.hpp: the composition table).
 //
-//   wire        what a worker sends: fp32 values, signs, scaled signs, stochastic signs, top-k or rand-k pairs
-//               (the compressor, terse_Compressor.hpp)
+//   wire        what a worker sends: fp32 values, signs, scaled signs, stochastic signs, top-k or rand-k pairs,
+//               QSGD's or TernGrad's packed levels (the compressor, terse_Compressor.hpp, terse_Qsgd.hpp)
 //   memory      what a worker keeps between rounds: none, error feedback, a Markov compression sequence, its
 //               momentum (Signum: the worker sends the sign of b m_w + (1 - b) g_w, which it keeps)
 //   aggregate   what the (sharded) server forms: the mean of the messages, or their majority vote
@@ -22,11 +22,13 @@
 
 namespace terse::optim {
 
-enum class Wire { fp32, sign, scaled_sign, stochastic_sign, top_k, rand_k };
+enum class Wire { fp32, sign, scaled_sign, stochastic_sign, top_k, rand_k, qsgd, terngrad };
 /// The wires that send (index, value) pairs (the sparse exchange).
 inline bool sparse(Wire w) { return w == Wire::top_k || w == Wire::rand_k; }
 /// The wires that send packed signs (the sign exchange).
 inline bool signs(Wire w) { return w == Wire::sign || w == Wire::scaled_sign || w == Wire::stochastic_sign; }
+/// The wires that send QSGD messages (norms per bucket and packed levels: the QSGD exchange).
+inline bool quantized(Wire w) { return w == Wire::qsgd || w == Wire::terngrad; }
 enum class Memory { none, error_feedback, markov, momentum };
 enum class Aggregate { mean, vote };
 enum class Downlink { plain, markov, error_feedback };
@@ -52,6 +54,8 @@ struct Spec {
   StepSize step_size = StepSize::constant;  ///< the sign step
   bool accept_descent = false;            ///< the sign step: keep x_k unless the step lowers f (seed 001 Alg. 1, Opt. 2)
   double k_ratio = 0.016;                 ///< top_k, rand_k: k = top_k_count(k_ratio, d)
+  int levels = 7;                         ///< qsgd: the levels s >= 1 (terngrad: 1 whatever it says)
+  std::int64_t bucket = 512;              ///< qsgd, terngrad: coordinates per norm, >= 1 (>= d: one norm)
   double beta1 = 0.9, beta2 = 0.999, nu = 1e-8;  ///< AMSGrad, 1-bit Adam
   double eps = 1e-8;                      ///< AdaGrad, Local AdaAlter
   double momentum = 0.9;                  ///< Memory::momentum (Signum): the workers' b
@@ -119,6 +123,8 @@ inline const char* to_string(Wire v) {
     case Wire::stochastic_sign: return "stochastic_sign";
     case Wire::top_k: return "top_k";
     case Wire::rand_k: return "rand_k";
+    case Wire::qsgd: return "qsgd";
+    case Wire::terngrad: return "terngrad";
   }
   return "?";
 }

@@ -11,6 +11,7 @@
 #include <terse_Exchange.hpp>
 
 #include <terse_Compressor.hpp>
+#include <terse_Qsgd.hpp>
 
 #include <memory>
 #include <stdexcept>
@@ -38,6 +39,8 @@ decltype(auto) visit_compressor(Wire w, F&& f) {
     case Wire::stochastic_sign: return f(StochasticSign{});
     case Wire::top_k: return f(TopK{});
     case Wire::rand_k: return f(RandK{});
+    case Wire::qsgd: return f(Qsgd{});
+    case Wire::terngrad: return f(TernGrad{});
   }
   throw std::logic_error("terse: unknown wire");
 }
@@ -62,12 +65,19 @@ inline constexpr bool sign_family_v =
 template <class Family, class E>
 inline constexpr bool sparse_family_v =
     std::is_same_v<typename CompressorOf<Family, E>::message_type, SparseMessage<E, float>>;
-
-/// What a worker's compressor is built from: k, and its own stream of the generator at the worker's index.
 template <class Family, class E>
-CompressorOptions compressor_options(std::size_t k, std::uint64_t seed, int worker, bool own_message = true) {
+inline constexpr bool qsgd_family_v =
+    std::is_same_v<typename CompressorOf<Family, E>::message_type, QsgdMessage<E, float>>;
+
+/// What a worker's compressor is built from: k, QSGD's levels and bucket, and its own stream of the generator at
+/// the worker's index.
+template <class Family, class E>
+CompressorOptions compressor_options(const Spec& s, std::size_t k, std::uint64_t seed, int worker,
+                                     bool own_message = true) {
   CompressorOptions o;
   o.k = k;
+  o.levels = s.levels;
+  o.bucket = static_cast<std::size_t>(s.bucket);
   o.rng = CounterRng{seed, static_cast<std::uint32_t>(CompressorOf<Family, E>::stream)};
   o.worker = static_cast<std::uint32_t>(worker);
   o.own_message = own_message;
@@ -83,10 +93,12 @@ M make_memory(const Spec& s, std::size_t d, const CompressorOptions& o) {
 
 /// Payload bits of one message of the spec's wire for a gradient of length d (k for the sparse wires).
 template <class E>
-double message_bits(Wire w, std::size_t d, std::size_t k) {
+double message_bits(const Spec& s, std::size_t d, std::size_t k) {
   CompressorOptions o;
   o.k = k;
-  return visit_compressor(w, [&](auto family) { return CompressorOf<decltype(family), E>::sizes(d, o).bits; });
+  o.levels = s.levels;
+  o.bucket = static_cast<std::size_t>(s.bucket);
+  return visit_compressor(s.wire, [&](auto family) { return CompressorOf<decltype(family), E>::sizes(d, o).bits; });
 }
 
 // ---- the sign wires -----------------------------------------------------------------------------------------
@@ -183,6 +195,42 @@ class SparseWire final : public SparseWireEncoder<E> {
   M m_;
 };
 
+// ---- the QSGD wires ----------------------------------------------------------------------------------------
+
+/// A worker's encoder on a QSGD wire (qsgd, terngrad), with its memory (none, or error feedback: EF-QSGD): the
+/// message into the worker's slot of the QSGD exchange.
+template <class E>
+class QsgdWireEncoder {
+ public:
+  using Vec = optim::VecOf<E>;
+  using Planes = Kokkos::View<sign_word_t**, Kokkos::LayoutRight, typename E::memory_space>;
+  using Norms = Kokkos::View<float*, typename E::memory_space>;
+  virtual ~QsgdWireEncoder() = default;
+  virtual void encode(const E& space, const Vec& g, std::uint64_t k, const Planes& planes, const Norms& norms) = 0;
+  virtual Vec memory(const E& space) = 0;
+  virtual const char* state_name() const = 0;
+};
+
+template <class E, class M>
+class QsgdWire final : public QsgdWireEncoder<E> {
+ public:
+  using typename QsgdWireEncoder<E>::Vec;
+  using typename QsgdWireEncoder<E>::Planes;
+  using typename QsgdWireEncoder<E>::Norms;
+  static std::size_t bytes(std::size_t d, const CompressorOptions& o) { return M::sizes(d, o).allocated; }
+  QsgdWire(const Spec& s, std::size_t d, const CompressorOptions& o) : m_(make_memory<M>(s, d, o)) {}
+  void encode(const E& space, const Vec& g, std::uint64_t k, const Planes& planes, const Norms& norms) override {
+    const auto& m = m_.compress(space, g, k);
+    Kokkos::deep_copy(space, planes, m.planes);
+    Kokkos::deep_copy(space, norms, m.norms);
+  }
+  Vec memory(const E& space) override { return m_.memory(space); }
+  const char* state_name() const override { return M::state_name; }
+
+ private:
+  M m_;
+};
+
 // ---- the factory: one visit of the tables for the type, used for the object and for its size ---------------
 
 /// f(TypeTag<the encoder type>{}, options) for the spec's wire and memory on a sign or sparse wire.
@@ -193,9 +241,11 @@ decltype(auto) visit_encoder(const Spec& s, std::size_t k, std::uint64_t seed, i
     return visit_memory<E, Family>(s.memory, [&](auto memory) -> decltype(auto) {
       using M = typename decltype(memory)::type;
       if constexpr (sign_family_v<Family, E>) {
-        return f(TypeTag<SignWire<E, M>>{}, compressor_options<Family, E>(k, seed, worker, !M::by_piece));
+        return f(TypeTag<SignWire<E, M>>{}, compressor_options<Family, E>(s, k, seed, worker, !M::by_piece));
       } else if constexpr (sparse_family_v<Family, E>) {
-        return f(TypeTag<SparseWire<E, M>>{}, compressor_options<Family, E>(k, seed, worker));
+        return f(TypeTag<SparseWire<E, M>>{}, compressor_options<Family, E>(s, k, seed, worker));
+      } else if constexpr (qsgd_family_v<Family, E>) {
+        return f(TypeTag<QsgdWire<E, M>>{}, compressor_options<Family, E>(s, k, seed, worker));
       } else {
         return f(TypeTag<void>{}, CompressorOptions{});  // the fp32 wire: no encoder
       }
@@ -220,6 +270,16 @@ std::unique_ptr<SignWireEncoder<E>> make_sign_encoder(const Spec& s, std::size_t
                             using T = typename decltype(tag)::type;
                             if constexpr (std::is_base_of_v<SignWireEncoder<E>, T>) return std::make_unique<T>(s, d, o);
                             else throw std::logic_error("terse: not a sign wire");
+                          });
+}
+
+template <class E>
+std::unique_ptr<QsgdWireEncoder<E>> make_qsgd_encoder(const Spec& s, std::size_t d, std::uint64_t seed, int worker) {
+  return visit_encoder<E>(s, 0, seed, worker,
+                          [&](auto tag, const CompressorOptions& o) -> std::unique_ptr<QsgdWireEncoder<E>> {
+                            using T = typename decltype(tag)::type;
+                            if constexpr (std::is_base_of_v<QsgdWireEncoder<E>, T>) return std::make_unique<T>(s, d, o);
+                            else throw std::logic_error("terse: not a qsgd wire");
                           });
 }
 

@@ -9,6 +9,7 @@
 #include "terse_Encoders.hpp"
 
 #include <terse_Exchange.hpp>
+#include <terse_QsgdExchange.hpp>
 #include <terse_Region.hpp>
 
 #include <terse_Compress.hpp>
@@ -309,6 +310,7 @@ class Round {
     bool own_direction = false;  // the round allocates the direction it hands the update rule
     bool host_staging = false;   // an fp32 allreduce through a host buffer (device backends)
     bool sparse = false;         // the sparse exchange and its encoders
+    bool quantized = false;      // the QSGD exchange and its encoders (qsgd, terngrad)
     bool server_slice = false;   // this rank's slice of a mean aggregate (kept across rounds for Markov memories)
     DownlinkPiece downlink = DownlinkPiece::none;
 
@@ -321,6 +323,7 @@ class Round {
       p.own_direction = s.aggregate == Aggregate::mean && !(s.wire == Wire::fp32 && R == 1);
       p.host_staging = (s.wire == Wire::fp32 || s.exact_start) && staged_v<E>;
       p.sparse = optim::sparse(s.wire);
+      p.quantized = optim::quantized(s.wire);
       p.server_slice = s.aggregate == Aggregate::mean && s.wire != Wire::fp32;
       if (s.downlink == Downlink::error_feedback) p.downlink = DownlinkPiece::scaled_sign_error_feedback;
       else if (s.downlink == Downlink::markov)
@@ -336,7 +339,8 @@ class Round {
                       BasicSignExchange<E>::bytes(d, R, P, rank, sign_buffers, voting) +
                       (server_slice ? cs.size() * sizeof(float) : 0);
       if (sparse) b += BasicSparseExchange<E>::bytes(d, R, k, P, rank);
-      if (sparse || sign_buffers) b += static_cast<std::size_t>(R) * encoder_bytes<E>(s, d, k);
+      if (quantized) b += BasicQsgdExchange<E>::bytes(d, R, qsgd_levels(s), qsgd_bucket(s, d), P, rank);
+      if (sparse || sign_buffers || quantized) b += static_cast<std::size_t>(R) * encoder_bytes<E>(s, d, k);
       switch (downlink) {
         case DownlinkPiece::none: break;
         case DownlinkPiece::scaled_sign_markov: b += ScaledSignDownlink<E>::bytes(d, P, rank, false); break;
@@ -376,6 +380,9 @@ class Round {
       values_.resize(R);
     } else if (plan_.sign_buffers) {
       for (int l = 0; l < R; ++l) sign_.push_back(make_sign_encoder<E>(s, d, seed, first_worker + l));
+    } else if (plan_.quantized) {
+      qsgd_.emplace(comm, d, R, qsgd_levels(s), qsgd_bucket(s, d));
+      for (int l = 0; l < R; ++l) quant_.push_back(make_qsgd_encoder<E>(s, d, seed, first_worker + l));
     }
     // mean: this rank's slice of the aggregate (with a Markov memory: g^, kept across rounds)
     if (plan_.server_slice) slice_ = Vec("terse::server.slice", signs_.coords().size());
@@ -390,6 +397,14 @@ class Round {
       case DownlinkPiece::top_k: downlink_ = std::make_unique<TopKDownlink<E>>(*sparse_, k, rank()); break;
       case DownlinkPiece::rand_k: downlink_ = std::make_unique<RandKDownlink<E>>(comm, *sparse_, d, k, seed); break;
     }
+  }
+
+  /// The levels and the bucket of a QSGD wire's messages, as its compressor resolves them.
+  static int qsgd_levels(const Spec& s) { return s.wire == Wire::terngrad ? 1 : s.levels; }
+  static std::size_t qsgd_bucket(const Spec& s, std::size_t d) {
+    CompressorOptions o;
+    o.bucket = static_cast<std::size_t>(s.bucket);
+    return QsgdCompressor<E, float, QsgdScale::l2>::bucket_of(d, o);
   }
 
   /// Bytes the constructor allocates on rank `rank` of P (the arguments of the constructor otherwise).
@@ -421,6 +436,8 @@ class Round {
     } else if (plan_.sign_buffers) {
       if (chunked_ && sign_[l]->by_piece()) pending_[l] = g;  // formed chunk by chunk in exchange()
       else sign_[l]->encode(space, g, k, signs_.local_signs(l), signs_.local_scale(l));
+    } else if (plan_.quantized) {
+      quant_[l]->encode(space, g, k, qsgd_->local_planes(l), qsgd_->local_norms(l));
     }  // fp32: exchange() averages the gradients in place
   }
   /// Where vote: samples puts worker l's voted bits (the sign wire only).
@@ -463,6 +480,7 @@ class Round {
     const char* name = nullptr;
     for (auto& e : sign_) mem.push_back(e->memory(space)), name = e->state_name();
     for (auto& e : topk_) mem.push_back(e->memory(space)), name = e->state_name();
+    for (auto& e : quant_) mem.push_back(e->memory(space)), name = e->state_name();
     if (name && !mem.empty() && mem.front().extent(0) > 0) out.push_back({name, K::workers, mem});
     if (s_.memory == Memory::markov) out.push_back({"server.g_hat", K::slice, {slice_}});
     if (downlink_) downlink_->state(out, direction_);
@@ -475,7 +493,8 @@ class Round {
   Words tie_words() const { return signs_.tie_words(); }
 
   std::uint64_t bytes_sent() const {
-    return signs_.total_bytes_sent() + (sparse_ ? sparse_->total_bytes_sent() : 0) + fp32_bytes_ +
+    return signs_.total_bytes_sent() + (sparse_ ? sparse_->total_bytes_sent() : 0) +
+           (qsgd_ ? qsgd_->total_bytes_sent() : 0) + fp32_bytes_ +
            (downlink_ ? downlink_->bytes_sent() : 0);
   }
 
@@ -574,6 +593,11 @@ class Round {
         top_k_scatter_add(space, Kokkos::subview(sparse_->received_indices(), range),
                           Kokkos::subview(sparse_->received_values(), range), slice_, static_cast<float>(inv_w));
       }
+    } else if (plan_.quantized) {  // the mean of the decoded messages on this rank's slice
+      qsgd_->uplink(space);
+      Region aggregate("terse::aggregate");
+      qsgd_mean(space, qsgd_->received_planes(), qsgd_->received_norms(), qsgd_->coords().begin, qsgd_->first_bucket(),
+                qsgd_->bucket(), qsgd_levels(s_), slice_, inv_w);
     } else {
       signs_.uplink(space, true);
       Region aggregate("terse::aggregate");
@@ -593,6 +617,8 @@ class Round {
   Plan plan_;
   BasicSignExchange<E> signs_;
   std::optional<BasicSparseExchange<E>> sparse_;
+  std::optional<BasicQsgdExchange<E>> qsgd_;
+  std::vector<std::unique_ptr<QsgdWireEncoder<E>>> quant_;
   std::vector<std::unique_ptr<SignWireEncoder<E>>> sign_;
   std::vector<std::unique_ptr<SparseWireEncoder<E>>> topk_;
   std::vector<typename BasicSparseExchange<E>::Indices> indices_;
