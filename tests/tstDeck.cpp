@@ -154,7 +154,7 @@ TEST(Deck, EveryAlgorithmParsesWithItsDefaults) {
   const char* kinds[] = {"sgd",     "majority_vote", "stochastic_sign", "ef_signsgd",
                          "amsgrad", "amsgrad_naive", "amsgrad_ef",      "cd_adam",
                          "ef21",    "adagrad",       "local_sgd",       "local_adaalter",
-                         "onebit_adam"};
+                         "onebit_adam", "qsgd",         "ef_qsgd",         "terngrad"};
   for (const char* k : kinds) {
     SCOPED_TRACE(k);
     // onebit_adam has no default for its warm-up (the variance it freezes).
@@ -175,6 +175,8 @@ TEST(Deck, EveryAlgorithmParsesWithItsDefaults) {
     EXPECT_EQ(d.optimizer.sync_period, 1);
     EXPECT_EQ(d.optimizer.b0, 1.0);
     EXPECT_EQ(d.optimizer.warmup_steps, extra.empty() ? 0 : 10);
+    EXPECT_EQ(d.optimizer.levels, 7);   // qsgd: 3 level bits
+    EXPECT_EQ(d.optimizer.bucket, 512); // the paper's buckets
     EXPECT_EQ(d.problem.noise_coords, NoiseCoords::all);
     EXPECT_EQ(d.run.log_every, 2);  // max(1, 250 / 100)
   }
@@ -423,6 +425,16 @@ TEST(Deck, KeysTheProblemOrAlgorithmDoesNotUseAreRefused) {
                {"optimizer.estimate_start: expected one of zero, gradient, got 'exact'"});
   expect_error(deck(q, "  kind: local_sgd\n  lr: 1\n  b0: 2\n"),
                {"optimizer.b0: not used by optimizer.kind local_sgd"});
+  // QSGD's keys: levels with qsgd and ef_qsgd only (TernGrad is s = 1), bucket with the three.
+  expect_error(deck(q, "  kind: terngrad\n  lr: 1\n  levels: 4\n"), {"optimizer.levels: not used by optimizer.kind terngrad"});
+  expect_error(deck(q, "  kind: sgd\n  lr: 1\n  levels: 4\n"), {"optimizer.levels: not used by optimizer.kind sgd"});
+  expect_error(deck(q, "  kind: ef_signsgd\n  lr: 1\n  bucket: 64\n"),
+               {"optimizer.bucket: not used by optimizer.kind ef_signsgd"});
+  expect_error(deck(q, "  kind: qsgd\n  lr: 1\n  levels: 0\n"), {"optimizer.levels: must be >= 1, got 0"});
+  expect_error(deck(q, "  kind: ef_qsgd\n  lr: 1\n  bucket: 0\n"), {"optimizer.bucket: must be >= 1, got 0"});
+  expect_error(deck(q, "  kind: terngrad\n  lr: 1\n  bucket: -3\n"), {"optimizer.bucket: must be >= 1, got -3"});
+  expect_error(deck(q, "  kind: qsgd\n  lr: 1\n  levels: 2.5\n"), {"optimizer.levels"});
+  EXPECT_EQ(parse_deck_string(deck(q, "  kind: qsgd\n  lr: 1\n  levels: 16\n  bucket: 64\n"), "d").optimizer.levels, 16);
   expect_error(deck(q, "  kind: majority_vote\n  lr: 1\n  lipschitz: 3\n"),
                {"optimizer.lipschitz: not used by optimizer.lr_schedule constant"});
   expect_error(deck(q, "  kind: stochastic_sign\n  lr: 1\n  vote: samples\n"),
@@ -574,7 +586,7 @@ TEST(Deck, AcceptedKeysAreThoseOfTheDocument) {
   // The document's four-key row is read as four keys.
   for (const char* k : {"problem.train_images", "problem.train_labels", "problem.test_images", "problem.test_labels"})
     EXPECT_NE(std::find(doc.begin(), doc.end(), k), doc.end()) << k;
-  EXPECT_EQ(doc.size(), 46u);
+  EXPECT_EQ(doc.size(), 48u);
   EXPECT_EQ(std::set<std::string>(doc.begin(), doc.end()).size(), doc.size()) << "a key listed twice in the doc";
   EXPECT_EQ(doc, ours);  // same keys, same order
   // And every accepted key is really accepted: setting it is never "unknown".

@@ -28,10 +28,10 @@ namespace {
 constexpr std::array<const char*, 4> kProblemKinds{{"quadratic", "rosenbrock", "logistic", "mlp"}};
 constexpr std::array<const char*, 2> kNoiseCoords{{"first", "all"}};
 constexpr std::array<const char*, 2> kDataFormats{{"libsvm", "fashion_mnist"}};
-constexpr std::array<const char*, 14> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
+constexpr std::array<const char*, 17> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
                                                        "amsgrad", "amsgrad_naive", "amsgrad_ef", "cd_adam", "ef21",
                                                        "adagrad", "local_sgd", "local_adaalter", "onebit_adam",
-                                                       "signum"}};
+                                                       "signum", "qsgd", "ef_qsgd", "terngrad"}};
 constexpr std::array<const char*, 3> kLrSchedules{{"constant", "inv_sqrt", "adaptive"}};
 constexpr std::array<const char*, 2> kVoteModes{{"workers", "samples"}};
 constexpr std::array<const char*, 2> kAcceptRules{{"always", "descent"}};
@@ -812,6 +812,8 @@ const std::vector<KeySpec>& key_table() {
     }
     t.push_back(number_key("momentum", &O::momentum, algorithms({K::signum}), 0, Bound::closed, 1, Bound::open));
     t.push_back(number_key("weight_decay", &O::weight_decay, algorithms({K::signum}), 0, Bound::closed));
+    t.push_back(integer_key("levels", &O::levels, algorithms({K::qsgd, K::ef_qsgd}), std::int64_t{1}));
+    t.push_back(integer_key("bucket", &O::bucket, algorithms({K::qsgd, K::ef_qsgd, K::terngrad}), std::int64_t{1}));
 
     // ---- run ----
     {

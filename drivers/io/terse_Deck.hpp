@@ -53,7 +53,10 @@ enum class OptimizerKind {
   local_sgd,
   local_adaalter,
   onebit_adam,
-  signum
+  signum,
+  qsgd,
+  ef_qsgd,
+  terngrad
 };
 enum class LrSchedule { constant, inv_sqrt, adaptive };
 enum class VoteMode { workers, samples };
@@ -126,6 +129,8 @@ struct OptimizerConfig {
   std::int64_t warmup_steps = 0;            ///< local_adaalter (>= 0: lr warm-up); onebit_adam (required, >= 1: Adam steps before the freeze)
   double momentum = 0.9;                    ///< signum: the workers' momentum beta; in [0, 1)
   double weight_decay = 0.0;                ///< signum: added to the gradient as weight_decay * x; >= 0
+  std::int64_t levels = 7;                  ///< qsgd, ef_qsgd: QSGD's levels s; >= 1
+  std::int64_t bucket = 512;                ///< qsgd, ef_qsgd, terngrad: coordinates per norm (scale); >= 1
 };
 
 /// Section `run`.

@@ -1,6 +1,8 @@
 // terse_Compose.cpp: the composition table, the deck's optimizer section onto a terse::optim::Spec.
 #include "terse_Compose.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 namespace terse {
@@ -43,6 +45,9 @@ optim::Spec compose(const OptimizerConfig& o) {
       case K::local_adaalter:  return {Wire::fp32,            Memory::none,           Aggregate::mean, Downlink::plain,          Rule::local_adaalter};
       case K::onebit_adam:     return {Wire::scaled_sign,     Memory::error_feedback, Aggregate::mean, Downlink::error_feedback, Rule::onebit_adam};
       case K::signum:          return {Wire::sign,            Memory::momentum,       Aggregate::vote, Downlink::plain,          Rule::sign};
+      case K::qsgd:            return {Wire::qsgd,            Memory::none,           Aggregate::mean, Downlink::plain,          Rule::sgd};
+      case K::ef_qsgd:         return {Wire::qsgd,            Memory::error_feedback, Aggregate::mean, Downlink::plain,          Rule::sgd};
+      case K::terngrad:        return {Wire::terngrad,        Memory::none,           Aggregate::mean, Downlink::plain,          Rule::sgd};
     }
     throw std::logic_error("terse::compose: unknown optimizer kind");
   }();
@@ -69,6 +74,8 @@ optim::Spec compose(const OptimizerConfig& o) {
   s.sync_period = o.sync_period;
   s.b0 = o.b0;
   s.warmup_steps = o.warmup_steps;
+  s.levels = static_cast<int>(std::min<std::int64_t>(o.levels, std::numeric_limits<int>::max()));
+  s.bucket = o.bucket;
   return s;
 }
 
