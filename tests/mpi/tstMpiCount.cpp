@@ -138,6 +138,9 @@ TEST(RunBytes, TerseCountsWhatItHandsMpi) {
       "kind: local_sgd, lr: 0.1, sync_period: 3",
       "kind: local_adaalter, lr: 0.1, sync_period: 3",
       "kind: onebit_adam, lr: 0.01, warmup_steps: 3",
+      "kind: qsgd, lr: 0.1, levels: 4, bucket: 100",
+      "kind: ef_qsgd, lr: 0.1",
+      "kind: terngrad, lr: 0.1, bucket: 64",
   };
   for (int per_rank : {1, 2}) {
     for (const auto& o : decks) {

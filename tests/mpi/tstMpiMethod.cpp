@@ -71,7 +71,9 @@ TEST(MethodIsTheRun, TheProblemsGradientsThroughTheStepAreTerseRunsTrajectory) {
       {"logistic", "onebit_adam", {"optimizer.warmup_steps=3"}},
       {"logistic", "local_adaalter", {"optimizer.sync_period=3"}},
       {"logistic", "signum", {"run.exchange_chunk=64"}},
+      {"logistic", "ef_qsgd", {"optimizer.bucket=100"}},
       {"mlp", "majority_vote", {}},
+      {"mlp", "terngrad", {}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.problem + " / " + c.alg + " on " + std::to_string(size_of()) + " ranks");
@@ -154,7 +156,8 @@ std::vector<float> steps_on(const optim::Spec& spec, std::size_t d, int R, int n
 }
 
 TEST(MethodBackends, SerialAndOpenMPStepsAreBitwise) {
-  for (const char* alg : {"majority_vote", "signum", "cd_adam", "ef21", "ef_signsgd", "stochastic_sign", "onebit_adam"}) {
+  for (const char* alg : {"majority_vote", "signum", "cd_adam", "ef21", "ef_signsgd", "stochastic_sign", "onebit_adam",
+                          "qsgd", "ef_qsgd", "terngrad"}) {
     SCOPED_TRACE(std::string(alg) + " on " + std::to_string(size_of()) + " ranks");
     const Deck deck = parse_deck_string(std::string("problem: {kind: quadratic, dim: 10}\noptimizer: {kind: ") + alg +
                                             ", lr: 0.01" + (std::string(alg) == "onebit_adam" ? ", warmup_steps: 2" : "") +

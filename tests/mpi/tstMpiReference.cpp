@@ -66,6 +66,10 @@ enum class Mistake {
   weight_decay_ignored,      // Signum: the gradient without weight_decay x
   rand_k_unscaled,           // rand-k values sent as x_i instead of (d / k) x_i
   rand_k_one_draw,           // every worker draws the same rand-k coordinates (worker 0's)
+  qsgd_nearest_level,        // QSGD / TernGrad: the level rounded to the nearest instead of stochastically
+  qsgd_norm_dropped,         // QSGD / TernGrad: the message decoded without its bucket's norm (sign * l / s)
+  qsgd_one_bucket,           // QSGD / TernGrad: one norm for the whole vector, bucket ignored
+  terngrad_l2_scale,         // TernGrad scaled by the 2-norm (QSGD s = 1) instead of max |g_i|
 };
 
 const char* name_of(Mistake m) {
@@ -96,6 +100,10 @@ const char* name_of(Mistake m) {
     case Mistake::weight_decay_ignored: return "the weight decay ignored";
     case Mistake::rand_k_unscaled: return "rand-k without its d / k";
     case Mistake::rand_k_one_draw: return "one rand-k draw for every worker";
+    case Mistake::qsgd_nearest_level: return "QSGD's level rounded to the nearest";
+    case Mistake::qsgd_norm_dropped: return "QSGD's norm dropped";
+    case Mistake::qsgd_one_bucket: return "QSGD's buckets ignored";
+    case Mistake::terngrad_l2_scale: return "TernGrad scaled by the 2-norm";
   }
   return "?";
 }
@@ -145,6 +153,13 @@ const std::vector<Case>& cases() {
       {"kind: signum, lr: 0.01, momentum: 0.9", "8", {M::momentum_not_carried, M::vote_is_mean_of_signs, M::tie_moves}},
       {"kind: signum, lr: 0.01, momentum: 0.5, weight_decay: 0.5", "full",
        {M::weight_decay_ignored, M::momentum_not_carried}},
+      {"kind: qsgd, lr: 0.5, levels: 4, bucket: 100", "full",
+       {M::qsgd_nearest_level, M::qsgd_norm_dropped, M::qsgd_one_bucket, M::uncompressed}},
+      {"kind: qsgd, lr: 0.2, levels: 1", "8", {M::qsgd_nearest_level, M::qsgd_norm_dropped}},
+      {"kind: ef_qsgd, lr: 0.5, levels: 2, bucket: 64", "full",
+       {M::memory_not_updated, M::qsgd_nearest_level, M::qsgd_norm_dropped}},
+      {"kind: terngrad, lr: 0.5, bucket: 100", "full",
+       {M::terngrad_l2_scale, M::qsgd_nearest_level, M::qsgd_norm_dropped, M::qsgd_one_bucket}},
   };
   return c;
 }
@@ -306,6 +321,53 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
       for (int i : chosen[w]) pairs += server_of(i) != w / R;
     return word * pairs + topk_counts;
   };
+
+  // QSGD (Alistarh et al. 2017 Sec. 3.1) and TernGrad (Wen et al. 2017): per bucket of B coordinates the scale
+  // ||p_b||_2 (TernGrad: max |p_i|, s = 1), rounded to fp32 as it travels; l = floor(s |p_i| / scale), the level
+  // l + 1 with probability s |p_i| / scale - l (the uniform is lane i % 4 of the generator's draw (t, w, i / 4) of
+  // the qsgd stream: the compressor's random input), and c_i = sign(p_i) scale l_i / s.
+  const int qsgd_s = o.kind == K::terngrad ? 1 : static_cast<int>(o.levels);
+  const int qsgd_B = std::min<int>(d, static_cast<int>(o.bucket));
+  const CounterRng qsgd_rng{deck.run.seed, static_cast<std::uint32_t>(RandomStream::qsgd)};
+  const auto quantize = [&](const Vd& p, int t, int w) {
+    const int B = mistake == Mistake::qsgd_one_bucket ? d : qsgd_B;
+    const bool max_scale = o.kind == K::terngrad && mistake != Mistake::terngrad_l2_scale;
+    Vd c(d);
+    for (int b0 = 0; b0 < d; b0 += B) {
+      const int b1 = std::min(d, b0 + B);
+      double acc = 0;
+      for (int i = b0; i < b1; ++i) acc = max_scale ? std::max(acc, std::fabs(p[i])) : acc + p[i] * p[i];
+      const double scale = static_cast<float>(max_scale ? acc : std::sqrt(acc));
+      for (int i = b0; i < b1; ++i) {
+        const double r = scale > 0 ? qsgd_s * std::fabs(p[i]) / scale : 0, l = std::floor(r);
+        double level = l;
+        if (l >= qsgd_s) {
+          level = qsgd_s;
+        } else if (mistake == Mistake::qsgd_nearest_level) {
+          level = std::round(r);
+        } else {
+          const double u = qsgd_rng.uniform_lane(static_cast<std::uint64_t>(t), static_cast<std::uint32_t>(w), i);
+          ambiguous(std::fabs(u - (r - l)) < 1e-6, "a QSGD level's threshold", t);
+          level = l + (u < r - l ? 1 : 0);
+        }
+        c[i] = sgn(p[i]) * (mistake == Mistake::qsgd_norm_dropped ? 1.0 : scale) * level / qsgd_s;
+      }
+    }
+    return c;
+  };
+  // QSGD uplink: each worker sends every other rank its 1 + q planes' words of that rank's slice and the norms of
+  // the buckets that meet the slice (a bucket across two slices goes to both); the mean comes back as values.
+  const int qsgd_q = [&] {
+    int q = 0;
+    while ((1 << q) < qsgd_s + 1) ++q;
+    return q;
+  }();
+  double buckets_met = 0;  // sum over the slices of the buckets that meet them
+  for (int r = 0; r < P; ++r) {
+    const int lo = first_coord(r), hi = r + 1 < P ? first_coord(r + 1) : d;
+    if (hi > lo) buckets_met += (hi + qsgd_B - 1) / qsgd_B - lo / qsgd_B;
+  }
+  const double qsgd_uplink = (P - 1) * R * (word * (1 + qsgd_q) * nw + f32 * buckets_met);
 
   // ---- state ----
   Vd m(d, 0.0), v(d, 0.0), vh(d, 0.0), acc(d, 0.0), es(d, 0.0), g_hat(d, 0.0), g_tilde(d, 0.0);
@@ -600,6 +662,26 @@ Trajectory reference(const Deck& deck, int W, int P, Mistake mistake) {
         }
         bits_up += dd + 32, bits_down += dd + 32;
         bytes += sign_uplink + scales_uplink + scalar_sum + words_down;
+        break;
+      }
+      case K::qsgd:
+      case K::ef_qsgd:
+      case K::terngrad: {
+        // QSGD / TernGrad (EF-QSGD: p = g_w + e_w, c_w = Q(p), e_w <- p - c_w): the server averages the decoded
+        // messages and sends the mean back as fp32 values; SGD on it.
+        std::vector<Vd> c(W);
+        for (int w = 0; w < W; ++w) {
+          Vd p = g[w];
+          if (o.kind == K::ef_qsgd)
+            for (int i = 0; i < d; ++i) p[i] += e[w][i];
+          c[w] = mistake == Mistake::uncompressed ? p : quantize(p, t, w);
+          if (o.kind == K::ef_qsgd && mistake != Mistake::memory_not_updated)
+            for (int i = 0; i < d; ++i) e[w][i] = p[i] - c[w][i];
+        }
+        const Vd dir = mean(c);
+        for (int i = 0; i < d; ++i) x[i] -= o.lr * dir[i];
+        bits_up += 32 * std::ceil(dd / qsgd_B) + (1 + qsgd_q) * dd, bits_down += 32 * dd;
+        bytes += qsgd_uplink + values_down;
         break;
       }
       case K::cd_adam:

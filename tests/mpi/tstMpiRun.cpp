@@ -48,7 +48,8 @@ class RemoveFiles : public ::testing::Environment {
 const std::vector<std::string> kAlgorithms = {"sgd",        "majority_vote", "stochastic_sign", "ef_signsgd",
                                               "amsgrad",    "amsgrad_naive", "amsgrad_ef",      "cd_adam",
                                               "ef21",       "adagrad",       "local_sgd",       "local_adaalter",
-                                              "onebit_adam", "signum"};
+                                              "onebit_adam", "signum",        "qsgd",            "ef_qsgd",
+                                              "terngrad"};
 /// 1-bit Adam's shortest warm-up in the decks of make_deck (3 Adam steps), so that even short runs have both stages.
 constexpr int kOnebitWarmup = 3;
 const std::vector<std::string> kProblems = {"quadratic", "rosenbrock", "logistic", "mlp"};
@@ -91,6 +92,9 @@ Deck make_deck(const std::string& problem, const std::string& alg, int per_rank,
   if (alg == "onebit_adam") y << ", beta2: 0.99, warmup_steps: " << std::max(kOnebitWarmup, iterations / 4);
   // Top-k with the seed's k = 0.016 d keeps 1 coordinate of the small problems: 20 % keeps a few.
   if (alg == "ef21" && (problem == "logistic" || problem == "rosenbrock")) y << ", k_ratio: 0.2";
+  // Error feedback needs a contraction, E|Q(v) - v|^2 < |v|^2: QSGD's variance bound min(B / s^2, sqrt(B) / s) is
+  // 0.5 with s = 16 and buckets of 64 (the defaults' 3.2 lets the memory grow; docs/algorithms.md).
+  if (alg == "ef_qsgd") y << ", levels: 16, bucket: 64";
   y << "}\n";
   y << "run: {iterations: " << iterations << ", batch: " << (problem == "mlp" ? 16 : 4) << ", seed: 3, log_every: "
     << iterations / 4;
@@ -236,6 +240,11 @@ TEST(RunDecomposition, ElementwiseAndIntegerMethodsAreBitwiseInvariant) {
   expect_decomposition_invariant("logistic", "ef21", true, {"optimizer.broadcast=mean"});
   // rand-k: each worker's draw is its own, the server's draw every rank's.
   expect_decomposition_invariant("logistic", "ef21", true, {"optimizer.compressor=rand_k", "optimizer.k_ratio=0.5"});
+  // QSGD and TernGrad: each worker's draws are its own, the server's mean of the decoded messages is summed in
+  // worker order on each slice (buckets of 100 straddle the slices of 2 and 4 ranks).
+  expect_decomposition_invariant("logistic", "qsgd", true, {"optimizer.bucket=100", "optimizer.levels=3"});
+  expect_decomposition_invariant("logistic", "ef_qsgd", true, {"optimizer.bucket=100"});
+  expect_decomposition_invariant("logistic", "terngrad", true, {"optimizer.bucket=100"});
 }
 
 TEST(RunDecomposition, AllreduceMethodsAgreeToRounding) {
@@ -277,6 +286,8 @@ TEST(RunChunked, ChunksWhereTheCompositionDoesNotChunkAreRefused) {
       {"sgd", {}},
       {"local_sgd", {}},
       {"onebit_adam", {}},
+      {"qsgd", {}},  // its norms per bucket: the QSGD exchange has no chunks
+      {"terngrad", {}},
   };
   for (const auto& c : refused) {
     SCOPED_TRACE(c.alg);
@@ -378,6 +389,11 @@ TEST(RunBits, FollowThePayloadFormula) {
       {"local_sgd", {32 * d, 32 * d}},
       {"local_adaalter", {64 * d, 64 * d}},
       {"onebit_adam", {d + 32, d + 32}},  // after its fp32 warm-up rounds (32 d each way)
+      // QSGD: a norm per bucket (512 by default: one for d = 300) and a sign and ceil(log2(7 + 1)) = 3 level bits per
+      // coordinate (the defaults); TernGrad one level bit.
+      {"qsgd", {32 + 4 * d, 32 * d}},
+      {"ef_qsgd", {32 * 5 + 6 * d, 32 * d}},  // make_deck's s = 16 (5 level bits), buckets of 64 (5 norms)
+      {"terngrad", {32 + 2 * d, 32 * d}},
   };
   for (const auto& [alg, bits] : per_round) {
     SCOPED_TRACE(alg);
