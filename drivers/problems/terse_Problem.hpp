@@ -67,7 +67,9 @@
 // Cost per call (B = batch size): quadratic O(d) plus B normals per noisy coordinate (noise_coords: all draws
 // B d normals: slow for large d and B); rosenbrock O(B d); logistic O(B d) for a sampled batch (dense chunks of
 // the samples' gradients, see Memory), O(nnz + d) for `full` and the local sums; mlp O(B 784 hidden) in chunks
-// of 2048 rows (library) or 256 (fixed_order) (2 x 10^7 flops for B = 256, hidden = 64).
+// of 2048 rows (library) or 256 (fixed_order) (2 x 10^7 flops for B = 256, hidden = 64); cnn about 7.4 x 10^7
+// flops per row forward and backward for the default shape (4.7 GFLOP for a worker's batch of 64, in chunks
+// of 64 rows: 46 ms on 2 cores through OpenBLAS, bench/README.md), its fixed-order product ~50x slower.
 //
 // Kernels: named functors in terse_Problem.cpp, launched with RangePolicy on the problem's execution space
 // instance; every public member function returns with its results complete (it fences the space). The objects
@@ -86,6 +88,11 @@
 //             rows (4 * 2048 * 784 bytes, 6.4 MB), 4 * 2048 (3 hidden + 2 * 10) bytes of activations and deltas,
 //             and the weight gradients' products (4 (784 + 10) hidden bytes). make_problem reads the IDX files as bytes and
 //             converts only the local rows.
+//   cnn:      the local training and test rows, dense (4 * S^2 bytes each), per-row losses (8 n), and the
+//             workspaces of a chunk of 64 images (the patches of both convolutions, their outputs, the pooled
+//             maps with their argmax, the dense layers; about 60 MB for the default shape, most of it the second
+//             convolution's 12544 x 800 patch matrix): cnn_bytes() gives the total, from the sizes the
+//             constructor allocates (tested within 10 % of the allocations' high-water mark).
 #include "terse_Data.hpp"
 #include "terse_Deck.hpp"
 
