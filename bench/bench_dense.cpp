@@ -116,7 +116,7 @@ void cnn_cases(const Options& o, const terse::DenseDataset& train, const terse::
 #else
       && false;
 #endif
-  const std::int64_t B = o.cnn_batch, S = 28, c1 = 32, c2 = 64, H = 512, K = 10;
+  const std::int64_t B = o.cnn_batch, S = 28, c1 = 32, c2 = 64, H = 512;
   const cnn::ConvGeometry g1{B, S, 1, 2}, g2{B, S / 2, c1, 2};
   const std::int64_t M1 = B * S * S, M2 = B * (S / 2) * (S / 2), Q2 = B * 7 * 7, F = 7 * 7 * c2;
   const auto mat = [](const char* l, std::int64_t r, std::int64_t c, float v) {

@@ -341,7 +341,7 @@ TYPED_TEST(ProblemCnn, WorkersGradientsAreLayoutFree) {
 TEST(ProblemCnnEstimate, MemoryWithinTenPercentOfThePeak) {
   using E = Kokkos::DefaultExecutionSpace;
   const DenseDataset train = synthetic_dense(300, 28 * 28, 10, 61), test = synthetic_dense(100, 28 * 28, 10, 62);
-  const CnnShape shape;  // the seed's network
+  const CnnShape shape{};  // the seed's network
   std::int64_t peak = 0;
   {
     AllocationTracker tracker;
