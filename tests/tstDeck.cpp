@@ -182,6 +182,22 @@ TEST(Deck, EveryAlgorithmParsesWithItsDefaults) {
   }
   EXPECT_EQ(parse_deck_string(kQuadSgd, "deck.yaml").run.log_every, 1);  // max(1, 5 / 100)
   EXPECT_EQ(parse_deck_string(deck("  kind: mlp\n", "  kind: sgd\n  lr: 1\n"), "d").problem.hidden, 64);
+  {  // the cnn: seed 000's network by default (hidden 512, channels 32 and 64, same padding); a round trip
+    const Deck c = parse_deck_string(deck("  kind: cnn\n", "  kind: sgd\n  lr: 1\n"), "d");
+    EXPECT_EQ(c.problem.hidden, 512);
+    EXPECT_EQ(c.problem.channels, (std::array<std::int64_t, 2>{{32, 64}}));
+    EXPECT_EQ(c.problem.padding, Padding::same);
+    const Deck e = parse_deck_string(
+        deck("  kind: cnn\n  channels: [4, 8]\n  padding: valid\n  hidden: 16\n  products: fixed_order\n",
+             "  kind: sgd\n  lr: 1\n"),
+        "d");
+    EXPECT_EQ(e.problem.channels, (std::array<std::int64_t, 2>{{4, 8}}));
+    EXPECT_EQ(e.problem.padding, Padding::valid);
+    EXPECT_EQ(e.problem.hidden, 16);
+    const std::string text = effective_config_yaml(e);
+    EXPECT_NE(text.find("channels: [4, 8]"), std::string::npos) << text;
+    EXPECT_TRUE(parse_deck_string(text, "d") == e);
+  }
   // A section with nothing under it is all defaults; boundaries of the ranges are accepted where closed.
   const Deck b =
       parse_deck_string(deck("  kind: rosenbrock\n  dim: 2\n  noise_std: 0\n  x0: -1.5\n",
@@ -357,6 +373,12 @@ TEST(Deck, OutOfRangeValues) {
   expect_error(deck(q + "  noise_std: -1\n", ams), {"problem.noise_std: must be >= 0, got -1"});
   expect_error(deck("  kind: logistic\n  data: a\n  lambda: -0.5\n", ams), {"problem.lambda: must be >= 0"});
   expect_error(deck("  kind: mlp\n  hidden: 0\n", ams), {"problem.hidden: must be >= 1"});
+  expect_error(deck("  kind: cnn\n  channels: 32\n", ams), {"problem.channels", "a list of two channel counts"});
+  expect_error(deck("  kind: cnn\n  channels: [32, 64, 128]\n", ams), {"problem.channels", "got 3 entries"});
+  expect_error(deck("  kind: cnn\n  channels: [0, 64]\n", ams), {"problem.channels[0]: must be in 1..4096, got 0"});
+  expect_error(deck("  kind: cnn\n  padding: full\n", ams), {"problem.padding", "same", "valid"});
+  expect_error(deck("  kind: mlp\n  channels: [4, 8]\n", ams), {"problem.channels: not used by problem.kind mlp"});
+  expect_error(deck("  kind: mlp\n  padding: same\n", ams), {"problem.padding: not used by problem.kind mlp"});
   expect_error(deck("  kind: mlp\n  products: blas\n", ams), {"problem.products", "library", "fixed_order"});
   expect_error(deck("  kind: quadratic\n  dim: 3\n  products: library\n", ams),
                {"problem.products: not used by problem.kind quadratic"});

@@ -25,7 +25,7 @@ namespace {
 
 // ------------------------------------------------------------------------------------------------ names
 
-constexpr std::array<const char*, 4> kProblemKinds{{"quadratic", "rosenbrock", "logistic", "mlp"}};
+constexpr std::array<const char*, 5> kProblemKinds{{"quadratic", "rosenbrock", "logistic", "mlp", "cnn"}};
 constexpr std::array<const char*, 2> kNoiseCoords{{"first", "all"}};
 constexpr std::array<const char*, 2> kDataFormats{{"libsvm", "fashion_mnist"}};
 constexpr std::array<const char*, 17> kOptimizerKinds{{"sgd", "majority_vote", "stochastic_sign", "ef_signsgd",
@@ -39,6 +39,7 @@ constexpr std::array<const char*, 3> kCompressors{{"scaled_sign", "top_k", "rand
 constexpr std::array<const char*, 2> kBroadcasts{{"markov", "mean"}};
 constexpr std::array<const char*, 2> kEstimateStarts{{"zero", "gradient"}};
 constexpr std::array<const char*, 2> kDenseProducts{{"library", "fixed_order"}};
+constexpr std::array<const char*, 2> kPaddings{{"same", "valid"}};
 
 constexpr std::array<const char*, 4> kSections{{"problem", "optimizer", "run", "workers"}};
 
@@ -490,6 +491,20 @@ class Parser {
     return c;
   }
 
+  /// The cnn's two channel counts: a list of two integers in 1..4096.
+  std::array<std::int64_t, 2> read_channels(const std::string& skey, const Entry& e) const {
+    const YAML::Node& n = e.value;
+    const std::string what = "expected a list of two channel counts (the two convolutions' outputs), e.g. [32, 64]";
+    if (!n.IsSequence()) fail_value(skey, e, what + ", got " + node_kind(n));
+    if (n.size() != 2) fail_value(skey, e, what + ", got " + std::to_string(n.size()) + " entries");
+    std::array<std::int64_t, 2> c{};
+    for (std::size_t i = 0; i < 2; ++i) {
+      const Entry item{n[i], e.line, e.set_text};
+      c[i] = read_int<std::int64_t>(skey + "[" + std::to_string(i) + "]", item, 1, 4096);
+    }
+    return c;
+  }
+
   // ---------------------------------------------------------------------------------------- sections
 
   /// Reads the keys of `section` into deck as the key table says (defined below the table).
@@ -722,10 +737,24 @@ const std::vector<KeySpec>& key_table() {
       };
       t.push_back(k);
     }
-    t.push_back(integer_key("hidden", &P::hidden, problems({PK::mlp}), std::int64_t{1}));
-    t.push_back(enum_key("products", &P::products, kDenseProducts, problems({PK::mlp})));
-    const Unused images = [](const Deck& d) {  // the mlp's files, and logistic's with data_format fashion_mnist
-      if (d.problem.kind == PK::mlp) return std::string();
+    {
+      KeySpec k = integer_key("hidden", &P::hidden, problems({PK::mlp, PK::cnn}), std::int64_t{1});
+      k.absent = [](const Parser&, Deck& d) { d.problem.hidden = d.problem.kind == PK::cnn ? 512 : 64; };
+      t.push_back(k);
+    }
+    {
+      KeySpec k = member_key("channels", &P::channels, problems({PK::cnn}));
+      k.read = [](const Parser& p, const Entry& e, Deck& d) { d.problem.channels = p.read_channels("problem.channels", e); };
+      k.emit = [](YAML::Emitter& out, const Deck& d) {
+        out << YAML::Key << "channels" << YAML::Value << YAML::Flow << YAML::BeginSeq
+            << std::to_string(d.problem.channels[0]) << std::to_string(d.problem.channels[1]) << YAML::EndSeq;
+      };
+      t.push_back(k);
+    }
+    t.push_back(enum_key("padding", &P::padding, kPaddings, problems({PK::cnn})));
+    t.push_back(enum_key("products", &P::products, kDenseProducts, problems({PK::mlp, PK::cnn})));
+    const Unused images = [](const Deck& d) {  // the networks' files, and logistic's with data_format fashion_mnist
+      if (image_classifier(d.problem.kind)) return std::string();
       if (d.problem.kind == PK::logistic)
         return d.problem.data_format == DataFormat::fashion_mnist
                    ? std::string()
@@ -734,8 +763,8 @@ const std::vector<KeySpec>& key_table() {
     };
     t.push_back(path_key("train_images", &P::train_images, images));
     t.push_back(path_key("train_labels", &P::train_labels, images));
-    t.push_back(path_key("test_images", &P::test_images, problems({PK::mlp})));
-    t.push_back(path_key("test_labels", &P::test_labels, problems({PK::mlp})));
+    t.push_back(path_key("test_images", &P::test_images, problems({PK::mlp, PK::cnn})));
+    t.push_back(path_key("test_labels", &P::test_labels, problems({PK::mlp, PK::cnn})));
 
     // ---- optimizer ----
     {
@@ -847,7 +876,7 @@ const std::vector<KeySpec>& key_table() {
       t.push_back(k);
     }
     t.push_back(integer_key("objective_every", &R::objective_every, always_used, std::int64_t{0}));
-    t.push_back(integer_key("objective_sample", &R::objective_sample, problems({PK::mlp}), std::int64_t{1}));
+    t.push_back(integer_key("objective_sample", &R::objective_sample, problems({PK::mlp, PK::cnn}), std::int64_t{1}));
     t.push_back(path_key("output", &R::output, always_used));
     t.push_back(number_key("watchdog", &R::watchdog, always_used, 0, Bound::closed));
     {
@@ -980,6 +1009,7 @@ const char* to_string(Compressor v) { return kCompressors[static_cast<std::size_
 const char* to_string(Broadcast v) { return kBroadcasts[static_cast<std::size_t>(v)]; }
 const char* to_string(EstimateStart v) { return kEstimateStarts[static_cast<std::size_t>(v)]; }
 const char* to_string(DenseProducts v) { return kDenseProducts[static_cast<std::size_t>(v)]; }
+const char* to_string(Padding v) { return kPaddings[static_cast<std::size_t>(v)]; }
 
 // Equality compares every key of the table (used or not), section by section.
 namespace {

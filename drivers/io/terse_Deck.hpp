@@ -36,7 +36,9 @@ struct DeckError : UserError {
   using UserError::UserError;
 };
 
-enum class ProblemKind { quadratic, rosenbrock, logistic, mlp };
+enum class ProblemKind { quadratic, rosenbrock, logistic, mlp, cnn };
+/// The problems that classify images: a test set, the test accuracy, sampled loss estimates (mlp, cnn).
+inline bool image_classifier(ProblemKind k) { return k == ProblemKind::mlp || k == ProblemKind::cnn; }
 enum class NoiseCoords { first, all };
 enum class DataFormat { libsvm, fashion_mnist };
 enum class OptimizerKind {
@@ -67,6 +69,8 @@ enum class EstimateStart { zero, gradient };
 /// How the mlp multiplies its dense layers: through Kokkos Kernels (KokkosBlas::gemm: the host BLAS, or Kokkos
 /// Kernels' own kernels on GPUs), or terse's fixed-order kernels (bitwise reproducible everywhere).
 enum class DenseProducts { library, fixed_order };
+/// The cnn's convolutions: "same" (2 pixels of zeros around, the output as large as the input) or "valid" (none).
+enum class Padding { same, valid };
 
 /// The deck spelling of each enumerator ("majority_vote", "top_k", ...).
 const char* to_string(ProblemKind v);
@@ -80,6 +84,7 @@ const char* to_string(Compressor v);
 const char* to_string(Broadcast v);
 const char* to_string(EstimateStart v);
 const char* to_string(DenseProducts v);
+const char* to_string(Padding v);
 
 /// Where the Debian package dataset-fashion-mnist installs its IDX files (the defaults of the *_images/labels).
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist/";
@@ -96,12 +101,14 @@ struct ProblemConfig {
   std::optional<std::string> data;             ///< logistic + libsvm: required; otherwise unset
   DataFormat data_format = DataFormat::libsvm; ///< logistic
   std::array<int, 2> classes{{0, 6}};          ///< logistic + fashion_mnist: (-1 class, +1 class), distinct, 0..9
-  std::int64_t hidden = 64;                    ///< mlp; >= 1
-  DenseProducts products = DenseProducts::library;  ///< mlp
-  std::string train_images = std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz";  ///< mlp, logistic+fmnist
-  std::string train_labels = std::string(kFashionMnistDir) + "train-labels-idx1-ubyte.gz";  ///< mlp, logistic+fmnist
-  std::string test_images = std::string(kFashionMnistDir) + "t10k-images-idx3-ubyte.gz";    ///< mlp
-  std::string test_labels = std::string(kFashionMnistDir) + "t10k-labels-idx1-ubyte.gz";    ///< mlp
+  std::int64_t hidden = 64;                    ///< mlp (64), cnn (512: the dense layer's units); >= 1
+  DenseProducts products = DenseProducts::library;  ///< mlp, cnn
+  std::array<std::int64_t, 2> channels{{32, 64}};   ///< cnn: the two convolutions' output channels, >= 1
+  Padding padding = Padding::same;                  ///< cnn
+  std::string train_images = std::string(kFashionMnistDir) + "train-images-idx3-ubyte.gz";  ///< mlp, cnn, logistic+fmnist
+  std::string train_labels = std::string(kFashionMnistDir) + "train-labels-idx1-ubyte.gz";  ///< mlp, cnn, logistic+fmnist
+  std::string test_images = std::string(kFashionMnistDir) + "t10k-images-idx3-ubyte.gz";    ///< mlp, cnn
+  std::string test_labels = std::string(kFashionMnistDir) + "t10k-labels-idx1-ubyte.gz";    ///< mlp, cnn
 };
 
 /// Section `optimizer`: the algorithm and its hyper-parameters.

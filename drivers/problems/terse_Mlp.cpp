@@ -10,7 +10,6 @@ namespace problem {
 
 // ------------------------------------------------------------------------------------------------------ mlp
 
-inline constexpr int mlp_max_classes = 16;
 inline constexpr std::uint64_t mlp_chunk = 256;  ///< rows per chunk of the fixed-order kernels
 inline constexpr std::uint64_t mlp_gemm_chunk = 2048;  ///< rows per matrix product of the library path
 
@@ -80,35 +79,6 @@ KOKKOS_INLINE_FUNCTION void mlp_logits(const MlpLayout& L, const XV& x,
   }
 }
 
-/// Where MlpOutput writes a row's loss: nowhere, at its local row (loss(r_c)), or at its chunk position
-/// (loss(offset + c): the sampled rows of a loss estimate, which may repeat).
-enum class MlpLossAt { none, row, position };
-
-/// Softmax cross-entropy of a chunk row's logits o[0..K) (row r, label y, chunk position c): D2(c, k) = p_k -
-/// [k == y] in D2's type, and the row's loss logsumexp(o) - o_y where loss_at says. Both product paths' output
-/// kernels.
-template <class DV, class LV>
-KOKKOS_INLINE_FUNCTION void mlp_softmax_xent(const MlpLayout& L, const double* o, std::uint64_t r, std::int32_t y,
-                                             std::size_t c, const DV& D2, const LV& loss, MlpLossAt loss_at,
-                                             std::uint64_t offset) {
-  double m = o[0];
-  for (std::uint64_t k = 1; k < L.K; ++k) m = o[k] > m ? o[k] : m;
-  double s = 0;
-  for (std::uint64_t k = 0; k < L.K; ++k) s += compat::exp(o[k] - m);
-  const double lse = m + compat::log(s);
-  for (std::uint64_t k = 0; k < L.K; ++k)
-    D2(c, k) = static_cast<typename DV::value_type>(compat::exp(o[k] - lse) - (static_cast<std::int32_t>(k) == y ? 1.0 : 0.0));
-  if (loss_at == MlpLossAt::row) loss(r) = lse - o[y];
-  else if (loss_at == MlpLossAt::position) loss(offset + c) = lse - o[y];
-}
-
-/// The predicted class: the first maximum of the logits o[0..K) (ties to the smaller class).
-KOKKOS_INLINE_FUNCTION std::uint64_t mlp_argmax(const MlpLayout& L, const double* o) {
-  std::uint64_t best = 0;
-  for (std::uint64_t k = 1; k < L.K; ++k)
-    if (o[k] > o[best]) best = k;
-  return best;
-}
 
 /// Softmax cross-entropy of chunk row c: D2(c, k) = p_k - [k == y]; its loss logsumexp(o) - o_y when wanted.
 template <class Mem, class XV>
@@ -120,13 +90,13 @@ struct MlpOutput {
   Kokkos::View<const std::uint64_t*, Mem> rows;
   Kokkos::View<double**, Kokkos::LayoutRight, Mem> D2;
   Kokkos::View<double*, Mem> loss;
-  MlpLossAt loss_at;
+  LossAt loss_at;
   std::uint64_t offset;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
-    double o[mlp_max_classes];
+    double o[max_classes];
     mlp_logits<Mem>(L, x, Z, c, o);
     const std::uint64_t r = rows(c);
-    mlp_softmax_xent(L, o, r, labels(r), c, D2, loss, loss_at, offset);
+    softmax_xent(L.K, o, r, labels(r), c, D2, loss, loss_at, offset);
   }
 };
 
@@ -226,9 +196,9 @@ struct MlpCorrect {
   Kokkos::View<const std::int32_t*, Mem> labels;
   Kokkos::View<const std::uint64_t*, Mem> rows;
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
-    double o[mlp_max_classes];
+    double o[max_classes];
     mlp_logits<Mem>(L, x, Z, c, o);
-    if (static_cast<std::int32_t>(mlp_argmax(L, o)) == labels(rows(c))) ++n;
+    if (static_cast<std::int32_t>(argmax_class(L.K, o)) == labels(rows(c))) ++n;
   }
 };
 
@@ -273,21 +243,21 @@ struct MlpOutputLogits {
   Kokkos::View<const std::uint64_t*, Mem> rows;
   Kokkos::View<float**, Kokkos::LayoutRight, Mem> D2;
   Kokkos::View<double*, Mem> loss;
-  MlpLossAt loss_at;
+  LossAt loss_at;
   std::uint64_t offset;
   KOKKOS_INLINE_FUNCTION void logits(std::size_t c, double* o) const {
     for (std::uint64_t k = 0; k < L.K; ++k) o[k] = static_cast<double>(O(c, k)) + x(L.b2 + k);
   }
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c) const {
-    double o[mlp_max_classes];
+    double o[max_classes];
     logits(c, o);
     const std::uint64_t r = rows(c);
-    mlp_softmax_xent(L, o, r, labels(r), c, D2, loss, loss_at, offset);
+    softmax_xent(L.K, o, r, labels(r), c, D2, loss, loss_at, offset);
   }
   KOKKOS_INLINE_FUNCTION void operator()(std::size_t c, std::uint64_t& n) const {
-    double o[mlp_max_classes];
+    double o[max_classes];
     logits(c, o);
-    if (static_cast<std::int32_t>(mlp_argmax(L, o)) == labels(rows(c))) ++n;
+    if (static_cast<std::int32_t>(argmax_class(L.K, o)) == labels(rows(c))) ++n;
   }
 };
 
@@ -404,26 +374,6 @@ namespace problem_detail {
 
 // ------------------------------------------------------------------------------------------------------ mlp
 
-/// Local rows of a dense dataset on the device.
-template <class Mem>
-struct DenseRows {
-  Kokkos::View<const float**, Kokkos::LayoutRight, Mem> feats;
-  Kokkos::View<const std::int32_t*, Mem> labels;
-  std::uint64_t size() const { return labels.extent(0); }
-};
-
-template <class Mem>
-DenseRows<Mem> upload_rows(const DenseDataset& data, RowRange range, const std::string& label) {
-  const std::uint64_t n = range.size(), P = data.dim;
-  Kokkos::View<float**, Kokkos::LayoutRight, Mem> feats(Kokkos::ViewAllocateWithoutInitializing(label + "_features"),
-                                                        n, P);
-  auto fh = Kokkos::create_mirror_view(feats);
-  for (std::uint64_t r = 0; r < n; ++r)
-    for (std::uint64_t p = 0; p < P; ++p) fh(r, p) = data.features[(range.begin + r) * P + p];
-  Kokkos::deep_copy(feats, fh);
-  std::vector<std::int32_t> labels(data.labels.begin() + range.begin, data.labels.begin() + range.end);
-  return DenseRows<Mem>{feats, upload<Mem>(labels, label + "_labels")};
-}
 
 template <class ExecSpace>
 class Mlp final : public ProblemBase<ExecSpace> {
@@ -444,7 +394,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
       : Base(wr), train_(train), test_(test), n_(n_train), n_test_(n_test), source_(std::move(source)),
         library_(products == DenseProducts::library) {
     if (hidden < 1) throw std::invalid_argument("mlp: hidden must be >= 1");
-    if (K < 2 || K > mlp_max_classes) throw std::invalid_argument("mlp: 2 to 16 classes");
+    if (K < 2 || K > max_classes) throw std::invalid_argument("mlp: 2 to 16 classes");
     L_ = MlpLayout::make(P, static_cast<std::uint64_t>(hidden), static_cast<std::uint64_t>(K));
     lr_ = local_rows(n_, wr, source_);
     const std::uint64_t chunk = this->chunk();
@@ -498,7 +448,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
     this->check_vector(x, "x");
     const std::uint64_t n = train_.size();
     for (std::uint64_t s = 0; s < n; s += chunk())
-      forward(x, train_, contiguous(s), std::min(chunk(), n - s), MlpLossAt::row, loss_, 0);
+      forward(x, train_, contiguous(s), std::min(chunk(), n - s), LossAt::row, loss_, 0);
     deterministic_sum(this->space_, loss_, n, sum_);
     return sum_.host_result();
   }
@@ -525,30 +475,16 @@ class Mlp final : public ProblemBase<ExecSpace> {
       }
       MlpChunkRows<Mem> given = sampled(worker_rows(0), 0);
       given.given = true;
-      forward(x, train_, given, R * per_worker, MlpLossAt::position, sample_loss_, 0);
+      forward(x, train_, given, R * per_worker, LossAt::position, sample_loss_, 0);
     } else {
       for (int l = 0; l < this->workers_.count; ++l)
         for (std::uint64_t b0 = 0; b0 < per_worker; b0 += chunk())
-          forward(x, train_, sampled(worker_rows(l), b0), std::min(chunk(), per_worker - b0), MlpLossAt::position,
+          forward(x, train_, sampled(worker_rows(l), b0), std::min(chunk(), per_worker - b0), LossAt::position,
                   sample_loss_, l * per_worker + b0);
     }
     Kokkos::deep_copy(this->space_, host, sample_loss_);
     this->space_.fence();
-    LossSample out;
-    for (int l = 0; l < this->workers_.count; ++l) {
-      const std::uint64_t r0 = lr_.block[l], r1 = lr_.block[l + 1], o = l * per_worker;
-      // The worker's sample mean and its variance s^2 / S, weighted by its share n_w / N of the rows.
-      double mean = 0, sq = 0;
-      for (std::uint64_t b = o; b < o + per_worker; ++b) mean += host(b);
-      mean /= static_cast<double>(per_worker);
-      for (std::uint64_t b = o; b < o + per_worker; ++b) sq += (host(b) - mean) * (host(b) - mean);
-      const double var = per_worker > 1 ? sq / static_cast<double>(per_worker - 1) / static_cast<double>(per_worker) : 0.0;
-      const double share = static_cast<double>(r1 - r0) / static_cast<double>(n_);
-      out.mean += share * mean;
-      out.variance += share * share * var;
-      out.rows += per_worker;
-    }
-    return out;
+    return loss_sample_of(host, lr_, this->workers_.count, per_worker, n_);
   }
   void local_grad_sum(const const_vector_type& x, const vector_type& g) override { grad_pass(x, g, false); }
   double local_loss_and_grad_sum(const const_vector_type& x, const vector_type& g) override {
@@ -575,14 +511,14 @@ class Mlp final : public ProblemBase<ExecSpace> {
     const SampleRows rows = sample_rows(w, k, batch, seed);
     const double scale = 1.0 / static_cast<double>(B);
     if (library_ && B <= chunk()) {  // one chunk: the gradient straight into g (the same bits)
-      forward(x, train_, sampled(rows, 0), B, MlpLossAt::none, loss_, 0);
+      forward(x, train_, sampled(rows, 0), B, LossAt::none, loss_, 0);
       backward(x, sampled(rows, 0), B, true, g, scale);
       this->space_.fence();
       return;
     }
     for (std::uint64_t b0 = 0; b0 < B; b0 += chunk()) {
       const std::uint64_t c = std::min(chunk(), B - b0);
-      forward(x, train_, sampled(rows, b0), c, MlpLossAt::none, loss_, 0);
+      forward(x, train_, sampled(rows, b0), c, LossAt::none, loss_, 0);
       backward(x, sampled(rows, b0), c, b0 == 0);
     }
     finish_acc(g, scale);
@@ -597,7 +533,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
     const SampleRows rows = sample_rows(w, k, batch, seed);
     for (std::uint64_t b0 = 0; b0 < B; b0 += mlp_chunk) {
       const std::uint64_t c = std::min(mlp_chunk, B - b0);
-      forward_fixed(x, train_, sampled(rows, b0), c, MlpLossAt::none, loss_, 0);
+      forward_fixed(x, train_, sampled(rows, b0), c, LossAt::none, loss_, 0);
       delta_hidden_fixed(x, c);
       Kokkos::parallel_for("terse::mlp::per_sample_gradients", this->policy(c * L_.d),
                            MlpSamples<Mem, matrix_type>{terms_fixed(train_), G, b0});
@@ -617,7 +553,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
       if (library_) {
         hidden_library(x, test_, contiguous(s), c);
         Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
-                                output_logits(x, test_, MlpLossAt::none, loss_, 0), correct);
+                                output_logits(x, test_, LossAt::none, loss_, 0), correct);
       } else {
         hidden_fixed(x, test_, c);
         Kokkos::parallel_reduce("terse::mlp::test_correct", this->policy(c),
@@ -642,7 +578,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
     const std::uint64_t n = train_.size();
     for (std::uint64_t s = 0; s < n; s += chunk()) {
       const std::uint64_t c = std::min(chunk(), n - s);
-      forward(x, train_, contiguous(s), c, want_loss ? MlpLossAt::row : MlpLossAt::none, loss_, 0);
+      forward(x, train_, contiguous(s), c, want_loss ? LossAt::row : LossAt::none, loss_, 0);
       backward(x, contiguous(s), c, s == 0);
     }
     finish_acc(g, 1.0);
@@ -666,14 +602,14 @@ class Mlp final : public ProblemBase<ExecSpace> {
     Kokkos::parallel_for("terse::mlp::chunk_rows", this->policy(c), f);
   }
   void forward(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
-               MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
+               LossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
     if (!library_) return forward_fixed(x, data, rows, c, loss_at, loss, offset);
     if (rows.contiguous) chunk_rows(rows, c);  // sampled rows: the gather writes rows_
     hidden_library(x, data, rows, c);
     Kokkos::parallel_for("terse::mlp::output", this->policy(c), output_logits(x, data, loss_at, loss, offset));
   }
   MlpOutputLogits<Mem, const_vector_type> output_logits(const const_vector_type& x, const DenseRows<Mem>& data,
-                                                        MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss,
+                                                        LossAt loss_at, const Kokkos::View<double*, Mem>& loss,
                                                         std::uint64_t offset) const {
     return {L_, x, Of_, data.labels, rows_, D2f_, loss, loss_at, offset};
   }
@@ -749,7 +685,7 @@ class Mlp final : public ProblemBase<ExecSpace> {
                          MlpHidden<Mem, const_vector_type>{L_, x, data.feats, rows_, Z_});
   }
   void forward_fixed(const const_vector_type& x, const DenseRows<Mem>& data, MlpChunkRows<Mem> rows, std::uint64_t c,
-                     MlpLossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
+                     LossAt loss_at, const Kokkos::View<double*, Mem>& loss, std::uint64_t offset) {
     chunk_rows(rows, c);
     hidden_fixed(x, data, c);
     Kokkos::parallel_for("terse::mlp::output", this->policy(c),
@@ -787,48 +723,17 @@ class Mlp final : public ProblemBase<ExecSpace> {
   SumWorkspace<ExecSpace> sum_;
 };
 
-inline void check_dense(const DenseDataset& d, const char* what) {
-  if (d.rows() == 0 || d.dim == 0 || d.features.size() != d.rows() * d.dim)
-    throw std::invalid_argument(std::string("mlp: the ") + what + " set is empty or inconsistent");
-  for (auto y : d.labels)
-    if (y < 0 || y >= d.num_classes)
-      throw DataError(d.source + ": label " + std::to_string(y) + " outside 0.." + std::to_string(d.num_classes - 1));
-}
-
-/// Dense [0, 1] features of the IDX images in `range` (pixel / 255, as idx_to_dense), converted row by row so
-/// that only this rank's rows become floats.
-inline DenseDataset idx_rows(const IdxPair& pair, RowRange range, int num_classes) {
-  DenseDataset out;
-  out.dim = pair.images.pixels_per_image();
-  out.num_classes = num_classes;
-  out.source = pair.images.source;
-  out.features.resize(range.size() * out.dim);
-  for (std::uint64_t k = 0; k < out.features.size(); ++k)
-    out.features[k] = pair.images.pixels[range.begin * out.dim + k] / 255.0f;
-  out.labels.assign(pair.labels.labels.begin() + range.begin, pair.labels.labels.begin() + range.end);
-  return out;
-}
 
 
 template <class ExecSpace>
 std::unique_ptr<Problem<ExecSpace>> make_mlp_from_files(const ProblemConfig& config, const WorkerRange& workers) {
   using Mem = typename ExecSpace::memory_space;
   check_workers(workers);
-  const IdxPair train = read_idx_pair(config.train_images, config.train_labels, fashion_mnist_classes);
-  const IdxPair test = read_idx_pair(config.test_images, config.test_labels, fashion_mnist_classes);
-  if (train.images.pixels_per_image() != test.images.pixels_per_image())
-    throw DataError(config.test_images + ": images of " + std::to_string(test.images.pixels_per_image()) +
-                    " pixels, the training images have " + std::to_string(train.images.pixels_per_image()));
-  const std::uint64_t n = train.images.count, nt = test.images.count;
-  const RowRange tr = rank_range(n, workers, config.train_images);
-  const RowRange te = rank_range(nt, workers, config.test_images);
-  const DenseDataset train_rows = idx_rows(train, tr, fashion_mnist_classes);
-  const DenseDataset test_rows = idx_rows(test, te, fashion_mnist_classes);
+  const ImageRows rows = read_image_rows(config, workers);
   return std::make_unique<Mlp<ExecSpace>>(
-      upload_rows<Mem>(train_rows, RowRange{0, tr.size()}, "terse::mlp::train"), n,
-      upload_rows<Mem>(test_rows, RowRange{0, te.size()}, "terse::mlp::test"), nt,
-      train.images.pixels_per_image(), fashion_mnist_classes, config.hidden, workers, config.train_images,
-      config.products);
+      upload_rows<Mem>(rows.train, RowRange{0, rows.train_range.size()}, "terse::mlp::train"), rows.n,
+      upload_rows<Mem>(rows.test, RowRange{0, rows.test_range.size()}, "terse::mlp::test"), rows.nt, rows.pixels,
+      fashion_mnist_classes, config.hidden, workers, config.train_images, config.products);
 }
 
 }  // namespace problem_detail

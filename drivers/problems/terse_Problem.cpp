@@ -45,6 +45,8 @@ std::unique_ptr<Problem<ExecSpace>> make_problem(const ProblemConfig& config, co
     }
     case ProblemKind::mlp:
       return problem_detail::make_mlp_from_files<ExecSpace>(config, workers);
+    case ProblemKind::cnn:
+      return problem_detail::make_cnn_from_files<ExecSpace>(config, workers);
   }
   throw std::invalid_argument("make_problem: unknown problem kind");
 }

@@ -20,6 +20,17 @@
 //               b2 (10); dim = 784 h + h + 10 h + 10. Initial model: W1 ~ U(-1/sqrt(784), 1/sqrt(784)),
 //               W2 ~ U(-1/sqrt(hidden), 1/sqrt(hidden)), biases 0, from CounterRng (stream initial_model).
 //               Reports the test accuracy (argmax of the logits, ties to the smaller class).
+//   cnn         seed 000 Sec. III-2's convolutional network (terse_Cnn.cpp): conv 5x5 (c1 channels) - ReLU - max
+//               pool 2x2/2 - conv 5x5 (c2) - ReLU - max pool 2x2/2 - dense (hidden, ReLU) - dense (10) - softmax
+//               cross-entropy, stride 1, padding "same" (2) or "valid" (0), images S x S (Fashion-MNIST: 28) / 255.
+//               Parameters in x, in this order (each matrix row-major): K1 (c1 x 25), b1 (c1), K2 (c2 x 25 c1),
+//               b2 (c2), W3 (hidden x F), b3 (hidden), W4 (10 x hidden), b4 (10), F = c2 s2^2 with s2 the side
+//               after the second pooling (7 for 28 and same); a kernel's row o is output channel o's 5 x 5 x c_in
+//               taps in the order (ky, kx, c), W3's columns the pooled map in the order (y, x, c). Initial model:
+//               He (every weight ~ N(0, 2 / fan_in), fan_in = 25 c_in for a kernel, F or hidden for a dense
+//               layer), biases 0, from CounterRng (stream initial_model, iteration 0, worker 0, index =
+//               parameter). d = 26 c1 + (25 c1 + 1) c2 + (F + 1) hidden + 10 hidden + 10 (1,663,370 for 28, same,
+//               32, 64, 512). Reports the test accuracy as the mlp does.
 //
 // Workers and ranks. W logical workers; worker w owns rows floor(w N / W) .. floor((w+1) N / W) - 1 (row_block).
 // A Problem is built on each rank for the contiguous workers first .. first + count - 1 (WorkerRange) and
@@ -56,7 +67,9 @@
 // Cost per call (B = batch size): quadratic O(d) plus B normals per noisy coordinate (noise_coords: all draws
 // B d normals: slow for large d and B); rosenbrock O(B d); logistic O(B d) for a sampled batch (dense chunks of
 // the samples' gradients, see Memory), O(nnz + d) for `full` and the local sums; mlp O(B 784 hidden) in chunks
-// of 2048 rows (library) or 256 (fixed_order) (2 x 10^7 flops for B = 256, hidden = 64).
+// of 2048 rows (library) or 256 (fixed_order) (2 x 10^7 flops for B = 256, hidden = 64); cnn about 7.4 x 10^7
+// flops per row forward and backward for the default shape (4.7 GFLOP for a worker's batch of 64, in chunks
+// of 64 rows: 46 ms on 2 cores through OpenBLAS, bench/README.md), its fixed-order product ~50x slower.
 //
 // Kernels: named functors in terse_Problem.cpp, launched with RangePolicy on the problem's execution space
 // instance; every public member function returns with its results complete (it fences the space). The objects
@@ -75,16 +88,23 @@
 //             rows (4 * 2048 * 784 bytes, 6.4 MB), 4 * 2048 (3 hidden + 2 * 10) bytes of activations and deltas,
 //             and the weight gradients' products (4 (784 + 10) hidden bytes). make_problem reads the IDX files as bytes and
 //             converts only the local rows.
+//   cnn:      the local training and test rows, dense (4 * S^2 bytes each), per-row losses (8 n), and the
+//             workspaces of a chunk of 64 images (the patches of both convolutions, their outputs, the pooled
+//             maps with their argmax, the dense layers; about 60 MB for the default shape, most of it the second
+//             convolution's 12544 x 800 patch matrix): cnn_bytes() gives the total, from the sizes the
+//             constructor allocates (tested within 10 % of the allocations' high-water mark).
 #include "terse_Data.hpp"
 #include "terse_Deck.hpp"
 
 #include <terse_Compat.hpp>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace terse {
 
@@ -103,6 +123,25 @@ struct LossSample {
   double mean = 0;        ///< sum over this rank's workers w of (n_w / N) * the mean loss of w's sampled rows
   double variance = 0;    ///< sum over them of (n_w / N)^2 * s_w^2 / S (s_w^2: the sample variance)
   std::uint64_t rows = 0; ///< rows evaluated (S per worker)
+};
+
+/// A named block of the model x (the problem's parameters as blocks: a weight matrix or a vector), for methods
+/// that treat matrices as matrices (low-rank compression). Row-major: block(i, j) = x[offset + i * cols + j].
+struct ParameterBlock {
+  std::string name;
+  std::size_t offset = 0;
+  std::size_t rows = 0, cols = 1;
+  bool matrix = false;  ///< a weight matrix (rows x cols); false: a vector of rows * cols values (biases, a model)
+  std::size_t size() const { return rows * cols; }
+};
+
+/// The cnn's shape (problem.channels, problem.padding, problem.hidden; the image side S from the data).
+struct CnnShape {
+  std::int64_t side = 28;                 ///< S: images are S x S
+  std::array<std::int64_t, 2> channels{{32, 64}};
+  bool same = true;                       ///< padding "same" (2 pixels) or "valid" (none)
+  std::int64_t hidden = 512;
+  int classes = 10;
 };
 
 /// The W logical workers and the contiguous ones that live on this rank.
@@ -185,6 +224,10 @@ class Problem {
   virtual void per_sample_gradients(const const_vector_type& x, int w, std::uint64_t k, const Batch& batch,
                                     std::uint64_t seed, const matrix_type& G) = 0;
 
+  /// The parameters as blocks, in the order of x (they tile it): the networks' weight matrices and bias vectors;
+  /// one vector of length dim() for the problems without matrices.
+  virtual std::vector<ParameterBlock> blocks() const { return {ParameterBlock{"x", 0, dim(), 1, false}}; }
+
   /// Global number of test rows (mlp), 0 when the problem has no test set.
   virtual std::uint64_t test_rows() const { return 0; }
   /// Number of this rank's test rows classified correctly (mlp), nullopt when the problem has no test set.
@@ -249,5 +292,15 @@ template <class ExecSpace = Kokkos::DefaultExecutionSpace>
 std::unique_ptr<Problem<ExecSpace>> make_mlp(const DenseDataset& train, const DenseDataset& test, std::int64_t hidden,
                                              const WorkerRange& workers,
                                              DenseProducts products = DenseProducts::library);
+
+/// The cnn (train, test as for make_mlp; dim must be S^2 for the shape's side S, which make_cnn takes from it).
+template <class ExecSpace = Kokkos::DefaultExecutionSpace>
+std::unique_ptr<Problem<ExecSpace>> make_cnn(const DenseDataset& train, const DenseDataset& test, const CnnShape& shape,
+                                             const WorkerRange& workers,
+                                             DenseProducts products = DenseProducts::library);
+
+/// The bytes the cnn allocates on a rank holding `train_rows` and `test_rows` rows (the data, its workspaces,
+/// the per-row losses): the sizes its constructor allocates, from the same sizing struct.
+std::uint64_t cnn_bytes(const CnnShape& shape, std::uint64_t train_rows, std::uint64_t test_rows);
 
 }  // namespace terse

@@ -39,7 +39,7 @@ int run_info(const Runtime& rt) {
     std::printf("  Kokkos backends:          %s\n", backends.c_str());
     std::printf("  Kokkos Kernels:           %s (%s)\n", TERSE_KOKKOSKERNELS_VERSION,
 #if defined(KOKKOSKERNELS_ENABLE_TPL_BLAS)
-                "host BLAS: yes, the mlp's products call it"
+                "host BLAS: yes, the mlp's and the cnn's products call it"
 #else
                 "host BLAS: none, its own kernels"
 #endif

@@ -132,7 +132,7 @@ bool Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
     r.success_probability_min = r.success_probability_mean = std::numeric_limits<double>::quiet_NaN();
   }
   // The test set with the full objective, and on the last row (the run's result) in any case.
-  if (deck_.problem.kind == ProblemKind::mlp && (!sample || r.iteration >= deck_.run.iterations)) {
+  if (image_classifier(deck_.problem.kind) && (!sample || r.iteration >= deck_.run.iterations)) {
     const auto correct = problem_.local_test_correct(xm);
     double mine = static_cast<double>(correct.value_or(0)), all = 0;
     MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_SUM, comm_);
@@ -151,7 +151,7 @@ bool Monitor::measure(const Exec& space, const Vec& xm, HistoryRow& r) {
 
 void Monitor::print_header(std::FILE* out) const {
   if (!out) return;
-  if (deck_.problem.kind == ProblemKind::mlp)
+  if (image_classifier(deck_.problem.kind))
     std::fprintf(out, "%10s %13s %9s %12s %9s %11s %9s %9s %10s\n", "iteration", "loss", "+-", "|grad|^2", "test_acc",
                  "lr", "it/s", "ETA", "up/worker");
   else
@@ -176,7 +176,7 @@ void Monitor::print_row(std::FILE* out, const HistoryRow& r, double t, std::int6
   last_monitor_ = monitor_seconds_;
   last_iteration_ = iteration;
   if (!out) return;
-  if (deck_.problem.kind == ProblemKind::mlp) {
+  if (image_classifier(deck_.problem.kind)) {
     // "full": the objective over every training row (and |grad f|^2); otherwise the estimate's standard error.
     char se[16];
     if (std::isnan(r.grad_norm_sq))

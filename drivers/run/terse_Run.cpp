@@ -241,7 +241,7 @@ Run::Run(MPI_Comm comm, const Deck& deck, const RunOptions& options)
   std::snprintf(buf, sizeof buf, "%s | %s: %s | W = %d workers on %d ranks (%d per rank) | Kokkos %s",
                 problem_->description().c_str(), to_string(o_.kind), optim::describe(spec_).c_str(), W_, P_, R_, Exec::name());
   summary_.description = buf;
-  extras_ = HistoryExtras{deck.problem.kind == ProblemKind::mlp, run_.success_probability_samples > 0};
+  extras_ = HistoryExtras{image_classifier(deck.problem.kind), run_.success_probability_samples > 0};
   if (run_.checkpoint_path == run_.output)
     throw DeckError(deck.path + ": run.checkpoint.path: the checkpoint and the history (run.output) are the same file, " +
                     run_.output);
@@ -650,7 +650,7 @@ RunSummary Run::finish() {
   const HistoryRow& last = summary_.rows.back();
   say("done: %lld iterations in %s, loss %.6e -> %.6e", static_cast<long long>(run_.iterations - k_first_),
       format_seconds(summary_.seconds).c_str(), summary_.rows.front().loss, last.loss);
-  if (deck_.problem.kind == ProblemKind::mlp) say(", test accuracy %.4f", last.test_accuracy);
+  if (image_classifier(deck_.problem.kind)) say(", test accuracy %.4f", last.test_accuracy);
   say("\n  per worker: %s up, %s down in all; this rank handed MPI %s per iteration for the algorithm\n",
       format_bits(last.bits_up).c_str(), format_bits(last.bits_down).c_str(),
       format_bits(8.0 * summary_.algorithm_bytes / std::max<std::int64_t>(1, run_.iterations - k_first_)).c_str());

@@ -126,8 +126,11 @@ inline std::string problem_yaml(const std::string& problem) {
   if (problem == "quadratic") return "problem: {kind: quadratic, dim: 300, noise_std: 0.1}\n";
   if (problem == "rosenbrock") return "problem: {kind: rosenbrock, dim: 10, noise_std: 0.1}\n";
   if (problem == "logistic") return "problem: {kind: logistic, data: '" + f.svm + "'}\n";
-  return "problem: {kind: mlp, hidden: 16, train_images: '" + f.train_images + "', train_labels: '" + f.train_labels +
-         "', test_images: '" + f.test_images + "', test_labels: '" + f.test_labels + "'}\n";
+  const std::string images = "train_images: '" + f.train_images + "', train_labels: '" + f.train_labels +
+                             "', test_images: '" + f.test_images + "', test_labels: '" + f.test_labels + "'";
+  // the cnn small (d = 3578): seed 000's layers with 2 and 4 channels and 16 dense units
+  if (problem == "cnn") return "problem: {kind: cnn, channels: [2, 4], hidden: 16, " + images + "}\n";
+  return "problem: {kind: mlp, hidden: 16, " + images + "}\n";
 }
 
 /// Run options of the tests: no history file, no progress lines.

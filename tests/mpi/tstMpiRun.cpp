@@ -52,7 +52,7 @@ const std::vector<std::string> kAlgorithms = {"sgd",        "majority_vote", "st
                                               "terngrad"};
 /// 1-bit Adam's shortest warm-up in the decks of make_deck (3 Adam steps), so that even short runs have both stages.
 constexpr int kOnebitWarmup = 3;
-const std::vector<std::string> kProblems = {"quadratic", "rosenbrock", "logistic", "mlp"};
+const std::vector<std::string> kProblems = {"quadratic", "rosenbrock", "logistic", "mlp", "cnn"};
 
 /// Step size per family: the adaptive and sign methods move every coordinate by about lr per step, the
 /// others by lr times the gradient.
@@ -96,9 +96,10 @@ Deck make_deck(const std::string& problem, const std::string& alg, int per_rank,
   // 0.5 with s = 16 and buckets of 64 (the defaults' 3.2 lets the memory grow; docs/algorithms.md).
   if (alg == "ef_qsgd") y << ", levels: 16, bucket: 64";
   y << "}\n";
-  y << "run: {iterations: " << iterations << ", batch: " << (problem == "mlp" ? 16 : 4) << ", seed: 3, log_every: "
+  const bool network = problem == "mlp" || problem == "cnn";
+  y << "run: {iterations: " << iterations << ", batch: " << (network ? 16 : 4) << ", seed: 3, log_every: "
     << iterations / 4;
-  if (problem == "mlp") y << ", objective_every: " << iterations;  // the full objective first and last
+  if (network) y << ", objective_every: " << iterations;  // the full objective first and last
   y << "}\n";
   y << "workers: {per_rank: " << per_rank << "}\n";
   return parse_deck_string(y.str(), "test:" + problem + "/" + alg, extra);
@@ -129,18 +130,19 @@ TEST_P(RunEveryAlgorithm, LossFallsOnEveryProblem) {
     EXPECT_TRUE(std::isfinite(f1));
     // Rosenbrock (seed 001 Sec. 5.1) only creeps into its valley at these step sizes, and the mlp's
     // cross-entropy falls slowly in 100 steps on 512 rows; the convex and logistic problems must gain 5 %.
-    const double gain = problem == "rosenbrock" ? 1.0 : problem == "mlp" ? 0.98 : 0.95;
+    const bool network = problem == "mlp" || problem == "cnn";
+    const double gain = problem == "rosenbrock" ? 1.0 : network ? 0.98 : 0.95;
     EXPECT_LT(f1, gain * f0) << "f: " << f0 << " -> " << f1;
     // The first and last rows carry the full objective (make_deck: run.objective_every = iterations for the
     // mlp); the mlp's rows between them an estimate on run.objective_sample rows per worker (its standard error
     // > 0, no gradient norm, no test accuracy); the other problems' every row is full (loss_rows: the training
     // rows, 0 for the synthetic problems).
     for (const auto& r : s.rows) {
-      const bool full = r.iteration == 0 || r.iteration == iterations || problem != "mlp";
+      const bool full = r.iteration == 0 || r.iteration == iterations || !network;
       if (full) {
         EXPECT_TRUE(std::isfinite(r.grad_norm_sq)) << "row " << r.iteration;
         EXPECT_EQ(r.loss_std_error, 0.0);
-        EXPECT_EQ(r.loss_rows, problem == "quadratic" || problem == "rosenbrock" ? 0.0 : problem == "mlp" ? 512.0 : 400.0);
+        EXPECT_EQ(r.loss_rows, problem == "quadratic" || problem == "rosenbrock" ? 0.0 : network ? 512.0 : 400.0);
       } else {
         EXPECT_TRUE(std::isnan(r.grad_norm_sq)) << "row " << r.iteration;
         EXPECT_GT(r.loss_std_error, 0.0);
@@ -149,7 +151,7 @@ TEST_P(RunEveryAlgorithm, LossFallsOnEveryProblem) {
         EXPECT_TRUE(std::isnan(r.test_accuracy));
       }
     }
-    if (problem == "mlp") {
+    if (network) {
       // Ten classes: chance is 0.1. The uncompressed methods, the vote and the one-way compressed ones reach
       // well above it in 100 steps; double compression (cd_adam, ef21), stochastic signs and error feedback
       // into AMSGrad (seed 004 Sec. 4: its variance term accumulates the compression error) need more.
@@ -228,6 +230,9 @@ TEST(RunDecomposition, ElementwiseAndIntegerMethodsAreBitwiseInvariant) {
   // whatever rank holds it) and the fixed-order kernels.
   expect_decomposition_invariant("mlp", "majority_vote", true);
   expect_decomposition_invariant("mlp", "majority_vote", true, {"problem.products=fixed_order"});
+  // The cnn likewise: every product of a worker's batch has the same shape whatever rank holds it.
+  expect_decomposition_invariant("cnn", "majority_vote", true);
+  expect_decomposition_invariant("cnn", "majority_vote", true, {"problem.products=fixed_order"});
   expect_decomposition_invariant("quadratic", "stochastic_sign", true);
   // Signum's momentum is per worker: each worker's buffer and signs whatever rank holds it.
   expect_decomposition_invariant("logistic", "signum", true, {"optimizer.weight_decay=0.01"});
@@ -630,6 +635,8 @@ TEST(RunRestart, EveryAlgorithmContinuesBitwise) {
                           "optimizer.accept=descent"});
   expect_restart_bitwise(sub, "mlp", "local_adaalter");
   expect_restart_bitwise(sub, "mlp", "cd_adam");
+  expect_restart_bitwise(sub, "cnn", "cd_adam");
+  expect_restart_bitwise(sub, "cnn", "majority_vote");
   expect_restart_bitwise(sub, "logistic", "onebit_adam", {"optimizer.warmup_steps=12"});  // stopped while warming up
   // EF21 as its paper runs it (the one-way g^ and the exact start), and CD-Adam with both.
   expect_restart_bitwise(sub, "logistic", "ef21", {"optimizer.broadcast=mean", "optimizer.estimate_start=gradient"});

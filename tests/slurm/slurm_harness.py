@@ -47,13 +47,15 @@ def exe(pid):
         return ""
 
 
-# Debian's /usr/sbin/slurmd and the like are alternatives: links to slurmd-wlm ...
-PROGRAM = {n: os.path.realpath(f"/usr/sbin/{n}") for n in ("munged", "slurmctld", "slurmd", "slurmstepd")}
+def sbin(name):
+    """the file /usr/sbin/NAME runs. Debian's slurmd and the like are alternatives (links to slurmd-wlm ...), and
+    resolved only when asked: with --install they appear while the harness runs (a fresh machine has none before)"""
+    return os.path.realpath(f"/usr/sbin/{name}")
 
 
 def named(*names):
     """pids of the live processes running one of these /usr/sbin programs"""
-    programs = {PROGRAM[n] for n in names}
+    programs = {sbin(n) for n in names}
     return {int(e) for e in os.listdir("/proc") if e.isdigit() and exe(e) in programs and alive(e)}
 
 
@@ -114,10 +116,10 @@ for name, pidfile in (("munged", "munge/munged.pid"), ("slurmctld", "slurmctld.p
     with open(os.path.join(cdir, pidfile)) as f:
         daemons[name] = int(f.read().split()[0])
 for name, pid in daemons.items():
-    check(alive(pid) and exe(pid) == PROGRAM[name], f"{name} runs from /usr/sbin/{name} (pid {pid}, "
+    check(alive(pid) and exe(pid) == sbin(name), f"{name} runs from /usr/sbin/{name} (pid {pid}, "
           f"its pid file's)")
 job = of_cluster(conf) - {int(prog)} - set(daemons.values())
-stepds = {p for p in job if exe(p) == PROGRAM["slurmstepd"]}
+stepds = {p for p in job if exe(p) == sbin("slurmstepd")}
 check(len(stepds) >= 1 and len(job - stepds) >= 1,
       f"the processes under the cluster: slurmstepd {sorted(stepds)}, the job's and PROGRAM's "
       f"{sorted(job - stepds)}")
