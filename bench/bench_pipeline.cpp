@@ -313,12 +313,24 @@ class Path {
     double link_sent = -1, link_sent_max = -1, link_received = -1;  // --interface: mean, busiest, mean
   };
 
-  /// The benchmark's spec of `algorithm`: the deck parser's and the composition table's, with the algorithm's
-  /// defaults and a step of 1e-4 (a DeckError names an unknown algorithm); throws std::invalid_argument for what
-  /// it cannot time.
+  /// The benchmark's spec of `algorithm`: KIND or KIND:KEY=VALUE[:KEY=VALUE...] (optimizer keys of the deck, e.g.
+  /// qsgd:levels=4), through the deck parser and the composition table, with the algorithm's defaults otherwise
+  /// and a step of 1e-4 (a DeckError names an unknown algorithm or key); throws std::invalid_argument for what it
+  /// cannot time.
   static optim::Spec spec(const std::string& algorithm) {
-    const Deck deck = parse_deck_string("problem: {kind: quadratic, dim: 64}\noptimizer: {kind: " + algorithm +
-                                            (algorithm == "onebit_adam" ? ", warmup_steps: 1" : "") +
+    const std::string kind = algorithm.substr(0, algorithm.find(':'));
+    std::string keys;
+    for (std::size_t at = algorithm.find(':'); at != std::string::npos;) {
+      const std::size_t next = algorithm.find(':', at + 1);
+      const std::string kv = algorithm.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+      const std::size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+        throw std::invalid_argument(algorithm + ": expected KIND:KEY=VALUE (an optimizer key), got '" + kv + "'");
+      keys += ", " + kv.substr(0, eq) + ": " + kv.substr(eq + 1);
+      at = next;
+    }
+    const Deck deck = parse_deck_string("problem: {kind: quadratic, dim: 64}\noptimizer: {kind: " + kind + keys +
+                                            (kind == "onebit_adam" ? ", warmup_steps: 1" : "") +
                                             ", lr: 1.0e-4}\nrun: {iterations: 1}\n",
                                         "terse_bench_pipeline --algorithms " + algorithm);
     const optim::Spec s = compose(deck.optimizer);
@@ -527,7 +539,8 @@ int main(int argc, char** argv) {
   CLI::App app{"terse_bench_pipeline: one iteration's communication path per algorithm, against the fp32 "
                "allreduce path (sgd, amsgrad), over the ranks of the job"};
   app.add_option("--dims", dims_log2, "log2 of the dimensions d")->delimiter(',');
-  app.add_option("--algorithms", algorithms, "optimizer.kind values (the methods with a per-iteration exchange: all but the local ones)")->delimiter(',');
+  app.add_option("--algorithms", algorithms, "optimizer.kind values (the methods with a per-iteration exchange: all but the local ones), each with "
+                 "optimizer keys as KIND:KEY=VALUE[:KEY=VALUE] (qsgd:levels=4)")->delimiter(',');
   app.add_option("--repeats", repeats, "timed iterations per configuration (the median is reported)")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed iterations first")->check(CLI::NonNegativeNumber);
   app.add_option("--bandwidth-gbps", bandwidth_gbps, "network bandwidth of the projection, Gbit/s")->check(CLI::PositiveNumber);
